@@ -1,0 +1,12 @@
+"""Generator architectures, their stable layer names, and safe checkpoint I/O.
+
+`models` imports neither `training` nor `installation`: both depend on it.
+"""
+from .checkpoint import (Anchor, CheckpointError, GeneratorMeta, load_generator, load_resume,
+                         read_header, save_generator, save_resume, atomic_write)
+from .dcgan import DCGANConfig, Discriminator, Generator, shell_radius
+from . import registry
+
+__all__ = ["Anchor", "CheckpointError", "GeneratorMeta", "load_generator", "load_resume", "read_header",
+           "save_generator", "save_resume", "atomic_write", "DCGANConfig", "Discriminator", "Generator",
+           "shell_radius", "registry"]

@@ -1,0 +1,205 @@
+"""DCGAN generator and discriminator, built from one frozen config.
+
+The config is the single source of the architecture: checkpoints carry it as JSON and
+`models.checkpoint` rebuilds the network from it alone, so no size is ever retyped.
+Layer names are stable and meaningful (`stem`, `up8` … `up64`, `to_rgb`) because the
+installation's symptoms target them by pattern.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+ARCHITECTURE = "dcgan"
+
+
+@dataclass(frozen=True)
+class DCGANConfig:
+    image_size: int = 128          # output side in pixels, a power of two in [32, 256]
+    channels: int = 3              # 1 = grayscale, 3 = RGB
+    latent_size: int = 128         # length of z
+    width: int = 32                # G filters at the last hidden layer (DCGAN's ngf); doubles per level down
+    d_width: int = 32              # D filters at the first layer (DCGAN's ndf)
+    max_channels: int = 512        # cap on filters at any level, G and D
+    kernel_size: int = 4           # spatial kernel of every up / down convolution
+    upsample: str = "transposed"   # "transposed" (strided transposed conv) or "nearest"/"bilinear" + conv
+    g_norm: str = "batch"          # normalisation in G: "batch", "pixel" (ProGAN), "none"
+    g_act: str = "relu"            # activation in G: "relu" or "leaky"
+    d_norm: str = "batch"          # normalisation in D: "batch", "instance", "spectral", "none"
+    d_dropout: float = 0.0         # dropout after each D conv (seed 001 uses it)
+    d_depth: int = 0               # stride-2 convs in D; 0 = down to 4x4
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.image_size not in (32, 64, 128, 256):
+            problems.append(f"image_size={self.image_size}: must be 32, 64, 128 or 256")
+        if self.channels not in (1, 3):
+            problems.append(f"channels={self.channels}: must be 1 (grayscale) or 3 (RGB)")
+        for name in ("latent_size", "width", "d_width", "max_channels"):
+            if not 1 <= getattr(self, name) <= 4096:
+                problems.append(f"{name}={getattr(self, name)}: must be between 1 and 4096")
+        if self.kernel_size not in (3, 4, 5):
+            problems.append(f"kernel_size={self.kernel_size}: must be 3, 4 or 5")
+        choices = {"upsample": ("transposed", "nearest", "bilinear"), "g_norm": ("batch", "pixel", "none"),
+                   "g_act": ("relu", "leaky"), "d_norm": ("batch", "instance", "spectral", "none")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name}={getattr(self, name)!r}: must be one of {', '.join(allowed)}")
+        if not 0.0 <= self.d_dropout < 1.0:
+            problems.append(f"d_dropout={self.d_dropout}: must be in [0, 1)")
+        max_depth = int(math.log2(self.image_size)) - 2 if self.image_size in (32, 64, 128, 256) else 0
+        if not 0 <= self.d_depth <= max_depth:
+            problems.append(f"d_depth={self.d_depth}: must be between 0 and {max_depth}")
+        if problems:
+            raise ValueError("invalid DCGAN config: " + "; ".join(problems))
+
+    @property
+    def levels(self) -> int:
+        """Number of 2x upsamplings from the 4x4 stem to the image."""
+        return int(math.log2(self.image_size)) - 2
+
+    def g_channels(self, res: int) -> int:
+        """G filters at resolution `res` (DCGAN ladder: ngf at image_size/2, doubling per level down)."""
+        return min(self.max_channels, self.width * (self.image_size // 2) // res)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "DCGANConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown DCGAN config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+
+class PixelNorm(nn.Module):
+    """Normalise each pixel's feature vector to unit RMS (ProGAN): batch-independent, so
+    a generator sampled one frame at a time behaves exactly as in training."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+def _g_norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "pixel":
+        return PixelNorm()
+    return nn.Identity()
+
+
+def _act(kind: str) -> nn.Module:
+    return nn.ReLU(inplace=True) if kind == "relu" else nn.LeakyReLU(0.2, inplace=True)
+
+
+def _up_conv(cfg: DCGANConfig, c_in: int, c_out: int, bias: bool) -> nn.Module:
+    """One exact 2x upsampling convolution."""
+    k = cfg.kernel_size
+    if cfg.upsample == "transposed":
+        padding = (k - 1) // 2
+        return nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=padding,
+                                  output_padding=2 + 2 * padding - k, bias=bias)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode=cfg.upsample),
+                         nn.Conv2d(c_in, c_out, k if k % 2 else 3, padding=(k if k % 2 else 3) // 2, bias=bias))
+
+
+class UpBlock(nn.Module):
+    """2x upsample -> norm -> activation."""
+
+    def __init__(self, cfg: DCGANConfig, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = _up_conv(cfg, c_in, c_out, bias=cfg.g_norm != "batch")
+        self.norm = _g_norm(cfg.g_norm, c_out)
+        self.act = _act(cfg.g_act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+class Generator(nn.Module):
+    """z [N, latent] -> img [N, C, S, S] in [-1, 1]."""
+
+    architecture = ARCHITECTURE
+
+    def __init__(self, cfg: DCGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        c4 = cfg.g_channels(4)
+        # stem: z -> 4x4xc4 (DCGAN's 1x1 -> 4x4 transposed conv, written as a linear layer)
+        self.stem = nn.Sequential()
+        self.stem.add_module("fc", nn.Linear(cfg.latent_size, c4 * 16, bias=cfg.g_norm != "batch"))
+        self.stem.add_module("norm", _g_norm(cfg.g_norm, c4))
+        self.stem.add_module("act", _act(cfg.g_act))
+        self.blocks = nn.ModuleDict()
+        res = 4
+        for _ in range(cfg.levels - 1):  # state size: c(res) x res x res -> c(2res) x 2res x 2res
+            self.blocks[f"up{res * 2}"] = UpBlock(cfg, cfg.g_channels(res), cfg.g_channels(res * 2))
+            res *= 2
+        # last level goes straight to the image channels, as in DCGAN
+        self.to_rgb = _up_conv(cfg, cfg.g_channels(res), cfg.channels, bias=True)
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Meaningful layer names, input to output; symptoms target these by pattern."""
+        return ["stem", *self.blocks.keys(), "to_rgb"]
+
+    @property
+    def latent_size(self) -> int:
+        return self.cfg.latent_size
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        assert z.ndim == 2 and z.shape[1] == self.cfg.latent_size, f"z must be [N, {self.cfg.latent_size}]"
+        c4 = self.cfg.g_channels(4)
+        x = self.stem.fc(z).view(-1, c4, 4, 4)          # [N, c4, 4, 4]
+        x = self.stem.act(self.stem.norm(x))
+        for block in self.blocks.values():
+            x = block(x)                                  # [N, c, 2r, 2r]
+        return torch.tanh(self.to_rgb(x))                 # [N, C, S, S]
+
+
+class Discriminator(nn.Module):
+    """img [N, C, S, S] -> logit [N] (real > 0)."""
+
+    def __init__(self, cfg: DCGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        depth = cfg.d_depth or cfg.levels
+        layers: list[nn.Module] = []
+        c_in, res = cfg.channels, cfg.image_size
+        k = cfg.kernel_size
+        for i in range(depth):  # state size: c x res x res -> c' x res/2 x res/2
+            c_out = min(cfg.max_channels, cfg.d_width * 2 ** i)
+            # padding so that the output is exactly res/2 for odd and even kernels
+            conv = nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2 if k % 2 else k // 2 - 1,
+                             bias=cfg.d_norm in ("none", "spectral"))
+            if cfg.d_norm == "spectral":
+                conv = nn.utils.parametrizations.spectral_norm(conv)
+            layers.append(conv)
+            if i > 0 and cfg.d_norm == "batch":
+                layers.append(nn.BatchNorm2d(c_out))
+            elif i > 0 and cfg.d_norm == "instance":
+                layers.append(nn.InstanceNorm2d(c_out, affine=True))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            if cfg.d_dropout:
+                layers.append(nn.Dropout(cfg.d_dropout))
+            c_in, res = c_out, res // 2
+        self.features = nn.Sequential(*layers)
+        head = nn.Linear(c_in * res * res, 1)
+        self.head = nn.utils.parametrizations.spectral_norm(head) if cfg.d_norm == "spectral" else head
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        x = self.features(img)
+        return self.head(x.flatten(1)).squeeze(1)
+
+
+def shell_radius(latent_size: int) -> float:
+    """Norm of a typical standard-normal z: the shell the generator was trained on."""
+    return math.sqrt(latent_size)
+
