@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny models and data on the CPU, no display, no audio device."""
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def _has_cuda() -> bool:
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    if _has_cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+TINY = dict(image_size=32, channels=3, latent_size=16, width=4, d_width=4)
+
+
+@pytest.fixture
+def tiny_cfg():
+    from models import DCGANConfig
+    return DCGANConfig(**TINY)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Six small RGB PNGs with distinct content."""
+    import imageio.v3 as iio
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        img = np.zeros((40, 48, 3), np.uint8)
+        img[..., i % 3] = 200
+        img[5 + i:20 + i, 5:30] = rng.integers(0, 255, 3)
+        iio.imwrite(folder / f"img{i}.png", img)
+    (folder / "LICENCE.txt").write_text("CC0 test images\n")
+    return folder

@@ -1,0 +1,138 @@
+"""Data loading, tiny training runs, exact resume, evaluation and the CLI's error paths."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from training.data import DataError, load_folder
+from training.presets import ConfigError, build_config
+from training.run import train
+
+TINY_SET = ["model.image_size=32", "model.width=4", "model.d_width=4", "model.latent_size=16",
+            "batch_size=4", "recall_batch=3", "sample_every=2", "checkpoint_every=3", "eval_samples=16",
+            "anchor_steps=3", "snapshots=2"]
+
+
+def test_folder_loading_resizes_crops_and_converts(image_folder, tmp_path):
+    (image_folder / "sub").mkdir()
+    import imageio.v3 as iio
+    iio.imwrite(image_folder / "sub" / "gray.png", np.full((30, 30), 90, np.uint8))
+    (image_folder / "notes.txt").write_text("ignored")
+    rgb = load_folder(image_folder, 32, 3)
+    assert rgb.images.shape == (7, 3, 32, 32) and rgb.licence == "CC0 test images"
+    assert rgb.images.min() >= -1 and rgb.images.max() <= 1
+    gray = load_folder(image_folder, 16, 1)
+    assert gray.images.shape == (7, 1, 16, 16)
+    assert "sub/gray.png" in gray.names
+
+
+def test_nifti_volumes_become_slices_without_empty_ones(tmp_path):
+    import nibabel as nib
+    vol = np.zeros((20, 20, 10), np.float32)
+    vol[5:15, 5:15, 2:8] = 100.0
+    folder = tmp_path / "nii"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(folder / "v.nii.gz"))
+    data = load_folder(folder, 32, 1)
+    assert len(data) == 6
+
+
+def test_empty_or_missing_folders_are_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="no such data folder"):
+        load_folder(tmp_path / "missing", 32, 3)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="no readable images.*broken.png"):
+        load_folder(tmp_path / "empty", 32, 3)
+
+
+def test_presets_reproduce_seed_settings_and_refuse_bad_overrides():
+    tf = build_config("oasis-dcgan-tf")
+    assert (tf.model["image_size"], tf.model["channels"], tf.model["kernel_size"], tf.batch_size) == (256, 1, 3, 16)
+    oasis = build_config("oasis-dcgan")
+    assert (oasis.lr_g, oasis.lr_d, oasis.loss) == (2e-4, 2e-5, "bce")
+    assert build_config("lapses-memory", ["model.width=8"]).model["width"] == 8
+    for bad, word in [("bogus=1", "unknown training setting"), ("model.bogus=1", "unknown model setting"),
+                      ("steps=ten", "integer"), ("model.image_size=48", "image_size"), ("loss=l2", "loss")]:
+        with pytest.raises(ConfigError, match=word):
+            build_config("lapses-memory", [bad])
+
+
+def _tiny_run(tmp_path, image_folder, name, steps, resume=False):
+    cfg = build_config("lapses-memory", TINY_SET + [f"steps={steps}"])
+    data = load_folder(image_folder, 32, 3)
+    return train(cfg, data, tmp_path / name, "cpu", resume=resume, quiet=True, log=lambda *_: None)
+
+
+def test_tiny_training_run_leaves_every_artefact(tmp_path, image_folder):
+    final = _tiny_run(tmp_path, image_folder, "run", 4)
+    run = final.parent
+    for name in ("losses.csv", "losses.png", "progress.mp4", "evaluation.json", "nearest.png", "config.json"):
+        assert (run / name).is_file(), name
+    assert len(list((run / "samples").glob("*.png"))) >= 2
+    from models import load_generator
+    g, meta, snaps = load_generator(final, with_snapshots=True)
+    assert len(meta.anchors) == 6 and meta.step == 4 and len(snaps) == 2
+    ev = json.loads((run / "evaluation.json").read_text())
+    assert set(ev["recall"]) == set(meta_a.name for meta_a in meta.anchors)
+
+
+def test_resume_continues_exactly(tmp_path, image_folder):
+    straight = _tiny_run(tmp_path, image_folder, "a", 6)
+    _tiny_run(tmp_path, image_folder, "b", 3)
+    resumed = _tiny_run(tmp_path, image_folder, "b", 6, resume=True)
+    from safetensors.torch import load_file
+    a, b = load_file(straight), load_file(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "training", *map(str, args)], capture_output=True, text=True)
+
+
+def test_cli_prepare_train_evaluate(tmp_path, image_folder):
+    out = tmp_path / "mem"
+    r = _cli("prepare", "memories", out)
+    assert r.returncode == 0, r.stderr
+    assert len(list(out.glob("*.png"))) == 8 and "CC0" in (out / "LICENCE.txt").read_text()
+    r = _cli("prepare", "memories", out)
+    assert r.returncode == 2 and "not empty" in r.stderr
+    run = tmp_path / "run"
+    r = _cli("train", "--preset", "lapses-memory", "--data", image_folder, "--out", run, "--steps", 2, "--quiet",
+             *sum([["--set", s] for s in TINY_SET], []))
+    assert r.returncode == 0, r.stderr
+    r = _cli("evaluate", run / "generator.safetensors", "--data", image_folder, "--samples", 20, "--json")
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)
+    for key in ("ssim_max", "ssim_median", "ssim_p10", "recall", "anchor_ssim"):
+        assert key in ev
+    assert len(ev["anchor_ssim"]) == 6 and abs(sum(ev["recall"].values()) - 1) < 1e-6
+
+
+@pytest.mark.parametrize("args,word", [
+    (["train", "--preset", "lapses-memory", "--data", "/nonexistent", "--out", "x"], "no such data folder"),
+    (["train", "--preset", "lapses-memory", "--data", ".", "--out", "x", "--set", "nope=1"], "unknown training"),
+    (["evaluate", "/nonexistent.safetensors", "--data", "."], "no such checkpoint"),
+])
+def test_cli_user_mistakes_exit_2_without_traceback(args, word):
+    r = _cli(*args)
+    assert r.returncode == 2
+    assert word in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ssim_matches_scikit_image():
+    from training.evaluate import ssim_reference_check
+    assert ssim_reference_check() < 1e-4
+
+
+@pytest.mark.slow
+def test_prepare_brain_writes_mni_slices_with_notice(tmp_path):
+    r = _cli("prepare", "brain", tmp_path / "brain")
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "brain").glob("*.png"))) > 100
+    assert "McGill" in (tmp_path / "brain" / "LICENCE.txt").read_text()

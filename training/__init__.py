@@ -1,0 +1,1 @@
+"""Training subpackage: data preparation, training loops, presets, evaluation (imports models only)."""

@@ -1,0 +1,67 @@
+"""Finding the anchors: for each training image, the latent that best recalls it.
+
+The installation's walk visits these latents, so each memory can be shown faithfully before
+the illness takes it. Optimisation over z (on the generator's training shell), started from
+the best of many random latents — or from the run's learned recall codes — with an L1 +
+low-pass loss that favours the whole composition over fine texture.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def to_shell(z: torch.Tensor) -> torch.Tensor:
+    return z * (math.sqrt(z.shape[1]) / z.norm(dim=1, keepdim=True).clamp_min(1e-8))
+
+
+def recall_loss(img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image L1 at full and quarter resolution: [N]."""
+    full = (img - target).abs().mean(dim=(1, 2, 3))
+    low = (F.avg_pool2d(img, 4) - F.avg_pool2d(target, 4)).abs().mean(dim=(1, 2, 3))
+    return full + low
+
+
+def find_anchors(generator: torch.nn.Module, images: torch.Tensor, steps: int = 300,
+                 init: torch.Tensor | None = None, candidates: int = 256, seed: int = 0,
+                 chunk: int = 16) -> torch.Tensor:
+    """images [N, C, S, S] in [-1, 1] -> anchors [N, latent] on the shell."""
+    device = next(generator.parameters()).device
+    latent = generator.latent_size
+    gen = torch.Generator().manual_seed(seed)
+    was_training = generator.training
+    generator.eval()
+    params = [p for p in generator.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    out = []
+    try:
+        for start in range(0, images.shape[0], chunk):
+            target = images[start:start + chunk].to(device)
+            n = target.shape[0]
+            if init is not None:
+                z0 = init[start:start + n].to(device).clone()
+            else:  # best of `candidates` random latents per image
+                pool = torch.randn(candidates, latent, generator=gen).to(device)
+                with torch.no_grad():
+                    samples = torch.cat([generator(pool[i:i + 64]) for i in range(0, candidates, 64)])
+                    dist = torch.cdist(F.avg_pool2d(target, 4).flatten(1), F.avg_pool2d(samples, 4).flatten(1))
+                z0 = pool[dist.argmin(dim=1)]
+            z = to_shell(z0).requires_grad_(True)
+            opt = torch.optim.Adam([z], lr=0.05)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+            for _ in range(steps):
+                loss = recall_loss(generator(to_shell(z)), target).sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+            out.append(to_shell(z.detach()).cpu())
+    finally:
+        for p, f in zip(params, flags):
+            p.requires_grad_(f)
+        generator.train(was_training)
+    return torch.cat(out)

@@ -1,0 +1,98 @@
+"""`python -m training prepare|train|evaluate` — user mistakes exit 2 with a message, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .presets import PRESETS
+    p = argparse.ArgumentParser(prog="python -m training", description="Train and evaluate Lapses generators.")
+    sub = p.add_subparsers(dest="command", required=True)
+    pr = sub.add_parser("prepare", help="write a default data set (no network)")
+    pr.add_argument("dataset", choices=["memories", "brain"])
+    pr.add_argument("out", type=Path)
+    pr.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+    tr = sub.add_parser("train", help="train a generator")
+    tr.add_argument("--preset", required=True, choices=sorted(PRESETS))
+    tr.add_argument("--data", required=True, type=Path, help="folder of images and/or NIfTI volumes")
+    tr.add_argument("--out", required=True, type=Path, help="run folder (samples, losses, checkpoints)")
+    tr.add_argument("--steps", type=int, help="generator updates (overrides the preset)")
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a preset value, e.g. --set batch_size=16 --set model.width=32")
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--dry-run", action="store_true", help="2 steps, tiny evaluation: check that everything runs")
+    tr.add_argument("--quiet", action="store_true")
+    ev = sub.add_parser("evaluate", help="SSIM of samples against their nearest training image")
+    ev.add_argument("checkpoint", type=Path)
+    ev.add_argument("--data", required=True, type=Path)
+    ev.add_argument("--samples", type=int, default=1000)
+    ev.add_argument("--seed", type=int, default=1234)
+    ev.add_argument("--sheet", type=Path, help="write a PNG of samples beside their nearest images")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--device", default="auto")
+    return p
+
+
+def _prepare(args) -> int:
+    from .prepare import prepare_brain, prepare_memories
+    written = (prepare_memories if args.dataset == "memories" else prepare_brain)(args.out, args.overwrite)
+    print(f"wrote {len(written)} images and LICENCE.txt to {args.out}")
+    return 0
+
+
+def _train(args) -> int:
+    from .data import load_folder
+    from .presets import build_config
+    from .run import train
+    overrides = list(args.set)
+    if args.dry_run:
+        overrides += ["steps=2", "sample_every=1", "eval_samples=8", "anchor_steps=2"]
+    cfg = build_config(args.preset, overrides, steps=args.steps if not args.dry_run else None, seed=args.seed)
+    model = cfg.model_config()
+    data = load_folder(args.data, model.image_size, model.channels)
+    print(f"{cfg.preset}: {len(data)} images from {args.data} ({data.name}), {cfg.steps} steps, batch {cfg.batch_size}")
+    try:
+        train(cfg, data, args.out, args.device, resume=args.resume, quiet=args.quiet)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _evaluate(args) -> int:
+    import torch
+    from models import load_generator
+    from .data import load_folder
+    from .evaluate import evaluate, load_anchor_order
+    from .run import pick_device
+    if args.samples < 1:
+        raise UsageError(f"--samples {args.samples}: must be at least 1")
+    g, meta = load_generator(args.checkpoint, device=pick_device(args.device))
+    data = load_folder(args.data, meta.image_size, meta.channels)
+    anchors = load_anchor_order(meta, data.names)
+    torch.set_grad_enabled(False)
+    result = evaluate(g, data.images, data.names, samples=args.samples, anchors=anchors, seed=args.seed,
+                      sheet=args.sheet)
+    print(result.to_json() if args.json else result.summary())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from models import CheckpointError
+    from .data import DataError
+    from .presets import ConfigError
+    from .prepare import PrepareError
+    args = _parser().parse_args(argv)
+    try:
+        return {"prepare": _prepare, "train": _train, "evaluate": _evaluate}[args.command](args)
+    except (UsageError, CheckpointError, DataError, ConfigError, PrepareError, FileExistsError,
+            FileNotFoundError, ValueError, PermissionError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

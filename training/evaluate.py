@@ -1,0 +1,149 @@
+"""Evaluation per seed 001's method: how close do samples come to the memories?
+
+For every generated sample, the SSIM to its nearest training image (its best match); the
+share of samples that land nearest to each training image (is any memory never recalled?);
+and how faithfully each anchor redraws its own image.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_C1, _C2 = 0.01 ** 2, 0.03 ** 2  # SSIM constants for a data range of 1
+
+
+def _gauss_filter(x: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.Tensor:
+    """Separable Gaussian blur (valid region) of [N, C, H, W], the window of Wang et al. 2004."""
+    coords = torch.arange(size, dtype=x.dtype, device=x.device) - size // 2
+    g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
+    g = (g / g.sum())
+    c = x.shape[1]
+    x = F.conv2d(x, g.view(1, 1, 1, size).expand(c, 1, 1, size), groups=c)
+    return F.conv2d(x, g.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
+
+
+def _stats(x: torch.Tensor):
+    mu = _gauss_filter(x)
+    var = _gauss_filter(x * x) - mu * mu
+    return mu, var
+
+
+def ssim_matrix(a: torch.Tensor, b: torch.Tensor, chunk: int = 32) -> torch.Tensor:
+    """Mean SSIM of every pair: a [N, C, H, W], b [M, C, H, W] in [0, 1] -> [N, M].
+    Gaussian window 11 / sigma 1.5 (as TF's tf.image.ssim, which seed 001 used)."""
+    a, b = a.float(), b.float()
+    mu_b, var_b = _stats(b)
+    out = torch.empty(a.shape[0], b.shape[0])
+    for i in range(0, a.shape[0], chunk):
+        x = a[i:i + chunk]
+        mu_a, var_a = _stats(x)
+        for j in range(b.shape[0]):
+            y = b[j:j + 1]
+            cov = _gauss_filter(x * y) - mu_a * mu_b[j:j + 1]
+            num = (2 * mu_a * mu_b[j:j + 1] + _C1) * (2 * cov + _C2)
+            den = (mu_a ** 2 + mu_b[j:j + 1] ** 2 + _C1) * (var_a + var_b[j:j + 1] + _C2)
+            out[i:i + chunk, j] = (num / den).mean(dim=(1, 2, 3)).cpu()
+    return out
+
+
+def ssim_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """SSIM of matching pairs a[i], b[i] in [0, 1] -> [N]."""
+    mu_a, var_a = _stats(a.float())
+    mu_b, var_b = _stats(b.float())
+    cov = _gauss_filter(a.float() * b.float()) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + _C1) * (2 * cov + _C2)) / ((mu_a ** 2 + mu_b ** 2 + _C1) * (var_a + var_b + _C2))
+    return s.mean(dim=(1, 2, 3))
+
+
+@dataclass
+class Evaluation:
+    samples: int
+    ssim_max: float
+    ssim_median: float
+    ssim_p10: float
+    recall: dict[str, float]
+    anchor_ssim: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True)
+
+    def summary(self) -> str:
+        lines = [f"samples: {self.samples}",
+                 f"best-SSIM to nearest training image: max {self.ssim_max:.3f}  median {self.ssim_median:.3f}  "
+                 f"p10 {self.ssim_p10:.3f}",
+                 f"least-recalled image: {min(self.recall.values()):.1%} of samples "
+                 f"({min(self.recall, key=self.recall.get)})"]
+        if self.anchor_ssim:
+            worst = min(self.anchor_ssim, key=self.anchor_ssim.get)
+            lines.append(f"anchor SSIM: min {self.anchor_ssim[worst]:.3f} ({worst})  "
+                         f"median {float(np.median(list(self.anchor_ssim.values()))):.3f}")
+        return "\n".join(lines)
+
+
+@torch.no_grad()
+def generate(generator: torch.nn.Module, z: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    device = next(generator.parameters()).device
+    return torch.cat([generator(z[i:i + batch].to(device)).float().cpu() for i in range(0, z.shape[0], batch)])
+
+
+@torch.no_grad()
+def evaluate(generator: torch.nn.Module, images: torch.Tensor, names: list[str], samples: int = 1000,
+             anchors: torch.Tensor | None = None, seed: int = 1234, sheet: Path | None = None) -> Evaluation:
+    """images [M, C, S, S] in [-1, 1]; anchors [M, latent] in the same order, or None."""
+    generator.eval()
+    z = torch.randn(samples, generator.latent_size, generator=torch.Generator().manual_seed(seed))
+    fake01 = (generate(generator, z) + 1) / 2
+    real01 = (images.float() + 1) / 2
+    sim = ssim_matrix(fake01, real01)                       # [samples, M]
+    best, nearest = sim.max(dim=1)
+    counts = torch.bincount(nearest, minlength=len(names)).float() / samples
+    result = Evaluation(
+        samples=samples, ssim_max=float(best.max()), ssim_median=float(best.median()),
+        ssim_p10=float(torch.quantile(best, 0.10)),
+        recall={n: float(c) for n, c in zip(names, counts)})
+    if anchors is not None and anchors.shape[0] == len(names):
+        recon01 = (generate(generator, anchors) + 1) / 2
+        result.anchor_ssim = {n: float(s) for n, s in zip(names, ssim_pairs(recon01, real01))}
+    if sheet is not None:
+        _side_by_side(fake01, real01, nearest, best, sheet)
+    return result
+
+
+def _side_by_side(fake01: torch.Tensor, real01: torch.Tensor, nearest: torch.Tensor, best: torch.Tensor,
+                  out: Path, pairs: int = 16) -> None:
+    """Sample | its nearest training image, for a spread of best-SSIM values (best to worst)."""
+    from .artifacts import grid, save_png, to_uint8
+    order = torch.argsort(best, descending=True)
+    pick = order[torch.linspace(0, len(order) - 1, min(pairs, len(order))).long()]
+    tiles = []
+    for i in pick:
+        tiles += [fake01[i], real01[nearest[i]]]
+    frames = to_uint8(torch.stack(tiles) * 2 - 1)
+    save_png(out, grid(frames, cols=8))
+
+
+def load_anchor_order(meta, names: list[str]) -> torch.Tensor | None:
+    """The checkpoint's anchors in the order of `names`, when it has one for each."""
+    by_name = {a.name: a.z for a in meta.anchors}
+    if not names or any(n not in by_name for n in names):
+        return None
+    return torch.tensor([by_name[n] for n in names], dtype=torch.float32)
+
+
+def ssim_reference_check() -> float:
+    """Largest difference between our SSIM and scikit-image's (Gaussian weights) on random pairs."""
+    from skimage.metrics import structural_similarity
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(3, 1, 64, 64, generator=g)
+    b = (a + 0.2 * torch.randn(3, 1, 64, 64, generator=g)).clamp(0, 1)
+    ours = ssim_pairs(a, b)
+    ref = [structural_similarity(a[i, 0].numpy(), b[i, 0].numpy(), data_range=1.0, gaussian_weights=True,
+                                 sigma=1.5, use_sample_covariance=False) for i in range(3)]
+    return float(max(abs(o - r) for o, r in zip(ours.tolist(), ref)))
+
+

@@ -1,0 +1,221 @@
+"""The GAN training loop: one step is "update D" then "update G", as in pytorch/examples.
+
+Around it: an EMA of G (what gets saved and sampled), DiffAugment for tiny data sets, an
+optional recall loss (a learned latent per training image must redraw it, so no memory is
+dropped by mode collapse), a fixed noise batch so sample grids stay comparable, atomic
+checkpoints with exact resume, fp16 snapshots of G for the `regression` symptom, and at the
+end the anchors and an evaluation. Ctrl-C saves and exits cleanly.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from models import Anchor, GeneratorMeta, load_resume, registry, save_generator, save_resume
+from . import artifacts
+from .anchors import find_anchors, recall_loss, to_shell
+from .augment import diff_augment, parse_policy, random_flip
+from .data import Batches, ImageSet
+from .presets import TrainConfig
+
+
+def d_loss_fn(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    return F.softplus(-real).mean() + F.softplus(fake).mean()     # BCE with logits, real=1 fake=0
+
+
+def g_loss_fn(kind: str, fake: torch.Tensor) -> torch.Tensor:
+    if kind == "hinge":
+        return -fake.mean()
+    return F.softplus(-fake).mean()                                # non-saturating BCE
+
+
+def snapshot_steps(total: int, count: int) -> list[int]:
+    """Steps at which to keep fp16 snapshots: early learning is dense, so sample it densely."""
+    fractions = [0.02, 0.08, 0.2, 0.4, 0.65, 0.85][:count] if count <= 6 else [i / (count + 1) for i in range(1, count + 1)]
+    steps: list[int] = []
+    for f in fractions:  # distinct even in very short runs
+        step = max(round(total * f), steps[-1] + 1 if steps else 1)
+        if step <= total:
+            steps.append(step)
+    return steps
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, data: ImageSet, run_dir: Path, device: torch.device,
+                 rank: int = 0, world: int = 1, log=print):
+        self.cfg, self.data, self.run_dir, self.device = cfg, data, Path(run_dir), device
+        self.rank, self.world, self.log = rank, world, log
+        self.is_main = rank == 0
+        torch.manual_seed(cfg.seed + rank)
+        model_cfg = cfg.model_config()
+        if data.images.shape[1:] != (model_cfg.channels, model_cfg.image_size, model_cfg.image_size):
+            raise ValueError(f"data shape {tuple(data.images.shape[1:])} does not fit the model "
+                             f"({model_cfg.channels}x{model_cfg.image_size}x{model_cfg.image_size})")
+        self.G = registry.build_generator(cfg.architecture, model_cfg).to(device)
+        self.D = registry.build_discriminator(cfg.architecture, model_cfg).to(device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.cuda = device.type == "cuda"
+        self.amp = cfg.amp and self.cuda
+        if self.amp:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        self.G_train, self.D_train = self.G, self.D
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            ids = [device.index] if self.cuda else None
+            self.G_train = DDP(self.G, device_ids=ids)
+            self.D_train = DDP(self.D, device_ids=ids)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas)
+        n = len(data)
+        # the recall codes: one latent per training image, learned with G (GLO-style)
+        self.codes = torch.nn.Parameter(to_shell(torch.randn(n, model_cfg.latent_size)).to(device))
+        self.opt_codes = torch.optim.Adam([self.codes], lr=1e-2)
+        self.images = data.images.to(device)
+        self.batches = Batches(self.images, cfg.batch_size, torch.Generator().manual_seed(cfg.seed * 1000 + rank))
+        self.policy = parse_policy(cfg.diffaugment)
+        self.fixed_z = torch.randn(16, model_cfg.latent_size, generator=torch.Generator().manual_seed(cfg.seed)).to(device)
+        self.step = 0
+        self.snapshot_at = snapshot_steps(cfg.steps, cfg.snapshots)
+        self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.sample_dir = self.run_dir / "samples"
+
+    # -- one step ---------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.policy) if self.policy else x
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        real = self.batches.next()
+        if cfg.flip:
+            real = random_flip(real)
+        z = torch.randn(cfg.batch_size, self.G.latent_size, device=self.device)
+
+        # (1) update D: maximise log D(x) + log(1 - D(G(z)))
+        with self._autocast():
+            fake = self.G_train(z)
+            d_real = self.D_train(self._augment(real))
+            d_fake = self.D_train(self._augment(fake.detach()))
+            d_loss = d_loss_fn(cfg.loss, d_real.float(), d_fake.float())
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        if cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0:
+            real_r1 = real.detach().requires_grad_(True)
+            out = self.D_train(self._augment(real_r1)).float()
+            (grad,) = torch.autograd.grad(out.sum(), real_r1, create_graph=True)
+            (cfg.r1_gamma / 2 * grad.pow(2).sum(dim=(1, 2, 3)).mean() * cfg.r1_every).backward()
+        self.opt_d.step()
+
+        # (2) update G: maximise log D(G(z)) (non-saturating), plus recall of the memories
+        with self._autocast():
+            g_loss = g_loss_fn(cfg.loss, self.D_train(self._augment(fake)).float())
+            total = g_loss
+            r_loss = torch.zeros((), device=self.device)
+            if cfg.recall_weight > 0:
+                idx = torch.randperm(len(self.images), device=self.device)[:cfg.recall_batch]
+                recon = self.G_train(to_shell(self.codes[idx]))
+                r_loss = recall_loss(recon.float(), self.images[idx]).mean()
+                total = total + cfg.recall_weight * r_loss
+        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_codes.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_g.step()
+        if cfg.recall_weight > 0:
+            self.opt_codes.step()
+            with torch.no_grad():
+                self.codes.copy_(to_shell(self.codes))
+        self._update_ema()
+        self.step += 1
+        if self.step in self.snapshot_at:
+            self.snapshots[self.step] = {k: v.detach().to("cpu", torch.float16)
+                                         for k, v in self.G_ema.state_dict().items()}
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "recall_loss": r_loss.item(),
+                "d_real": torch.sigmoid(d_real.float()).mean().item(),
+                "d_fake": torch.sigmoid(d_fake.float()).mean().item()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        beta = self.cfg.ema_beta if self.step > 0 else 0.0
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.lerp_(p.detach(), 1 - beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    # -- state ------------------------------------------------------------------------------
+    def state(self) -> dict:
+        s = {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
+             "G_ema": self.G_ema.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+             "codes": self.codes.detach().cpu(), "opt_codes": self.opt_codes.state_dict(),
+             "batches": self.batches.state(), "batch_rng": self.batches.generator.get_state(),
+             "rng": torch.get_rng_state(), "config": json.dumps(asdict(self.cfg), sort_keys=True),
+             "snapshots": {str(k): v for k, v in self.snapshots.items()}}
+        if self.cuda:
+            s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return s
+
+    def load_state(self, s: dict) -> None:
+        saved_cfg = json.loads(s["config"])
+        mine = json.loads(json.dumps(asdict(self.cfg), sort_keys=True))
+        changed = sorted(k for k in mine if k not in ("steps",) and mine[k] != saved_cfg.get(k))
+        if changed:
+            raise ValueError(f"cannot resume: settings differ from the saved run ({', '.join(changed)}); "
+                             "resume with the same preset and overrides, or use a new --out folder")
+        self.step = int(s["step"])
+        self.G.load_state_dict(s["G"])
+        self.D.load_state_dict(s["D"])
+        self.G_ema.load_state_dict(s["G_ema"])
+        self.opt_g.load_state_dict(s["opt_g"])
+        self.opt_d.load_state_dict(s["opt_d"])
+        with torch.no_grad():
+            self.codes.copy_(s["codes"].to(self.device))
+        self.opt_codes.load_state_dict(s["opt_codes"])
+        self.batches.load_state(s["batches"])
+        self.batches.generator.set_state(s["batch_rng"])
+        torch.set_rng_state(s["rng"])
+        if self.cuda and "cuda_rng" in s:
+            torch.cuda.set_rng_state(s["cuda_rng"], self.device)
+        self.snapshots = {int(k): v for k, v in s["snapshots"].items()}
+
+    def meta(self, anchors: list[Anchor] | None = None) -> GeneratorMeta:
+        steps = sorted(self.snapshots)
+        return GeneratorMeta(architecture=self.cfg.architecture, config=self.G.cfg, step=self.step,
+                             dataset=self.data.name, dataset_licence=self.data.licence, anchors=anchors or [],
+                             snapshot_steps=steps, extra={"preset": self.cfg.preset})
+
+    def save_checkpoint(self) -> Path:
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        path = self.ckpt_dir / f"step_{self.step:07d}.safetensors"
+        save_generator(path, self.G_ema, self.meta(), [self.snapshots[k] for k in sorted(self.snapshots)])
+        save_resume(path.with_suffix(".resume.pt"), self.state())
+        for old in sorted(self.ckpt_dir.glob("step_*.safetensors"))[:-self.cfg.keep_last]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".resume.pt").unlink(missing_ok=True)
+        return path
+
+    def resume(self) -> bool:
+        found = sorted(self.ckpt_dir.glob("step_*.resume.pt"))
+        if not found:
+            return False
+        self.load_state(load_resume(found[-1], map_location=self.device))
+        return True
+
+    def save_samples(self) -> Path:
+        with torch.no_grad():
+            img = self.G_ema(self.fixed_z)
+        path = self.sample_dir / f"step_{self.step:07d}.png"
+        artifacts.save_png(path, artifacts.grid(artifacts.to_uint8(img), cols=4))
+        return path

@@ -1,0 +1,125 @@
+"""Training presets: each reproduces one system this project grew from, with its published
+settings (see shared/seeds), plus the improvements every Lapses run gets (EMA, anchors,
+snapshots). Every value can be overridden with `--set key=value`."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import yaml
+
+from models import registry
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "custom"
+    architecture: str = "dcgan"
+    model: dict = field(default_factory=dict)     # the architecture's config fields
+    steps: int = 10_000              # generator updates
+    batch_size: int = 32
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    loss: str = "bce"                # "bce" (non-saturating BCE, as in the seeds) or "hinge"
+    r1_gamma: float = 0.0            # R1 penalty on real images (0 = off)
+    r1_every: int = 16               # lazy R1: every N steps, scaled by N
+    flip: bool = True                # random horizontal flips of real images
+    diffaugment: str = ""            # DiffAugment policy, e.g. "color,translation,cutout"
+    recall_weight: float = 0.0       # weight of the memory-recall loss (a learned latent per image must redraw it)
+    recall_batch: int = 8            # images per step for the recall loss
+    ema_beta: float = 0.999          # EMA of G's weights per step (0 = no EMA)
+    sample_every: int = 250          # steps between sample grids
+    checkpoint_every: int = 1000     # steps between checkpoints
+    keep_last: int = 3               # checkpoints kept
+    snapshots: int = 4               # fp16 snapshots of G from across training (regression symptom)
+    anchor_steps: int = 300          # optimisation steps per anchor search
+    eval_samples: int = 256          # samples for the final evaluation
+    seed: int = 0
+    amp: bool = True                 # bf16 autocast + channels-last on CUDA (ignored on CPU)
+
+    def model_config(self):
+        return registry.config_from_dict(self.architecture, self.model)
+
+
+PRESETS: dict[str, dict] = {
+    # seed 000, DCGAN(1): 128x128x3 faces, latent 128, batch 32, a variety of images
+    "lapses-variety": dict(model=dict(image_size=128, channels=3, latent_size=128, width=64, d_width=64),
+                           steps=10_000, batch_size=32, sample_every=500),
+    # seed 000, DCGAN(2): 128x128x3, latent 128, batch 32, a handful of images repeated (the memories)
+    "lapses-memory": dict(model=dict(image_size=128, channels=3, latent_size=128, width=24, d_width=32,
+                                     upsample="nearest", g_norm="pixel", d_norm="spectral"),
+                          steps=3000, batch_size=32, diffaugment="color,translation,cutout",
+                          recall_weight=2.0, flip=False),
+    # seed 001: 256x256 grayscale, kernel 3 stride 2, LeakyReLU, batch norm, BCE, D of three convs with dropout, batch 16
+    "oasis-dcgan-tf": dict(model=dict(image_size=256, channels=1, latent_size=100, width=16, d_width=64,
+                                      kernel_size=3, g_act="leaky", g_norm="batch", d_norm="none",
+                                      d_depth=3, d_dropout=0.3),
+                           steps=2500, batch_size=16, lr_g=1e-4, lr_d=1e-4),
+    # seed 002: 128x128 grayscale, six conv / transposed-conv layers each, Adam, lr G 2e-4 / D 2e-5, BCE
+    "oasis-dcgan": dict(model=dict(image_size=128, channels=1, latent_size=128, width=24, d_width=32,
+                                   upsample="nearest", g_norm="pixel", d_norm="spectral"),
+                        steps=4000, batch_size=32, lr_g=2e-4, lr_d=2e-5, diffaugment="translation",
+                        recall_weight=1.0, flip=True),
+}
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _coerce(key: str, value, current):
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r}: expected true or false")
+        return value
+    if isinstance(current, int) and not isinstance(current, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}={value!r}: expected an integer")
+        return value
+    if isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}={value!r}: expected a number")
+        return float(value)
+    if isinstance(current, str) and not isinstance(value, str):
+        raise ConfigError(f"{key}={value!r}: expected a string")
+    return value
+
+
+def build_config(preset: str, overrides: list[str] = (), **direct) -> TrainConfig:
+    """The preset's values, then `key=value` overrides (model fields as `model.width=32`)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(sorted(PRESETS))}")
+    base = TrainConfig(preset=preset, **PRESETS[preset])
+    values = dataclasses.asdict(base)
+    model = dict(values["model"])
+    defaults = dataclasses.asdict(base.model_config())
+    for item in list(overrides) + [f"{k}={v}" for k, v in direct.items() if v is not None]:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: write it as key=value, e.g. steps=2000 or model.width=32")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        value = yaml.safe_load(raw)
+        if key.startswith("model."):
+            field_name = key[6:]
+            if field_name not in defaults:
+                raise ConfigError(f"unknown model setting {key!r}; known: {', '.join(sorted(defaults))}")
+            model[field_name] = _coerce(key, value, defaults[field_name])
+        elif key in values and key not in ("model", "preset"):
+            values[key] = _coerce(key, value, values[key])
+        else:
+            raise ConfigError(f"unknown training setting {key!r}; known: "
+                              f"{', '.join(sorted(k for k in values if k not in ('model', 'preset')))}")
+    values["model"] = model
+    cfg = TrainConfig(**values)
+    try:
+        cfg.model_config()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if cfg.loss not in ("bce", "hinge"):
+        raise ConfigError(f"loss={cfg.loss!r}: must be bce or hinge")
+    for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "keep_last", "recall_batch"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name}={getattr(cfg, name)}: must be at least 1")
+    return cfg

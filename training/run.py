@@ -1,0 +1,105 @@
+"""A whole training run: the step loop with its progress bar, artefacts and checkpoints, then
+anchors and evaluation. Shared by the CLI and the tests."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from models import Anchor, save_generator
+from . import artifacts
+from .anchors import find_anchors
+from .data import ImageSet
+from .evaluate import evaluate
+from .loop import Trainer
+from .presets import TrainConfig
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA GPU is available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def _distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "auto", resume: bool = False,
+          quiet: bool = False, log=print) -> Path:
+    """Train, and return the path of the final generator (run_dir/generator.safetensors)."""
+    rank, world, local = _distributed()
+    device = pick_device(device_name)
+    if world > 1:
+        import torch.distributed as dist
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            device = torch.device("cuda", local)
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend)
+    run_dir = Path(run_dir)
+    trainer = Trainer(cfg, data, run_dir, device, rank=rank, world=world, log=log)
+    if resume:
+        if not trainer.resume():
+            raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*.resume.pt); "
+                                    "start without --resume")
+        log(f"resumed at step {trainer.step}")
+    elif (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        raise FileExistsError(f"{run_dir}: already holds a run; pass --resume to continue it or choose a new --out")
+    main = trainer.is_main
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(trainer.state()["config"])
+    losses = artifacts.LossLog(run_dir / "losses.csv", resume_step=trainer.step if resume else None) if main else None
+    bar = tqdm(total=cfg.steps, initial=trainer.step, disable=quiet or not main, unit="step", dynamic_ncols=True)
+    interrupted = False
+    t0, imgs = time.perf_counter(), 0
+    try:
+        while trainer.step < cfg.steps:
+            stats = trainer.train_step()
+            imgs += cfg.batch_size * world
+            if not main:
+                continue
+            if trainer.step % 10 == 0 or trainer.step == cfg.steps:
+                rate = imgs / max(1e-9, time.perf_counter() - t0)
+                losses.append({"step": trainer.step, **{k: f"{v:.5f}" for k, v in stats.items()},
+                               "images_per_s": f"{rate:.1f}"})
+                bar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}",
+                                rec=f"{stats['recall_loss']:.3f}", img_s=f"{rate:.0f}")
+            bar.update(1)
+            if trainer.step % cfg.sample_every == 0 or trainer.step == 1:
+                trainer.save_samples()
+            if trainer.step % cfg.checkpoint_every == 0:
+                trainer.save_checkpoint()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    final = run_dir / "generator.safetensors"
+    if not main:
+        return final
+    trainer.save_samples()
+    trainer.save_checkpoint()
+    artifacts.plot_losses(run_dir / "losses.csv", run_dir / "losses.png")
+    artifacts.progress_film(sorted(trainer.sample_dir.glob("step_*.png")), run_dir / "progress.mp4")
+    if interrupted:
+        log(f"interrupted at step {trainer.step}: checkpoint saved; continue with --resume")
+        raise KeyboardInterrupt
+    log("finding anchors (the latent that recalls each training image)…")
+    init = trainer.codes.detach() if cfg.recall_weight > 0 else None
+    z = find_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=init, seed=cfg.seed)
+    anchors = [Anchor(n, zz.tolist()) for n, zz in zip(data.names, z)]
+    save_generator(final, trainer.G_ema, trainer.meta(anchors),
+                   [trainer.snapshots[k] for k in sorted(trainer.snapshots)])
+    result = evaluate(trainer.G_ema, data.images, data.names, samples=cfg.eval_samples, anchors=z,
+                      sheet=run_dir / "nearest.png")
+    (run_dir / "evaluation.json").write_text(result.to_json())
+    log(result.summary())
+    log(f"generator: {final}")
+    return final
