@@ -1,0 +1,396 @@
+"""The course of the illness: from elapsed exhibition time to symptom intensities.
+
+Everything here is a pure function of plain data — elapsed course seconds, a seed, the settings
+— so the live app, the kiosk after a power cut and the offline film all see the same decline.
+Nothing reads the wall clock; the caller owns time and persists a `CourseState`.
+
+    elapsed_s --staircase--> progress --curves--> intensities --lucid--> --overrides--> engine
+
+* Decline is stepwise and uneven: linear time is bent through a seeded monotone staircase of
+  plateaus and smooth drops that still reaches 1 at the end of the course.
+* Lucid intervals are brief seeded recoveries (intensities eased toward 0 with smooth ramps)
+  that grow rarer and shorter as progress rises; they are a pure function of (seed, elapsed_s).
+* At the end the course holds, is reborn with a new seed, or reverses (the artist's choice).
+* A performer's live overrides (a global decay and pinned symptoms) are applied last.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+__all__ = ["parse_duration", "derive_seed", "CoursePoint", "LucidInterval", "Overrides", "CourseState",
+           "CourseSample", "Course", "STAGES", "stage_of", "curve_value"]
+
+# ---------------------------------------------------------------------------------------------
+# durations
+
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw])", re.IGNORECASE)
+DURATION_HELP = "a positive number of seconds or amounts with units s, m, h, d, w: '45s', '90m', '8h', '30d', '1h30m'"
+
+
+def parse_duration(text: str | int | float) -> float:
+    """'8h' -> 28800.0 seconds. Accepts '45s', '90m', '1.5h', '30d', '2w', '1h30m', or a bare number
+    of seconds. Raises ValueError for anything else, including zero and negative durations."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}")
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    elif isinstance(text, str):
+        s = text.strip()
+        try:
+            seconds = float(s)
+        except ValueError:
+            pos, seconds, matched = 0, 0.0, False
+            while pos < len(s):
+                m = _PART.match(s, pos)
+                if not m:
+                    raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}") from None
+                seconds += float(m.group(1)) * _UNIT_S[m.group(2).lower()]
+                pos, matched = m.end(), True
+            if not matched:
+                raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}") from None
+    else:
+        raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}")
+    return seconds
+
+
+def derive_seed(base_seed: int, cycle: int) -> int:
+    """The seed of life number `cycle` (cycle 0 keeps the base seed, so settings read plainly)."""
+    if cycle == 0:
+        return int(base_seed)
+    return int(np.random.SeedSequence([int(base_seed) & 0xFFFFFFFF, int(cycle), 0x11FE]).generate_state(1)[0]
+               & 0x7FFFFFFF)
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng([int(k) & 0xFFFFFFFF for k in key])
+
+
+def _smoothstep(x: float) -> float:
+    x = min(1.0, max(0.0, x))
+    return x * x * (3.0 - 2.0 * x)
+
+
+# ---------------------------------------------------------------------------------------------
+# stages
+
+# (lower progress bound, name): what a visitor would say of the picture at that point.
+STAGES: tuple[tuple[float, str], ...] = (
+    (0.00, "healthy"),    # the memories as they were
+    (0.10, "early"),      # a little faded, a hesitation now and then; all still recognisable
+    (0.33, "mild"),       # the decline begins to show: holes, noise, lapses start
+    (0.50, "moderate"),   # memories blur into each other, the walk repeats itself
+    (0.70, "severe"),     # glimpses between blackouts
+    (0.92, "gone"),       # nothing is recognisable any more
+)
+
+
+def stage_of(progress: float) -> tuple[int, str]:
+    """Stage index and name of a progress value."""
+    index = 0
+    for i, (lower, _) in enumerate(STAGES):
+        if progress >= lower:
+            index = i
+    return index, STAGES[index][1]
+
+
+# ---------------------------------------------------------------------------------------------
+# curves
+
+def curve_value(points: Sequence[Sequence[float]], progress: float) -> float:
+    """Piecewise-linear curve through [progress, intensity] points; flat beyond its ends."""
+    if not points:
+        return 0.0
+    if progress <= points[0][0]:
+        return float(points[0][1])
+    for (p0, i0), (p1, i1) in zip(points, points[1:]):
+        if progress <= p1:
+            return float(i0 + (i1 - i0) * (progress - p0) / (p1 - p0))
+    return float(points[-1][1])
+
+
+# ---------------------------------------------------------------------------------------------
+# the staircase
+
+@lru_cache(maxsize=64)
+def _staircase(seed: int, steps: int, unevenness: float, drop_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Step boundaries in linear time (cumulative, ends at 1) and each step's drop fraction.
+
+    The progress at the end of each step equals the time there, so the staircase never strays
+    further from steady decline than one step: the artist's curves keep their timing."""
+    rng = _rng(seed, 0x57A1)
+    lengths = (1.0 - unevenness) + unevenness * rng.exponential(1.0, steps)
+    ends = np.cumsum(lengths / lengths.sum())
+    ends[-1] = 1.0
+    drops = drop_share * (0.6 + 0.8 * rng.random(steps))  # some drops sudden, some slow
+    return ends, np.clip(drops, 1e-3, 1.0)
+
+
+def staircase(u: float, seed: int, steps: int, unevenness: float, drop_share: float) -> float:
+    """Monotone map of linear time u in [0, 1] to progress in [0, 1]: plateaus, then smooth drops."""
+    u = min(1.0, max(0.0, float(u)))
+    if steps <= 0:
+        return u
+    ends, drops = _staircase(int(seed), int(steps), float(unevenness), float(drop_share))
+    k = min(int(np.searchsorted(ends, u, side="left")), steps - 1)
+    start = 0.0 if k == 0 else float(ends[k - 1])
+    end = float(ends[k])
+    drop_start = end - float(drops[k]) * (end - start)  # the plateau holds the previous step's level
+    if u <= drop_start:
+        return start
+    return float(start + (end - start) * _smoothstep((u - drop_start) / (end - drop_start)))
+
+
+# ---------------------------------------------------------------------------------------------
+# lucid intervals
+
+class LucidInterval(NamedTuple):
+    start_s: float
+    end_s: float
+    strength: float  # 0..1: how deep this one goes (fades out near its rarity threshold)
+
+
+@lru_cache(maxsize=256)
+def _window_draws(seed: int, window: int) -> tuple[float, float, float]:
+    return tuple(float(u) for u in _rng(seed, window, 0x1C1D).random(3))
+
+
+def _lucid_in_window(window: int, progress: float, seed: int, lucid: Any) -> LucidInterval | None:
+    """The lucid interval of one window of `every_s` seconds, if it has one at this progress.
+
+    Every window draws its chances once from (seed, window); whether the interval happens and
+    how long it lasts then depend smoothly on progress, so nothing pops as progress creeps."""
+    every_s = float(lucid.every_s)
+    u_start, u_keep, u_len = _window_draws(seed, window)
+    keep = 1.0 / (1.0 + (lucid.rarer - 1.0) * progress)       # chance of happening: falls with progress
+    taper = min(1.0, max(0.0, (lucid.until - progress) / 0.03))  # none at all past `until`
+    strength = min(1.0, max(0.0, (keep - u_keep) / 0.05)) * taper
+    if strength <= 0.0:
+        return None
+    length_s = lucid.length_s * (1.0 - (1.0 - lucid.shorter) * progress) * (0.7 + 0.6 * u_len)
+    length_s = min(length_s, 0.8 * every_s)
+    start_s = window * every_s + u_start * (every_s - length_s)
+    return LucidInterval(start_s, start_s + length_s, strength)
+
+
+def _envelope(t: float, interval: LucidInterval, ramp_s: float) -> float:
+    """0 outside, smooth ramps up and down, 1 in the middle."""
+    length_s = interval.end_s - interval.start_s
+    ramp_s = min(ramp_s, length_s / 2.0)
+    if t <= interval.start_s or t >= interval.end_s:
+        return 0.0
+    if ramp_s <= 0.0:
+        return 1.0
+    return _smoothstep(min(t - interval.start_s, interval.end_s - t) / ramp_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# plain data: what the caller keeps and persists
+
+class CoursePoint(NamedTuple):
+    progress: float  # 0 = healthy, 1 = gone
+    cycle: int       # which life (rebirth) or which pass (reverse) this is
+    seed: int        # the seed of this life: damage onsets, walk order and lucid schedule follow it
+    linear: float    # elapsed fraction of the current pass before the staircase, 0..1
+    stage: int
+    stage_name: str
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """A performer's live hands on the piece: a global `decay` and pinned symptoms.
+
+    decay in [-1, 1]: negative eases every intensity toward 0 (-1 = revived, pristine);
+    positive pushes each toward its end-of-course value (+1 = as at the end). A pinned symptom
+    ignores the course and takes its value directly (a MIDI fader)."""
+    decay: float = 0.0
+    pinned: Mapping[str, float] = field(default_factory=dict)
+
+    def apply(self, intensities: Mapping[str, float], toward: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Intensities after the overrides, each clamped to [0, 1]. `toward` are the values that
+        full positive decay reaches (the course's end values); missing -> 1."""
+        decay = min(1.0, max(-1.0, self.decay))
+        out = {}
+        for name, value in intensities.items():
+            if decay < 0.0:
+                value = value * (1.0 + decay)
+            elif decay > 0.0:
+                target = 1.0 if toward is None else toward.get(name, 1.0)
+                value = value + decay * (max(target, value) - value)
+            out[name] = value
+        for name, value in self.pinned.items():
+            out[name] = value
+        return {name: min(1.0, max(0.0, float(v))) for name, v in out.items()}
+
+    def nudge_decay(self, delta: float) -> "Overrides":
+        return replace(self, decay=min(1.0, max(-1.0, self.decay + delta)))
+
+    def pin(self, name: str, value: float) -> "Overrides":
+        return replace(self, pinned={**self.pinned, name: min(1.0, max(0.0, float(value)))})
+
+    def release(self, name: str | None = None) -> "Overrides":
+        """Let one symptom (or, with no name, every symptom) follow the course again."""
+        if name is None:
+            return replace(self, pinned={})
+        return replace(self, pinned={k: v for k, v in self.pinned.items() if k != name})
+
+    def revive(self) -> "Overrides":
+        """Back to pristine: every intensity 0 until decay is raised again."""
+        return Overrides(decay=-1.0, pinned={})
+
+    def to_dict(self) -> dict:
+        return {"decay": float(self.decay), "pinned": {k: float(v) for k, v in sorted(self.pinned.items())}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Overrides":
+        return cls(decay=min(1.0, max(-1.0, float(d.get("decay", 0.0)))),
+                   pinned={str(k): min(1.0, max(0.0, float(v))) for k, v in dict(d.get("pinned", {})).items()})
+
+
+@dataclass(frozen=True)
+class CourseState:
+    """Everything the kiosk saves: resume from it and the memories do not return.
+
+    elapsed_s counts course seconds since this life began (the caller adds dt, scaled or not);
+    seed is the base seed; cycle counts lives begun by a manual rebirth before this one."""
+    elapsed_s: float = 0.0
+    seed: int = 0
+    cycle: int = 0
+    overrides: Overrides = field(default_factory=Overrides)
+
+    def to_dict(self) -> dict:
+        return {"elapsed_s": float(self.elapsed_s), "seed": int(self.seed), "cycle": int(self.cycle),
+                "overrides": self.overrides.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "CourseState":
+        elapsed_s = float(d["elapsed_s"])
+        if not math.isfinite(elapsed_s):
+            raise ValueError(f"elapsed_s {elapsed_s!r} is not finite")
+        return cls(elapsed_s=max(0.0, elapsed_s), seed=int(d["seed"]), cycle=max(0, int(d.get("cycle", 0))),
+                   overrides=Overrides.from_dict(d.get("overrides", {})))
+
+
+class CourseSample(NamedTuple):
+    point: CoursePoint
+    intensities: dict[str, float]  # what the engine should use: curves x lucid x overrides
+    lucid: float                   # 0 = no lucid interval now, 1 = fully lucid
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Course:
+    """The course policy, built from `settings.course`; holds no time of its own."""
+
+    def __init__(self, course_settings: Any, symptom_names: Iterable[str] | None = None,
+                 disabled: Iterable[str] = ()):
+        self.settings = course_settings
+        self.duration_s = parse_duration(course_settings.duration)
+        self.curves = {name: tuple(tuple(map(float, pt)) for pt in pts) for name, pts in course_settings.curves.items()}
+        if symptom_names is None:
+            from installation.settings import SYMPTOM_NAMES
+            symptom_names = SYMPTOM_NAMES
+        self.symptom_names = tuple(symptom_names)
+        self.disabled = frozenset(disabled)
+
+    # -- time -> progress --------------------------------------------------------------------
+
+    def initial_state(self) -> CourseState:
+        return CourseState(elapsed_s=0.0, seed=int(self.settings.seed), cycle=0)
+
+    def progress_at(self, elapsed_s: float, seed: int | None = None, cycle: int = 0) -> CoursePoint:
+        """Where the illness stands `elapsed_s` course seconds into a life begun with `seed`."""
+        base_seed = int(self.settings.seed if seed is None else seed)
+        elapsed_s = max(0.0, float(elapsed_s))
+        passes = int(elapsed_s // self.duration_s)
+        u = (elapsed_s - passes * self.duration_s) / self.duration_s
+        end = self.settings.end
+        if end == "hold":
+            passes, u = 0, min(1.0, elapsed_s / self.duration_s)
+            life = cycle
+        elif end == "rebirth":
+            life = cycle + passes
+        else:  # reverse: up, down, up... the same life retraced, so recovery restores what was lost
+            life = cycle
+            if passes % 2 == 1:
+                u = 1.0 - u
+        life_seed = derive_seed(base_seed, life)
+        s = self.settings
+        progress = staircase(u, life_seed, s.steps, s.unevenness, s.drop_share)
+        index, name = stage_of(progress)
+        return CoursePoint(progress, cycle + passes, life_seed, u, index, name)
+
+    def point(self, state: CourseState) -> CoursePoint:
+        return self.progress_at(state.elapsed_s, state.seed, state.cycle)
+
+    # -- state transitions (what the live app's keys do) --------------------------------------
+
+    def advance(self, state: CourseState, dt_s: float) -> CourseState:
+        return replace(state, elapsed_s=max(0.0, state.elapsed_s + float(dt_s)))
+
+    def seek(self, state: CourseState, fraction: float) -> CourseState:
+        """Jump by a fraction of the course (course_forward / course_back); in `hold` the end holds."""
+        elapsed_s = max(0.0, state.elapsed_s + fraction * self.duration_s)
+        if self.settings.end == "hold":
+            elapsed_s = min(elapsed_s, self.duration_s)
+        return replace(state, elapsed_s=elapsed_s)
+
+    def rebirth(self, state: CourseState) -> CourseState:
+        """A new life from progress 0, with a new seed; the performer's overrides are let go."""
+        return CourseState(elapsed_s=0.0, seed=state.seed, cycle=self.point(state).cycle + 1)
+
+    # -- progress -> intensities --------------------------------------------------------------
+
+    def curve_intensities(self, progress: float) -> dict[str, float]:
+        """Each symptom's curve at `progress`, with no lucid interval and no overrides."""
+        return {name: (0.0 if name in self.disabled else min(1.0, max(0.0, curve_value(self.curves.get(name, ()), progress))))
+                for name in self.symptom_names}
+
+    def lucid_intervals(self, start_s: float, end_s: float, progress: float, seed: int) -> list[LucidInterval]:
+        """The lucid intervals that begin within [start_s, end_s) at this progress (for HUD and tests)."""
+        lucid = self.settings.lucid
+        if not lucid.enabled:
+            return []
+        first, last = int(math.floor(start_s / lucid.every_s)), int(math.floor(end_s / lucid.every_s))
+        found = (_lucid_in_window(w, progress, seed, lucid) for w in range(first, last + 1))
+        return [iv for iv in found if iv is not None and start_s <= iv.start_s < end_s]
+
+    def lucidity(self, t: float, progress: float, seed: int) -> float:
+        """How lucid the mind is at course time t: 0 normally, up to 1 inside a lucid interval."""
+        lucid = self.settings.lucid
+        if not lucid.enabled:
+            return 0.0
+        interval = _lucid_in_window(int(math.floor(t / lucid.every_s)), progress, seed, lucid)
+        if interval is None:
+            return 0.0
+        return interval.strength * _envelope(t, interval, lucid.ramp_s)
+
+    def intensities(self, progress: float, t: float, seed: int) -> dict[str, float]:
+        """Symptom name -> intensity in [0, 1] from the curves, eased toward 0 in a lucid interval.
+
+        t is course time in seconds (`CourseState.elapsed_s`), so the lucid schedule survives a
+        restart; progress is usually `point(state).progress`."""
+        factor = 1.0 - self.settings.lucid.depth * self.lucidity(t, progress, seed)
+        return {name: value * factor for name, value in self.curve_intensities(progress).items()}
+
+    def sample(self, state: CourseState) -> CourseSample:
+        """One call for the frame loop: point, final intensities (curves, lucid, overrides)."""
+        point = self.point(state)
+        lucid = self.lucidity(state.elapsed_s, point.progress, point.seed)
+        factor = 1.0 - self.settings.lucid.depth * lucid
+        base = {name: value * factor for name, value in self.curve_intensities(point.progress).items()}
+        final = state.overrides.apply(base, toward=self.curve_intensities(1.0))
+        for name in self.disabled:
+            final[name] = 0.0
+        return CourseSample(point, final, lucid)
+
+    def stage(self, progress: float) -> tuple[int, str]:
+        return stage_of(progress)

@@ -1,0 +1,279 @@
+"""Damage: the one owner of a live generator's lesions.
+
+Why it exists: the symptoms are pure functions of pristine weights and intensities, but the
+engine has one live network that must keep rendering while it is damaged. Damage keeps the
+pristine weights (never touched), recomputes damaged weights from them — synchronously for
+offline rendering and tests, or on a single background worker for the live show — and copies a
+finished set into the live model between frames, so a change of intensity never stalls the
+picture and the render thread never sees half-written weights. Activation symptoms run in
+forward hooks on the generator's meaningful layers; latent and output symptoms are chained
+here so the engine applies every level through one object.
+
+Threads: call everything from the render thread (as the engine does); the worker thread is
+Damage's own and only ever computes from pristine, never touches the live model.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from functools import partial
+from typing import Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .symptoms import SYMPTOMS, at_level, get
+from .symptoms.base import clean_intensity, stable_seed
+from .symptoms.layers import layer_modules, matches, param_infos
+
+# Weight symptoms run in this order on each tensor: go back in time first (regression), then
+# disturb the values (noise, precision, bits), and kill last, so dead synapses stay exactly dead.
+WEIGHT_ORDER = ("regression", "weight_noise", "precision_loss", "bit_rot", "synapse_loss", "neuron_death")
+LATENT_ORDER = ("confusion", "forgetting")       # blur memories together, then let them fade
+OUTPUT_ORDER = ("fading", "lapses")              # a blackout falls over the faded picture
+INTENSITY_RESOLUTION = 1000   # weight intensities are rounded to 1/1000: finer is invisible and
+                              # would keep the worker recomputing as a course creeps forward
+
+Weights = dict[str, torch.Tensor]
+
+log = logging.getLogger("lapses.damage")
+
+
+def _weight_levels(intensities: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    """The non-zero weight-symptom intensities, rounded, in WEIGHT_ORDER: the cache key's core."""
+    levels = []
+    for name in WEIGHT_ORDER:
+        level = round(clean_intensity(intensities.get(name, 0.0)) * INTENSITY_RESOLUTION) / INTENSITY_RESOLUTION
+        if level > 0.0:
+            levels.append((name, level))
+    return tuple(levels)
+
+
+class Damage:
+    """Pristine weights + intensities -> the live generator's damaged weights and hooks."""
+
+    def __init__(self, generator: nn.Module, snapshots: Optional[Sequence[Mapping[str, torch.Tensor]]] = None,
+                 targets: Optional[Mapping[str, str]] = None, seed: int = 0):
+        self.generator = generator
+        self.seed = int(seed)
+        # a CPU copy, so recomputing never competes with rendering for the GPU
+        self.pristine: Weights = {n: v.detach().to("cpu", copy=True) for n, v in generator.state_dict().items()}
+        self.snapshots = [{n: v.detach().to("cpu", torch.float32) for n, v in s.items()} for s in snapshots or []]
+        self.infos = param_infos(generator, self.snapshots)
+        self.targets = {name: s.default_target for name, s in SYMPTOMS.items()}
+        self._targets_version = 0
+        self._loaded: Weights = dict(self.pristine)       # what the live model holds, tensor by tensor
+        self._loaded_key = self._key({}, None)
+        # background worker: one pending request at most; generations order results
+        self._cv = threading.Condition()
+        self._generation = 0
+        self._loaded_generation = 0
+        self._pending: Optional[tuple] = None             # (generation, key, levels, seed, targets)
+        self._in_flight: Optional[tuple] = None           # (generation, key)
+        self._ready: Optional[tuple] = None               # (generation, key, weights)
+        self._worker: Optional[threading.Thread] = None
+        self._closed = False
+        # activation symptoms, read by the forward hooks
+        self._activation = ({}, 0.0, self.seed)
+        self._layers = self._hook_layers()
+        self._hooks = [module.register_forward_hook(partial(self._activation_hook, layer))
+                       for layer, (module, _) in self._layers.items()]
+        self._active_layers: dict[str, tuple[str, ...]] = {}
+        self.set_targets(targets or {})
+
+    # ------------------------------------------------------------ targets
+
+    def set_targets(self, targets: Mapping[str, str]) -> None:
+        """Override target patterns (symptom name -> pattern, see symptoms.layers.matches).
+        An empty pattern or None means the symptom's own default, as in settings.yaml."""
+        for name, pattern in targets.items():
+            symptom = get(name)                         # unknown names fail here, by name
+            self.targets[name] = str(pattern) if pattern else symptom.default_target
+        self._targets_version += 1
+        self._active_layers = {
+            layer: tuple(s.name for s in at_level("activations")
+                         if matches(self.targets[s.name], layer) or matches(self.targets[s.name], path))
+            for layer, (_, path) in self._layers.items()}
+
+    def targeted_params(self, name: str) -> list[str]:
+        """State-dict entries a weight symptom touches under the current targets."""
+        symptom = get(name)
+        return [p for p, info in self.infos.items()
+                if symptom.applies_to(info) and matches(self.targets[name], p)]
+
+    def targeted_layers(self, name: str) -> list[str]:
+        """Layers an activation symptom touches under the current targets."""
+        return [layer for layer, names in self._active_layers.items() if name in names]
+
+    # ------------------------------------------------------------ weights
+
+    def _key(self, intensities: Mapping[str, float], seed: Optional[int]) -> tuple:
+        levels = _weight_levels(intensities)
+        if not levels:
+            return ()                                   # pristine, whatever the seed or targets
+        return levels, self.seed if seed is None else int(seed), self._targets_version
+
+    def weights_for(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> Weights:
+        """Damaged weights for these intensities, computed from pristine (pure; CPU tensors).
+        Untouched entries are the pristine tensors themselves: do not modify the result."""
+        return self._compute(_weight_levels(intensities), self.seed if seed is None else int(seed), self.targets)
+
+    def _compute(self, levels: tuple, seed: int, targets: Mapping[str, str]) -> Weights:
+        # `targets` is passed in (a copy, for the worker) so retargeting mid-way cannot mix two
+        weights = dict(self.pristine)
+        for name, level in levels:
+            symptom = SYMPTOMS[name]
+            for param, info in self.infos.items():
+                if symptom.applies_to(info) and matches(targets[name], param):
+                    weights[param] = symptom.damage(param, weights[param], level, seed, info)
+        return weights
+
+    def apply(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> bool:
+        """Compute and load damaged weights now (offline rendering, tests). Supersedes any
+        background request. Returns whether the live weights changed."""
+        key = self._key(intensities, seed)
+        with self._cv:
+            self._generation += 1
+            generation = self._generation
+            self._pending = None
+            if key == self._loaded_key:
+                self._loaded_generation = generation    # whatever the worker still delivers is stale
+                return False
+        weights = self._compute(_weight_levels(intensities), self.seed if seed is None else int(seed), self.targets)
+        self._load(weights, key, generation)
+        return True
+
+    def request(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> None:
+        """Ask the background worker for these intensities; returns at once. A newer request
+        replaces an older one still waiting; a finished result is kept only if it is newer than
+        what is live (and than any result already waiting), and asking again for what is live
+        drops whatever is still on its way."""
+        key = self._key(intensities, seed)
+        with self._cv:
+            if self._pending is not None and key == self._pending[1]:
+                return                                  # already waiting
+            self._generation += 1
+            generation = self._generation
+            if key == self._loaded_key:                 # back to what is live: all else is stale
+                self._pending = None
+                self._loaded_generation = generation
+            elif self._ready is not None and key == self._ready[1]:
+                self._pending = None                    # finished already: it is the newest wish
+                self._ready = (generation, key, self._ready[2])
+            elif self._in_flight is not None and key == self._in_flight[1]:
+                self._pending = None                    # being computed: it is the newest wish
+                self._in_flight = (generation, key)
+            else:
+                self._pending = (generation, key, _weight_levels(intensities),
+                                 self.seed if seed is None else int(seed), dict(self.targets))
+                self._start_worker()
+                self._cv.notify()
+
+    def swap_if_ready(self) -> bool:
+        """Between frames: copy a finished result into the live model. Returns whether it did."""
+        with self._cv:
+            ready, self._ready = self._ready, None
+            if ready is None or ready[0] <= self._loaded_generation:
+                return False
+        generation, key, weights = ready
+        self._load(weights, key, generation)
+        return True
+
+    def busy(self) -> bool:
+        """Whether a request is waiting, being computed, or finished but not swapped in."""
+        with self._cv:
+            return self._pending is not None or self._in_flight is not None or self._ready is not None
+
+    def _load(self, weights: Weights, key: tuple, generation: int) -> None:
+        live = self.generator.state_dict()
+        with torch.no_grad():
+            for name, value in weights.items():
+                if value is not self._loaded[name]:     # only tensors that differ from what is live
+                    live[name].copy_(value)
+        with self._cv:
+            self._loaded, self._loaded_key, self._loaded_generation = weights, key, generation
+
+    def _accept(self, generation: int) -> bool:
+        # newer than what is live and than what is waiting to be swapped in: under a course that
+        # changes every frame, every finished result is an improvement, so none is starved
+        return generation > self._loaded_generation and (self._ready is None or generation > self._ready[0])
+
+    def _start_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name="lapses-damage", daemon=True)
+            self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while self._pending is None and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                generation, key, levels, seed, targets = self._pending
+                self._pending, self._in_flight = None, (generation, key)
+            try:
+                with torch.no_grad():
+                    weights = self._compute(levels, seed, targets)
+            except Exception:                           # a gallery keeps showing the last good weights
+                log.exception("damage worker: computing damaged weights failed; keeping the current ones")
+                weights = None
+            with self._cv:
+                generation = self._in_flight[0]         # a repeated request may have renewed it
+                self._in_flight = None
+                if weights is not None and self._accept(generation):
+                    self._ready = (generation, key, weights)
+
+    # ------------------------------------------------------------ activations
+
+    def _hook_layers(self) -> dict[str, tuple[nn.Module, str]]:
+        paths = {id(m): path for path, m in self.generator.named_modules()}
+        return {layer: (module, paths[id(module)]) for layer, module in layer_modules(self.generator).items()}
+
+    def set_activation(self, intensities: Mapping[str, float], t: float, seed: Optional[int] = None) -> None:
+        """What the activation symptoms do in the next forward passes (call once per frame)."""
+        levels = {s.name: clean_intensity(intensities.get(s.name, 0.0)) for s in at_level("activations")}
+        self._activation = ({n: v for n, v in levels.items() if v > 0.0}, float(t),
+                            self.seed if seed is None else int(seed))
+
+    def _activation_hook(self, layer: str, module: nn.Module, inputs, act: torch.Tensor):
+        levels, t, seed = self._activation
+        names = [n for n in self._active_layers.get(layer, ()) if n in levels]
+        if not names:
+            return None                                 # untouched: the forward pass is unchanged
+        for name in names:
+            symptom = SYMPTOMS[name]
+            symptom_seed = stable_seed(seed, layer) if symptom.seed_per_layer else seed
+            act = symptom.effect(act, levels[name], symptom_seed, t)
+        return act
+
+    # ------------------------------------------------------------ latent and output
+
+    def latent(self, z: torch.Tensor, intensities: Mapping[str, float], anchors: torch.Tensor, t: float,
+               seed: Optional[int] = None) -> torch.Tensor:
+        """z [N, L] after the latent symptoms."""
+        seed = self.seed if seed is None else int(seed)
+        for name in LATENT_ORDER:
+            z = SYMPTOMS[name].apply(z, intensities.get(name, 0.0), anchors, seed, t)
+        return z
+
+    def output(self, img: torch.Tensor, intensities: Mapping[str, float], t: float,
+               seed: Optional[int] = None) -> torch.Tensor:
+        """img [N, C, H, W] in [-1, 1] after the output symptoms."""
+        seed = self.seed if seed is None else int(seed)
+        for name in OUTPUT_ORDER:
+            img = SYMPTOMS[name].apply(img, intensities.get(name, 0.0), seed, t)
+        return img
+
+    # ------------------------------------------------------------ teardown
+
+    def close(self) -> None:
+        """Stop the worker and remove the hooks; the live model keeps its current weights."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []

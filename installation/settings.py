@@ -1,0 +1,477 @@
+"""The one settings loader: settings.yaml -> validated, typed, frozen dataclasses.
+
+Artists and technicians tune the piece in a YAML file; a typo there must not surface hours
+later as a crash in the gallery. So every key is checked once, at start, against the types of
+the dataclasses below, and a bad one is named with its full key path, the value and what is
+allowed. The dataclass defaults are the base; the file is laid over them, then `--set` overrides.
+Validation is generic — driven by field types and field metadata (`lo`, `hi`, `gt`, `keys`) —
+so adding a setting means adding one field (and its comment in settings.yaml).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterable, Literal, Mapping, NewType
+
+import yaml
+
+from installation.course import DURATION_HELP, parse_duration
+
+__all__ = ["SettingsError", "Settings", "load_settings", "settings_from_dict", "DEFAULT_SETTINGS_PATH",
+           "REPO_ROOT", "SYMPTOM_NAMES", "ModelSettings", "DisplaySettings", "WalkSettings", "LucidSettings",
+           "CourseSettings", "SymptomSettings", "KioskSettings", "KeySettings"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS_PATH = REPO_ROOT / "settings.yaml"
+
+# design.md's table order; the one list of symptom names that settings accept.
+SYMPTOM_NAMES: tuple[str, ...] = (
+    "synapse_loss", "neuron_death", "weight_noise", "precision_loss", "bit_rot", "regression",
+    "feature_dropout", "plaques", "tangles", "static",
+    "forgetting", "confusion",
+    "perseveration", "hesitation",
+    "lapses", "fading",
+)
+
+Duration = NewType("Duration", str)                  # '8h', '30d', '90m', '45s', '1h30m'
+Curve = NewType("Curve", tuple)                      # ((progress, intensity), ...), progress increasing
+
+
+class SettingsError(Exception):
+    """A settings problem, worded for the person who edits settings.yaml."""
+
+
+def _opt(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING, **meta: Any) -> Any:
+    """A field with validation metadata: lo/hi (inclusive), gt (exclusive lower), keys (allowed mapping keys)."""
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _frozen_map(d: Mapping) -> Mapping:
+    return MappingProxyType(dict(d))
+
+
+# ---------------------------------------------------------------------------------------------
+# the settings (defaults here must equal settings.yaml; a test holds them together)
+
+@dataclass(frozen=True)
+class ModelSettings:
+    path: str = "assets/memories.safetensors"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    fullscreen: bool = True
+    monitor: int = _opt(0, lo=0, hi=15)
+    width: int = _opt(0, lo=0, hi=16384)
+    height: int = _opt(0, lo=0, hi=16384)
+    scale: Literal["fit", "fill"] = "fit"
+    vsync: bool = True
+    fps_limit: int = _opt(60, lo=0, hi=1000)
+    hud: bool = False
+    grain: float = _opt(0.04, lo=0.0, hi=1.0)
+    vignette: float = _opt(0.25, lo=0.0, hi=1.0)
+    upscale: Literal["nearest", "bilinear", "bicubic", "lanczos"] = "lanczos"
+
+
+@dataclass(frozen=True)
+class WalkSettings:
+    mode: Literal["anchors", "random", "loop"] = "anchors"
+    seconds_per_memory: float = _opt(14.0, gt=0.0, hi=86400.0)
+    dwell_s: float = _opt(4.0, lo=0.0, hi=86400.0)
+    ease: float = _opt(0.3, lo=0.0, hi=0.5)
+    wander: float = _opt(0.08, lo=0.0, hi=0.5)
+    wander_period_s: float = _opt(11.0, gt=0.0, hi=86400.0)
+    loop_period_s: float = _opt(0.0, lo=0.0, hi=86400.0)
+    loop_memories: int = _opt(0, lo=0, hi=100000)
+    speed_step: float = _opt(1.25, gt=1.0, hi=10.0)
+
+    def _check(self, path: str) -> None:
+        if self.dwell_s >= self.seconds_per_memory:
+            raise SettingsError(f"{path}.dwell_s: {self.dwell_s!r} is out of range; allowed: less than "
+                                f"walk.seconds_per_memory ({self.seconds_per_memory!r})")
+
+
+@dataclass(frozen=True)
+class LucidSettings:
+    enabled: bool = True
+    every_s: float = _opt(600.0, gt=0.0)
+    length_s: float = _opt(40.0, gt=0.0)
+    ramp_s: float = _opt(8.0, lo=0.0)
+    depth: float = _opt(0.85, lo=0.0, hi=1.0)
+    rarer: float = _opt(5.0, lo=1.0, hi=1000.0)
+    shorter: float = _opt(0.35, gt=0.0, hi=1.0)
+    until: float = _opt(0.9, lo=0.0, hi=1.0)
+
+
+_DEFAULT_CURVES: dict[str, tuple] = {
+    # gentle from the start: the picture stays recognisable through the first third
+    "fading":          ((0.0, 0.0), (0.1, 0.08), (0.33, 0.2), (0.7, 0.6), (1.0, 0.95)),
+    "static":          ((0.0, 0.0), (0.1, 0.05), (0.33, 0.12), (0.7, 0.35), (1.0, 0.6)),
+    "hesitation":      ((0.0, 0.0), (0.1, 0.1), (0.33, 0.2), (0.7, 0.5), (1.0, 0.7)),
+    "synapse_loss":    ((0.0, 0.0), (0.1, 0.04), (0.33, 0.15), (0.6, 0.45), (0.85, 0.8), (1.0, 0.95)),
+    # the decline: each arrives later and climbs faster
+    "forgetting":      ((0.0, 0.0), (0.3, 0.0), (0.55, 0.3), (0.8, 0.65), (1.0, 0.9)),
+    "regression":      ((0.0, 0.0), (0.3, 0.0), (0.6, 0.35), (1.0, 0.85)),
+    "plaques":         ((0.0, 0.0), (0.3, 0.0), (0.6, 0.35), (0.85, 0.75), (1.0, 0.95)),
+    "lapses":          ((0.0, 0.0), (0.33, 0.0), (0.6, 0.25), (0.85, 0.65), (1.0, 0.95)),
+    "neuron_death":    ((0.0, 0.0), (0.33, 0.0), (0.55, 0.2), (0.8, 0.6), (1.0, 0.95)),
+    "confusion":       ((0.0, 0.0), (0.3, 0.0), (0.6, 0.4), (1.0, 0.7)),
+    "perseveration":   ((0.0, 0.0), (0.35, 0.0), (0.65, 0.4), (1.0, 0.8)),
+    "feature_dropout": ((0.0, 0.0), (0.4, 0.0), (0.7, 0.35), (1.0, 0.75)),
+    "weight_noise":    ((0.0, 0.0), (0.4, 0.0), (0.75, 0.3), (1.0, 0.55)),
+    "tangles":         ((0.0, 0.0), (0.45, 0.0), (0.8, 0.35), (1.0, 0.65)),
+    "precision_loss":  ((0.0, 0.0), (0.5, 0.0), (0.8, 0.35), (1.0, 0.7)),
+    "bit_rot":         ((0.0, 0.0), (0.7, 0.0), (1.0, 0.25)),  # exponent flips are violent: late and light
+}
+
+
+@dataclass(frozen=True)
+class CourseSettings:
+    duration: Duration = Duration("8h")
+    end: Literal["hold", "rebirth", "reverse"] = "hold"
+    seed: int = _opt(1, lo=0, hi=2**31 - 1)
+    steps: int = _opt(14, lo=0, hi=10000)
+    unevenness: float = _opt(0.7, lo=0.0, hi=1.0)
+    drop_share: float = _opt(0.35, gt=0.0, hi=1.0)
+    seek_fraction: float = _opt(0.02, gt=0.0, hi=1.0)
+    decay_step: float = _opt(0.05, gt=0.0, hi=1.0)
+    lucid: LucidSettings = field(default_factory=LucidSettings)
+    curves: Mapping[str, Curve] = _opt(factory=lambda: _frozen_map(_DEFAULT_CURVES), keys=SYMPTOM_NAMES,
+                                         what="symptom")
+
+    @property
+    def duration_s(self) -> float:
+        return parse_duration(self.duration)
+
+
+@dataclass(frozen=True)
+class SymptomSettings:
+    enabled: bool = True
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class KioskSettings:
+    enabled: bool = False
+    state_file: str = ""
+    save_interval_s: float = _opt(5.0, gt=0.0, hi=3600.0)
+    crash_window_s: float = _opt(120.0, lo=0.0, hi=86400.0)
+    quit_combo: str = "ctrl+shift+q"
+
+    def state_path(self, environ: Mapping[str, str] | None = None) -> Path:
+        """Where the course state lives: the setting, else $XDG_STATE_HOME/lapses, else ~/.local/state/lapses."""
+        environ = os.environ if environ is None else environ
+        if self.state_file:
+            return Path(os.path.expandvars(os.path.expanduser(self.state_file)))
+        base = environ.get("XDG_STATE_HOME") or ""
+        root = Path(base) if base and Path(base).is_absolute() else Path(environ.get("HOME", str(Path.home()))) / ".local" / "state"
+        return root / "lapses" / "state.json"
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    pause: str = "space"
+    faster: str = "up"
+    slower: str = "down"
+    course_forward: str = "right"
+    course_back: str = "left"
+    decay_up: str = "="
+    decay_down: str = "-"
+    revive: str = "r"
+    rebirth: str = "b"
+    hud: str = "h"
+    screenshot: str = "s"
+    quit: str = "escape"
+
+    def _check(self, path: str) -> None:
+        seen: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            key = getattr(self, f.name).strip().lower()
+            if not key:
+                raise SettingsError(f"{path}.{f.name}: '' is not a key; allowed: a key name such as 'space', 'r', 'f11'")
+            if key in seen:
+                raise SettingsError(f"{path}.{f.name}: {key!r} is already used by {path}.{seen[key]}; "
+                                    f"allowed: a key no other action uses")
+            seen[key] = f.name
+
+    def action_of(self) -> dict[str, str]:
+        """Key name -> action, for the event loop."""
+        return {getattr(self, f.name).strip().lower(): f.name for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    display: DisplaySettings = field(default_factory=DisplaySettings)
+    walk: WalkSettings = field(default_factory=WalkSettings)
+    course: CourseSettings = field(default_factory=CourseSettings)
+    symptoms: Mapping[str, SymptomSettings] = _opt(
+        factory=lambda: _frozen_map({name: SymptomSettings() for name in SYMPTOM_NAMES}), keys=SYMPTOM_NAMES,
+        what="symptom")
+    kiosk: KioskSettings = field(default_factory=KioskSettings)
+    keys: KeySettings = field(default_factory=KeySettings)
+    source: str = field(default="", compare=False, metadata={"internal": True})  # the file these came from
+
+    def as_dict(self) -> dict:
+        return _plain(self)
+
+    def to_yaml(self) -> str:
+        head = f"# Lapses settings, resolved (from {self.source or 'defaults'})\n"
+        return head + yaml.dump(self.as_dict(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the settings: relative ones are looked up beside the settings file, then in
+        the project (where the bundled assets live)."""
+        p = Path(os.path.expandvars(os.path.expanduser(value)))
+        if p.is_absolute():
+            return p
+        candidates = ([Path(self.source).resolve().parent / p] if self.source else []) + [REPO_ROOT / p]
+        return next((c for c in candidates if c.exists()), candidates[0])
+
+    @property
+    def model_path(self) -> Path:
+        return self.resolve_path(self.model.path)
+
+    def disabled_symptoms(self) -> frozenset[str]:
+        return frozenset(name for name, s in self.symptoms.items() if not s.enabled)
+
+
+# ---------------------------------------------------------------------------------------------
+# generic validation, driven by the field types
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+class _Given:
+    """An override value as typed on the command line: YAML-parsed, but a string field takes the text
+    as written (so `--set keys.decay_down=-` and `--set keys.pause=1` mean what they say)."""
+
+    def __init__(self, parsed: Any, text: str):
+        self.parsed, self.text = parsed, text
+
+
+def _unwrap(value: Any, tp: Any) -> Any:
+    if isinstance(value, _Given):
+        return value.text if tp is str else value.parsed
+    return value
+
+
+def _fail(path: str, value: Any, allowed: str, problem: str = "") -> typing.NoReturn:
+    shown = "null" if value is None else repr(value)
+    raise SettingsError(f"{path}: {shown} {problem or 'is not allowed'}; allowed: {allowed}")
+
+
+def _convert(value: Any, tp: Any, path: str, meta: Mapping[str, Any]) -> Any:
+    value = _unwrap(value, tp)
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            _fail(path, value, "true or false", "is the wrong type")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(path, value, _with_range("an integer", meta), "is the wrong type")
+        return _in_range(value, path, meta)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            _fail(path, value, _with_range("a number", meta), "is the wrong type")
+        return _in_range(float(value), path, meta)
+    if tp is str:
+        if not isinstance(value, str):
+            _fail(path, value, "a string (put it in quotes)", "is the wrong type")
+        return value
+    if tp is Duration:
+        try:
+            parse_duration(value)
+        except ValueError:
+            _fail(path, value, DURATION_HELP, "is not a duration")
+        return Duration(str(value))
+    if tp is Curve:
+        return _curve(value, path)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            _fail(path, value, ", ".join(map(str, allowed)))
+        return value
+    if origin in (Mapping, dict, typing.get_origin(Mapping[str, int])):
+        key_tp, value_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            _fail(path, value, "a mapping of name: value", "is the wrong type")
+        allowed_keys = meta.get("keys")
+        out = {}
+        for k, v in value.items():
+            if allowed_keys is not None and k not in allowed_keys:
+                _unknown(f"{path}.{k}", k, allowed_keys, meta.get("what", "key"))
+            out[str(k)] = _convert(v, value_tp, f"{path}.{k}", {})
+        return MappingProxyType(out)
+    raise TypeError(f"settings: no validator for type {tp!r} at {path}")  # a programming error
+
+
+def _with_range(word: str, meta: Mapping[str, Any]) -> str:
+    parts = []
+    if "gt" in meta:
+        parts.append(f"> {meta['gt']}")
+    if "lo" in meta:
+        parts.append(f">= {meta['lo']}")
+    if "hi" in meta:
+        parts.append(f"<= {meta['hi']}")
+    return word + (" " + " and ".join(parts) if parts else "")
+
+
+def _in_range(value: float, path: str, meta: Mapping[str, Any]) -> float:
+    if ("gt" in meta and not value > meta["gt"]) or ("lo" in meta and value < meta["lo"]) \
+            or ("hi" in meta and value > meta["hi"]):
+        word = "an integer" if isinstance(value, int) else "a number"
+        _fail(path, value, _with_range(word, meta), "is out of range")
+    return value
+
+
+def _curve(value: Any, path: str) -> tuple:
+    allowed = "a list of [progress, intensity] points, progress increasing within 0..1, intensity within 0..1"
+    if not isinstance(value, (list, tuple)) or not value:
+        _fail(path, value, allowed, "is not a curve")
+    points = []
+    for i, pt in enumerate(value):
+        ok = (isinstance(pt, (list, tuple)) and len(pt) == 2
+              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in pt))
+        if not ok:
+            _fail(f"{path}[{i}]", pt, allowed, "is not a [progress, intensity] point")
+        p, v = float(pt[0]), float(pt[1])
+        if not 0.0 <= p <= 1.0:
+            _fail(f"{path}[{i}]", list(pt), allowed, "has progress out of range")
+        if not 0.0 <= v <= 1.0:
+            _fail(f"{path}[{i}]", list(pt), allowed, "has intensity out of range")
+        if points and p <= points[-1][0]:
+            _fail(f"{path}[{i}]", list(pt), allowed, "does not increase in progress")
+        points.append((p, v))
+    return tuple(points)
+
+
+def _unknown(path: str, key: Any, allowed: Iterable[str], what: str = "key") -> typing.NoReturn:
+    allowed = list(allowed)
+    near = difflib.get_close_matches(str(key), allowed, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise SettingsError(f"{path}: unknown {what} {key!r}{hint}; allowed: {', '.join(allowed)}")
+
+
+def _build(cls: type, raw: Any, path: str) -> Any:
+    if raw is None:  # a section with every key commented out
+        raw = {}
+    if not isinstance(raw, dict):
+        _fail(path or "settings", raw, "a mapping of key: value", "is the wrong type")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in raw:
+        if key not in fields:
+            _unknown(f"{path}.{key}" if path else str(key), key, fields)
+    values = {name: _convert(raw[name], hints[name], f"{path}.{name}" if path else name, f.metadata)
+              for name, f in fields.items() if name in raw}
+    obj = cls(**values)
+    if hasattr(obj, "_check"):
+        obj._check(path)
+    return obj
+
+
+def _plain(obj: Any) -> Any:
+    """Settings -> plain dicts, lists and scalars (what YAML and JSON take)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if not f.metadata.get("internal")}
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+class _Dumper(yaml.SafeDumper):
+    """Sections as blocks, short lists (curve points) on one line: reads like settings.yaml."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flat = all(not isinstance(v, (dict, list)) for v in data) or all(
+        isinstance(v, list) and all(not isinstance(x, (dict, list)) for x in v) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def _merge(base: Any, top: Any) -> Any:
+    """Lay `top` over `base`: mappings merge key by key, anything else replaces."""
+    if isinstance(base, dict) and isinstance(top, dict):
+        out = dict(base)
+        for k, v in top.items():
+            out[k] = _merge(base[k], v) if k in base else v
+        return out
+    if isinstance(base, dict) and top is None:
+        return base
+    return top
+
+
+def _apply_override(raw: dict, text: str) -> None:
+    if "=" not in text:
+        raise SettingsError(f"--set {text!r}: expected key.path=value, e.g. course.duration=2h")
+    key_path, value_text = text.split("=", 1)
+    keys = [k.strip() for k in key_path.strip().split(".")]
+    if not all(keys):
+        raise SettingsError(f"--set {text!r}: {key_path!r} is not a key path; allowed: names joined by dots, "
+                            f"e.g. walk.dwell_s")
+    try:
+        parsed = yaml.safe_load(value_text) if value_text.strip() else ""
+    except yaml.YAMLError:
+        parsed = value_text
+    node = raw
+    for i, k in enumerate(keys[:-1]):
+        child = node.get(k)
+        if not isinstance(child, dict):
+            if child is not None:
+                raise SettingsError(f"{'.'.join(keys[:i + 1])}: is a value, not a section; cannot set {key_path}")
+            child = node[k] = {}
+        node = child
+    node[keys[-1]] = parsed if isinstance(parsed, dict) else _Given(parsed, value_text.strip())
+
+
+# ---------------------------------------------------------------------------------------------
+
+def settings_from_dict(raw: Mapping | None, overrides: Iterable[str] = (), source: str = "") -> Settings:
+    """Validate a plain mapping (as read from YAML) laid over the defaults."""
+    if raw is not None and not isinstance(raw, Mapping):
+        raise SettingsError(f"{source or 'settings'}: the top level must be a mapping of sections, got "
+                            f"{type(raw).__name__}")
+    user: dict = _merge({}, dict(raw or {}))
+    for text in overrides:
+        _apply_override(user, text)
+    merged = _merge(_plain(Settings()), user)
+    settings = _build(Settings, merged, "")
+    return dataclasses.replace(settings, source=source)
+
+
+def load_settings(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> Settings:
+    """Read settings.yaml (default: the project's), lay `key.path=value` overrides on top, validate.
+
+    Raises SettingsError naming the file or the key path, the value and what is allowed."""
+    path = Path(path) if path is not None else DEFAULT_SETTINGS_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: settings file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SettingsError(f"{path}: cannot read settings file ({e})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise SettingsError(f"{path}:{line} is not valid YAML ({getattr(e, 'problem', e)})") from None
+    return settings_from_dict(raw, overrides, source=str(path))

@@ -1,0 +1,42 @@
+"""The symptoms of Lapses: one small module each, in the order of design.md's table.
+
+Each module exports `SYMPTOM` (a `base.Symptom`: name, level, default target, description and
+a pure effect of intensity in [0, 1]). `installation.damage.Damage` applies them to a live
+generator; the walk calls the walk-level ones (`hesitation.warp`, `perseveration.visit`)
+directly.
+"""
+from __future__ import annotations
+
+from . import (bit_rot, confusion, fading, feature_dropout, forgetting, hesitation, lapses, neuron_death,
+               perseveration, plaques, precision_loss, regression, static, synapse_loss, tangles, weight_noise)
+from .base import (LEVELS, ActivationSymptom, LatentSymptom, OutputSymptom, ParamInfo, Symptom, WalkSymptom,
+                   WeightSymptom)
+
+SYMPTOMS: dict[str, Symptom] = {module.SYMPTOM.name: module.SYMPTOM for module in (
+    synapse_loss, neuron_death, weight_noise, precision_loss, bit_rot, regression,   # weights
+    feature_dropout, plaques, tangles, static,                                       # activations
+    forgetting, confusion,                                                           # latent
+    perseveration, hesitation,                                                       # walk
+    lapses, fading,                                                                  # output
+)}
+
+NAMES: tuple[str, ...] = tuple(SYMPTOMS)
+
+
+def get(name: str) -> Symptom:
+    """The symptom called `name`; an unknown name is an error that lists the known ones."""
+    try:
+        return SYMPTOMS[name]
+    except KeyError:
+        raise KeyError(f"unknown symptom {name!r}; known symptoms: {', '.join(NAMES)}") from None
+
+
+def at_level(level: str) -> list[Symptom]:
+    """Symptoms of one level, in table order."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown symptom level {level!r}; levels: {', '.join(LEVELS)}")
+    return [s for s in SYMPTOMS.values() if s.level == level]
+
+
+__all__ = ["SYMPTOMS", "NAMES", "get", "at_level", "Symptom", "WeightSymptom", "ActivationSymptom",
+           "LatentSymptom", "WalkSymptom", "OutputSymptom", "ParamInfo", "LEVELS"]

@@ -1,0 +1,42 @@
+"""bit_rot: bits of the stored float32 weights flip.
+
+Each weight has a seeded onset and a seeded bit position (uniform over the 32 bits, as real
+memory errors are): most flips land in the mantissa and are subtle, a sign flip inverts a
+synapse, and an exponent flip is violent — a weight can jump by a factor of 2^128. Violent is
+the point, but a NaN or Inf on screen is not: rotten values are made finite (non-finite -> 0)
+and clamped to CLAMP_X times the layer's largest magnitude, so the picture tears but stays a
+picture.
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import WeightSymptom, rng
+
+CLAMP_X = 16.0                  # rotten weights are limited to this multiple of the layer's max |w|
+
+
+def _flip_bits(values: torch.Tensor, bit: torch.Tensor) -> torch.Tensor:
+    """float32 values with bit `bit` (0 = mantissa LSB, 31 = sign) of each element flipped."""
+    raw = values.float().contiguous().view(torch.int32).long() & 0xFFFFFFFF
+    raw = raw ^ torch.bitwise_left_shift(torch.ones_like(raw), bit)
+    raw = torch.where(raw >= 2 ** 31, raw - 2 ** 32, raw)       # back to signed 32-bit range
+    return raw.to(torch.int32).view(torch.float32)
+
+
+def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx) -> torch.Tensor:
+    g = rng(seed, "bit_rot", name)
+    onset = torch.rand(tuple(pristine.shape), generator=g)
+    bit = torch.randint(0, 32, tuple(pristine.shape), generator=g)
+    rotten_mask = (intensity > onset).to(pristine.device)
+    limit = max(CLAMP_X * float(pristine.abs().max()), 1e-6)
+    rotten = _flip_bits(pristine, bit.to(pristine.device))
+    rotten = torch.nan_to_num(rotten, nan=0.0, posinf=0.0, neginf=0.0).clamp(-limit, limit)
+    return torch.where(rotten_mask, rotten.to(pristine.dtype), pristine)
+
+
+SYMPTOM = WeightSymptom(
+    name="bit_rot", level="weights", default_target="*",
+    description="bits of the stored floats flip (exponent flips are violent)",
+    fn=_damage,
+)

@@ -1,0 +1,31 @@
+"""fading: colour drains, then contrast, until the picture is a dim grey.
+
+Saturation goes first (gone by COLOUR_GONE_AT), contrast follows (from CONTRAST_FROM), toward
+a dim grey rather than mid-grey: fading should darken the room, not light it.
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import OutputSymptom
+
+COLOUR_GONE_AT = 0.6            # intensity at which the picture is fully greyscale
+CONTRAST_FROM = 0.25            # intensity at which contrast starts to drain
+DIM_GREY = -0.6                 # where everything ends, in [-1, 1] image units
+LUMA = (0.299, 0.587, 0.114)    # Rec. 601 weights for R, G, B
+
+
+def _apply(img: torch.Tensor, intensity: float, seed: int, t: float) -> torch.Tensor:
+    colour = 1.0 - min(1.0, intensity / COLOUR_GONE_AT)
+    contrast = 1.0 - max(0.0, (intensity - CONTRAST_FROM) / (1.0 - CONTRAST_FROM))
+    if img.shape[1] == 3:
+        luma = (img * torch.tensor(LUMA, device=img.device, dtype=img.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        img = luma + colour * (img - luma)
+    return DIM_GREY + contrast * (img - DIM_GREY)
+
+
+SYMPTOM = OutputSymptom(
+    name="fading", level="output", default_target="",
+    description="colour and contrast drain",
+    fn=_apply,
+)

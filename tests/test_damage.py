@@ -1,0 +1,155 @@
+"""Damage keeps the pristine network safe, loads exactly what the symptoms compute, and the
+background path ends where the synchronous one does."""
+import copy
+import time
+
+import pytest
+import torch
+
+from installation.damage import Damage
+from models.dcgan import DCGANConfig, Generator
+
+WEIGHT_MIX = {"synapse_loss": 0.3, "weight_noise": 0.2, "precision_loss": 0.5, "bit_rot": 0.1,
+              "regression": 0.4, "neuron_death": 0.3}
+Z = torch.randn(2, 16, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture
+def generator():
+    torch.manual_seed(0)
+    return Generator(DCGANConfig(image_size=32, latent_size=16, width=4)).eval()
+
+
+@pytest.fixture
+def damage(generator):
+    snapshots = [{n: v + 0.3 * torch.randn_like(v) if "running_var" not in n else v.clone()
+                  for n, v in generator.state_dict().items() if v.is_floating_point()} for _ in range(2)]
+    d = Damage(generator, snapshots=snapshots, seed=7)
+    yield d
+    d.close()
+
+
+def live_equals(d: Damage, weights: dict) -> bool:
+    live = d.generator.state_dict()
+    return all(torch.equal(live[n], weights[n].to(live[n].device)) for n in weights)
+
+
+def render(d: Damage) -> torch.Tensor:
+    with torch.no_grad():
+        return d.generator(Z)
+
+
+def wait_and_swap(d: Damage, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    swapped = False
+    while time.monotonic() < deadline:
+        swapped |= d.swap_if_ready()
+        if not d.busy():
+            return swapped
+        time.sleep(0.002)
+    raise AssertionError("the damage worker did not finish in time")
+
+
+def test_all_zero_intensities_are_the_pristine_weights_bit_for_bit(damage):
+    weights = damage.weights_for({name: 0.0 for name in WEIGHT_MIX})
+    assert weights.keys() == damage.pristine.keys()
+    assert all(torch.equal(weights[n], damage.pristine[n]) for n in weights)
+    assert live_equals(damage, damage.pristine)
+
+
+def test_apply_loads_the_computed_weights_and_revives_exactly(damage):
+    before = render(damage)
+    assert damage.apply(WEIGHT_MIX)
+    assert live_equals(damage, damage.weights_for(WEIGHT_MIX))
+    assert not torch.equal(render(damage), before)
+    assert damage.apply({})
+    assert live_equals(damage, damage.pristine) and torch.equal(render(damage), before)
+
+
+def test_unchanged_weight_intensities_are_not_recomputed(damage):
+    assert damage.apply(WEIGHT_MIX)
+    assert not damage.apply({**WEIGHT_MIX, "plaques": 0.8, "lapses": 1.0})   # other levels: no work
+    assert not damage.apply({**WEIGHT_MIX, "bit_rot": 0.1 + 1e-5})            # below the resolution
+    assert damage.apply(WEIGHT_MIX, seed=8)                                  # a new seed is new damage
+
+
+def test_pristine_is_never_modified(damage):
+    kept = copy.deepcopy(damage.pristine)
+    damage.apply(WEIGHT_MIX)
+    damage.request({"bit_rot": 1.0, "neuron_death": 1.0})
+    wait_and_swap(damage)
+    damage.weights_for({"regression": 1.0, "weight_noise": 1.0})
+    assert all(torch.equal(kept[n], damage.pristine[n]) for n in kept)
+
+
+def test_background_request_and_swap_match_apply(generator, damage):
+    expected = damage.weights_for(WEIGHT_MIX)
+    damage.request(WEIGHT_MIX)
+    assert wait_and_swap(damage)
+    assert live_equals(damage, expected)
+    assert not damage.swap_if_ready()                                        # nothing left to swap
+
+
+def test_newer_request_supersedes_older_ones(damage):
+    for step in range(5):
+        damage.request({"synapse_loss": 0.1 * step, "weight_noise": 0.05 * step})
+    wait_and_swap(damage)
+    assert live_equals(damage, damage.weights_for({"synapse_loss": 0.4, "weight_noise": 0.2}))
+
+
+def test_going_back_to_what_is_live_drops_the_results_in_flight(damage):
+    damage.apply(WEIGHT_MIX)
+    damage.request({"bit_rot": 1.0})
+    damage.request(WEIGHT_MIX)                                               # changed my mind
+    wait_and_swap(damage)
+    assert live_equals(damage, damage.weights_for(WEIGHT_MIX))
+
+
+def test_apply_supersedes_a_background_request(damage):
+    damage.request({"bit_rot": 1.0})
+    damage.apply({"synapse_loss": 0.5})
+    wait_and_swap(damage)
+    assert live_equals(damage, damage.weights_for({"synapse_loss": 0.5}))
+
+
+def test_activation_symptoms_follow_set_activation_and_targets(damage):
+    clean = render(damage)
+    damage.set_activation({"plaques": 0.6}, t=1.0)
+    holed = render(damage)
+    assert not torch.equal(holed, clean)
+    damage.set_activation({"plaques": 0.6}, t=1.0)
+    assert torch.equal(render(damage), holed)                                # same state, same frame
+    damage.set_activation({}, t=1.0)
+    assert torch.equal(render(damage), clean)
+    assert damage.targeted_layers("plaques") == ["up16"]
+    damage.set_targets({"plaques": "stem,blocks.up8"})
+    assert damage.targeted_layers("plaques") == ["stem", "up8"]
+    damage.set_targets({"plaques": ""})                                      # "" = its own default
+    assert damage.targeted_layers("plaques") == ["up16"]
+    with pytest.raises(KeyError, match="amnesia"):
+        damage.set_targets({"amnesia": "*"})
+
+
+def test_weight_targets_limit_where_damage_falls(damage):
+    damage.set_targets({"synapse_loss": "to_rgb"})
+    weights = damage.weights_for({"synapse_loss": 1.0})
+    assert torch.equal(weights["to_rgb.weight"], torch.zeros_like(weights["to_rgb.weight"]))
+    assert all(weights[n] is damage.pristine[n] for n in weights if not n.startswith("to_rgb"))
+
+
+def test_latent_and_output_chains_are_identity_when_healthy_and_finite_when_not(damage):
+    anchors = torch.randn(3, 16)
+    assert torch.equal(damage.latent(Z, {}, anchors, t=2.0), Z)
+    img = render(damage)
+    assert torch.equal(damage.output(img, {}, t=2.0), img)
+    sick = {"forgetting": 0.5, "confusion": 0.5, "fading": 0.7, "lapses": 1.0}
+    z = damage.latent(Z, sick, anchors, t=2.0)
+    assert torch.allclose(z.norm(dim=1), Z.norm(dim=1), atol=1e-4)
+    assert torch.isfinite(damage.output(img, sick, t=2.0)).all()
+
+
+def test_close_removes_the_hooks(damage):
+    clean = render(damage)
+    damage.close()
+    damage.set_activation({"feature_dropout": 1.0, "static": 1.0}, t=0.0)
+    assert torch.equal(render(damage), clean)
