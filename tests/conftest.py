@@ -47,3 +47,28 @@ def image_folder(tmp_path):
         iio.imwrite(folder / f"img{i}.png", img)
     (folder / "LICENCE.txt").write_text("CC0 test images\n")
     return folder
+
+
+def make_tiny_checkpoint(path, seed: int = 0, anchors: int = 4, snapshots: int = 2):
+    """A random-weight tiny generator with anchors and snapshots, saved as a real checkpoint."""
+    from models import DCGANConfig, GeneratorMeta, save_generator
+    from models.checkpoint import Anchor
+    from models.dcgan import Generator
+    torch.manual_seed(seed)
+    cfg = DCGANConfig(**TINY)
+    g = Generator(cfg)
+    snaps = []
+    for _ in range(snapshots):
+        snaps.append({k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+                      for k, v in g.state_dict().items()})
+    zs = torch.randn(anchors, cfg.latent_size)
+    meta = GeneratorMeta("dcgan", cfg, step=100, dataset="test", dataset_licence="CC0",
+                         anchors=[Anchor(f"mem{i}", z.tolist()) for i, z in enumerate(zs)],
+                         snapshot_steps=[25 * (i + 1) for i in range(snapshots)])
+    save_generator(path, g, meta, snaps)
+    return path
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    return make_tiny_checkpoint(tmp_path / "tiny.safetensors")

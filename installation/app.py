@@ -1,0 +1,217 @@
+"""The live app: a pygame window (usually fullscreen) showing the piece, answering the keyboard.
+
+The loop per frame: read events -> let real time pass in the piece -> render the frame state
+(weight damage recomputed on the engine's worker and swapped in between frames, so a key never
+stalls the picture) -> blit, HUD, present -> frame limiter. Nothing here decides a picture; the
+engine does, from the piece's state.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import cv2
+import numpy as np
+import pygame
+
+from .engine import Engine
+from .hud import FrameTimes, Hud
+from .piece import ACTIONS, Piece
+
+log = logging.getLogger("lapses.app")
+
+WINDOW_DEFAULT = (1024, 768)
+MAX_DT = 0.25   # a stall (a dragged window, a slow disk) must not make the walk jump
+
+
+@dataclass
+class QuitCombo:
+    key: str
+    ctrl: bool = False
+    shift: bool = False
+    alt: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "QuitCombo":
+        parts = [p.strip().lower() for p in text.split("+") if p.strip()]
+        mods = {p for p in parts[:-1]}
+        unknown = mods - {"ctrl", "shift", "alt"}
+        if not parts or unknown:
+            raise ValueError(f"kiosk.quit_combo {text!r}: write modifiers (ctrl, shift, alt) and one key "
+                             f"joined by +, e.g. ctrl+shift+q")
+        return cls(parts[-1], "ctrl" in mods, "shift" in mods, "alt" in mods)
+
+    def matches(self, key: str, mod: int) -> bool:
+        return (key == self.key and bool(mod & pygame.KMOD_CTRL) == self.ctrl
+                and bool(mod & pygame.KMOD_SHIFT) == self.shift and bool(mod & pygame.KMOD_ALT) == self.alt)
+
+
+@dataclass
+class RunOptions:
+    windowed: bool = False
+    seconds: float | None = None           # quit after this many seconds of running
+    kiosk: bool = False
+    screenshot_dir: Path = Path(".")
+    script: dict[int, list[str]] = field(default_factory=dict)   # frame index -> key names to press (tests)
+
+
+@dataclass
+class RunReport:
+    frames: int
+    seconds: float
+    fps: float
+    p99_ms: float
+    screenshots: list[Path]
+    progress: float
+
+
+def open_screen(display, windowed: bool) -> pygame.Surface:
+    sizes = pygame.display.get_desktop_sizes() or [WINDOW_DEFAULT]
+    monitor = display.monitor
+    if monitor >= len(sizes):
+        log.warning("display.monitor %d: only %d monitor(s) found; using monitor 0", monitor, len(sizes))
+        monitor = 0
+    native = sizes[monitor] if min(sizes[monitor]) > 0 else WINDOW_DEFAULT
+    fullscreen = display.fullscreen and not windowed
+    if fullscreen:
+        size = (display.width or native[0], display.height or native[1])
+        flags = pygame.FULLSCREEN
+    else:
+        size = (display.width or WINDOW_DEFAULT[0], display.height or WINDOW_DEFAULT[1])
+        flags = 0
+    if display.vsync:
+        try:   # pygame's vsync needs SCALED (or OpenGL); some drivers refuse it
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")      # "no fast renderer available" on software drivers
+                return pygame.display.set_mode(size, flags | pygame.SCALED, display=monitor, vsync=1)
+        except pygame.error as e:
+            log.info("vsync unavailable (%s); using the frame limiter only", e)
+    return pygame.display.set_mode(size, flags, display=monitor)
+
+
+class App:
+    def __init__(self, settings, engine_factory=None):
+        self.settings = settings
+        self.engine_factory = engine_factory or (lambda w, h: Engine.from_settings(settings, w, h))
+        self.action_of = settings.keys.action_of()
+        self.quit_combo = QuitCombo.parse(settings.kiosk.quit_combo)
+        self.running = False
+
+    def _stop(self, *_):
+        self.running = False
+
+    def screenshot(self, frame: np.ndarray, piece: Piece, folder: Path) -> Path:
+        s = piece.frame_state()
+        name = (f"lapses_{time.strftime('%Y%m%d-%H%M%S')}_p{s.progress:.3f}_t{s.t:.2f}_phase{s.walk_phase:.2f}"
+                f"_seed{s.seed}_decay{piece.course_state.overrides.decay:+.2f}.png")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        if not cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"could not write {path}")
+        return path
+
+    def run(self, opts: RunOptions, piece: Piece | None = None) -> RunReport:
+        kiosk = opts.kiosk or self.settings.kiosk.enabled
+        pygame.display.init()
+        pygame.font.init()
+        old_term = signal.signal(signal.SIGTERM, self._stop) if _main_thread() else None
+        try:
+            screen = open_screen(self.settings.display, opts.windowed)
+            pygame.display.set_caption("Lapses")
+            pygame.mouse.set_visible(False)
+            W, H = screen.get_size()
+            engine = self.engine_factory(W, H)
+            piece = piece or Piece(self.settings)
+            return self._loop(screen, engine, piece, opts, kiosk)
+        finally:
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
+            pygame.display.quit()
+
+    def _loop(self, screen, engine: Engine, piece: Piece, opts: RunOptions, kiosk: bool) -> RunReport:
+        W, H = screen.get_size()
+        hud = Hud(H)
+        show_hud = self.settings.display.hud
+        times = FrameTimes()
+        clock = pygame.time.Clock()
+        fps_limit = self.settings.display.fps_limit
+        model_name = engine.model.path.name
+        shots: list[Path] = []
+        frames = 0
+        start = last = time.perf_counter()
+        log.info("showing %s at %dx%d on %s%s", engine.model.path, W, H, engine.device_name,
+                 " (kiosk mode)" if kiosk else "")
+        self.running = True
+        frame = None
+        try:
+            while self.running:
+                for key in opts.script.get(frames, ()):
+                    pygame.event.post(key_event(key))
+                want_shot = False
+                for event in pygame.event.get():
+                    if event.type == pygame.QUIT and not kiosk:
+                        self.running = False
+                    elif event.type == pygame.KEYDOWN:
+                        name = pygame.key.name(event.key).lower()
+                        if self.quit_combo.matches(name, event.mod):
+                            self.running = False
+                            continue
+                        if kiosk:
+                            continue          # a gallery: stray keys do nothing
+                        action = self.action_of.get(name)
+                        if action == "quit":
+                            self.running = False
+                        elif action == "hud":
+                            show_hud = not show_hud
+                        elif action == "screenshot":
+                            want_shot = True
+                        elif action in ACTIONS:
+                            message = piece.act(action)
+                            hud.say(message, time.perf_counter())
+                            log.info("%s: %s", action, message)
+                now = time.perf_counter()
+                dt, last = now - last, now
+                if frames:
+                    times.add(dt)
+                piece.step(min(dt, MAX_DT))
+                frame = engine.render(piece.frame_state(), sync=False)
+                if want_shot:
+                    path = self.screenshot(frame, piece, opts.screenshot_dir)
+                    shots.append(path)
+                    hud.say(f"saved {path.name}", now)
+                    log.info("screenshot %s", path)
+                screen.blit(pygame.image.frombuffer(frame.data, (W, H), "RGB"), (0, 0))
+                if show_hud:
+                    hud.draw(screen, piece, times, engine.device_name, model_name, now)
+                pygame.display.flip()
+                frames += 1
+                if opts.seconds is not None and now - start >= opts.seconds:
+                    break
+                clock.tick(fps_limit)
+        finally:
+            engine.close()
+        elapsed = time.perf_counter() - start
+        report = RunReport(frames, elapsed, frames / elapsed if elapsed > 0 else 0.0, times.p99_ms(), shots,
+                           piece.sample().point.progress)
+        log.info("%d frames in %.1f s: %.1f fps, p99 %.1f ms", frames, elapsed, report.fps, report.p99_ms)
+        return report
+
+
+def key_event(spec: str) -> pygame.event.Event:
+    """A KEYDOWN event for a key as settings.yaml names it, modifiers allowed: "r", "ctrl+shift+q"."""
+    combo = QuitCombo.parse(spec)
+    mod = ((pygame.KMOD_LCTRL if combo.ctrl else 0) | (pygame.KMOD_LSHIFT if combo.shift else 0)
+           | (pygame.KMOD_LALT if combo.alt else 0))
+    return pygame.event.Event(pygame.KEYDOWN, key=pygame.key.key_code(combo.key), mod=mod, unicode="", scancode=0)
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()

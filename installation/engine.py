@@ -1,0 +1,138 @@
+"""The engine: one pure function from a `FrameState` to a frame.
+
+Everything that decides a picture — the walk, the symptoms, the output scaling — is reached
+from here, and nothing here reads the wall clock or draws unseeded random numbers, so the live
+app and the offline renderer show the same frame for the same state. Devices, windows and
+threads stay at the edges (app.py, the damage worker).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models import load_generator
+from .damage import Damage
+from .output import Output, OutputSpec, img_to_uint8
+from .state import FrameState
+from .walk import Walk
+
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "memories.safetensors"
+
+
+def pick_device(name: str) -> torch.device:
+    """auto | cpu | cuda -> a torch device; asking for CUDA without one is a ValueError."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("model.device: cuda was asked for but no CUDA GPU is available; use auto or cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Model:
+    generator: torch.nn.Module
+    meta: object
+    snapshots: list
+    path: Path
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> Model:
+    """A generator checkpoint with its anchors and snapshots (models.CheckpointError if unusable)."""
+    g, meta, snaps = load_generator(Path(path), device=device, with_snapshots=True)
+    return Model(g, meta, snaps, Path(path))
+
+
+class Engine:
+    """FrameState -> frame (uint8 [H, W, 3])."""
+
+    WALKS_KEPT = 4
+
+    def __init__(self, model: Model, walk_settings, output: OutputSpec, targets: dict[str, str] | None = None,
+                 device: torch.device | str = "cpu"):
+        self.model = model
+        self.device = torch.device(device)
+        self.generator = model.generator.to(self.device).eval()
+        self.anchors = model.meta.anchor_tensor().to(self.device)
+        self.walk_settings = walk_settings
+        self._walks: OrderedDict[int, Walk] = OrderedDict()
+        self.damage = Damage(self.generator, snapshots=model.snapshots, targets=targets or {})
+        self.output = Output(output)
+        self.frames_rendered = 0
+
+    @classmethod
+    def from_settings(cls, settings, width: int, height: int, model: Model | None = None) -> "Engine":
+        device = pick_device(settings.model.device)
+        model = model or load_model(settings.model_path, device)
+        d = settings.display
+        spec = OutputSpec(width=width, height=height, scale=d.scale, upscale=d.upscale,
+                          vignette=d.vignette, grain=d.grain)
+        targets = {name: s.target for name, s in settings.symptoms.items() if s.target}
+        return cls(model, settings.walk, spec, targets, device)
+
+    @property
+    def latent_size(self) -> int:
+        return self.model.meta.latent_size
+
+    @property
+    def device_name(self) -> str:
+        if self.device.type == "cuda":
+            return f"cuda ({torch.cuda.get_device_name(self.device)})"
+        return f"cpu ({torch.get_num_threads()} threads)"
+
+    def walk(self, seed: int) -> Walk:
+        """The walk of the life with this seed (a rebirth walks another way)."""
+        w = self._walks.get(seed)
+        if w is None:
+            w = Walk.from_settings(self.walk_settings, self.anchors.cpu(), self.latent_size, seed)
+            self._walks[seed] = w
+            while len(self._walks) > self.WALKS_KEPT:
+                self._walks.popitem(last=False)
+        return w
+
+    def latent(self, state: FrameState) -> torch.Tensor:
+        """The walk's latent for this state, after the latent symptoms: [1, L]."""
+        z = self.walk(state.seed).z_at(state.walk_phase, perseveration=state.intensity("perseveration"),
+                                       hesitation=state.intensity("hesitation"))
+        return self.damaged_latents(z[None], state)
+
+    def damaged_latents(self, z: torch.Tensor, state: FrameState) -> torch.Tensor:
+        """Any latents [N, L] after the latent symptoms (forgetting, confusion) of this state."""
+        z = z.to(self.device, torch.float32)
+        return self.damage.latent(z, state.intensities, self.anchors, state.t, state.seed)
+
+    @torch.inference_mode()
+    def generate(self, z: torch.Tensor, state: FrameState, sync: bool = True) -> torch.Tensor:
+        """Damaged generator output for latents z [N, L]: img [N, C, S, S] in [-1, 1], finite."""
+        if sync:
+            self.damage.apply(state.intensities, seed=state.seed)
+        else:
+            self.damage.request(state.intensities, seed=state.seed)
+            self.damage.swap_if_ready()
+        self.damage.set_activation(state.intensities, state.t, seed=state.seed)
+        img = self.generator(z)
+        img = self.damage.output(img, state.intensities, state.t, seed=state.seed)
+        return torch.nan_to_num(img, nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
+
+    def small_frames(self, z: torch.Tensor, state: FrameState) -> list[np.ndarray]:
+        """Frames for given latents [N, L] under this state's damage, at the generator's size."""
+        img = self.generate(self.damaged_latents(z, state), state, sync=True)
+        return [img_to_uint8(x) for x in img]
+
+    def small_frame(self, state: FrameState, sync: bool = True) -> np.ndarray:
+        """The frame at the generator's own resolution, uint8 [S, S, 3]."""
+        return img_to_uint8(self.generate(self.latent(state), state, sync=sync)[0])
+
+    def render(self, state: FrameState, sync: bool = True) -> np.ndarray:
+        """The frame the screen shows for this state. `sync=False` (live) lets weight damage be
+        recomputed in the background and swapped in between frames instead of waiting for it."""
+        grain_index = int(state.t * 24)  # grain changes 24 times a second, from t alone
+        frame = self.output(self.small_frame(state, sync=sync), grain_index)
+        self.frames_rendered += 1
+        return frame
+
+    def close(self) -> None:
+        self.damage.close()

@@ -1,0 +1,107 @@
+"""From the generator's small image to what the screen shows: finite, in range, scaled to any
+screen (fit with bars, or fill and crop), upscaled well, with optional vignette and film grain.
+
+Vignette is applied at the generator's resolution (it is smooth, so upscaling keeps it) and
+grain comes from a few precomputed tiles chosen by frame number: both cost almost nothing per
+frame, which matters on a small gallery PC.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+# names as in settings.yaml's display.upscale
+INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
+                 "lanczos": cv2.INTER_LANCZOS4}
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    width: int                 # output frame size in pixels
+    height: int
+    scale: str = "fit"         # "fit": whole image, black bars; "fill": cover the screen, crop
+    upscale: str = "lanczos"   # nearest, bilinear, bicubic, lanczos
+    vignette: float = 0.0      # 0 = none, 1 = corners fall to black
+    grain: float = 0.0         # film grain strength, 0..1 (in 8-bit levels: grain * 24)
+
+
+def img_to_uint8(img: torch.Tensor) -> np.ndarray:
+    """img [C, H, W] float in [-1, 1] (NaN/Inf tolerated) -> uint8 [H, W, 3]."""
+    x = torch.nan_to_num(img.detach().float(), nan=0.0, posinf=1.0, neginf=-1.0)
+    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())
+
+
+def _vignette_mask(h: int, w: int, strength: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.sqrt(((xx + 0.5) / w - 0.5) ** 2 + ((yy + 0.5) / h - 0.5) ** 2) / np.sqrt(0.5)
+    return (1.0 - strength * np.clip(r, 0, 1) ** 2.2)[..., None].astype(np.float32)
+
+
+class Output:
+    """Turns generator frames into screen frames of one fixed size."""
+
+    GRAIN_TILES = 8
+
+    def __init__(self, spec: OutputSpec, seed: int = 0):
+        if spec.width < 2 or spec.height < 2:
+            raise ValueError(f"output size {spec.width}x{spec.height}: must be at least 2x2")
+        if spec.upscale not in INTERPOLATION or spec.scale not in ("fit", "fill"):
+            raise ValueError(f"output upscale {spec.upscale!r} / scale {spec.scale!r}: allowed upscale "
+                             f"{', '.join(INTERPOLATION)}; scale fit, fill")
+        self.spec = spec
+        self._vignette: dict[tuple[int, int], np.ndarray] = {}
+        self._grain = None
+        if spec.grain > 0:
+            rng = np.random.default_rng(seed)
+            tile = (min(spec.height, 256), min(spec.width, 256))
+            amp = spec.grain * 24.0
+            self._grain = [(rng.standard_normal(tile) * amp).astype(np.int16) for _ in range(self.GRAIN_TILES)]
+
+    def placement(self, src_h: int, src_w: int) -> tuple[int, int, int, int]:
+        """(scaled width, scaled height, x offset, y offset) of the image on the output."""
+        W, H = self.spec.width, self.spec.height
+        s = min(W / src_w, H / src_h) if self.spec.scale == "fit" else max(W / src_w, H / src_h)
+        sw, sh = max(1, round(src_w * s)), max(1, round(src_h * s))
+        return sw, sh, (W - sw) // 2, (H - sh) // 2
+
+    def __call__(self, small: np.ndarray, frame_index: int = 0) -> np.ndarray:
+        """small uint8 [h, w, 3] -> uint8 [H, W, 3] at the output size."""
+        h, w = small.shape[:2]
+        if self.spec.vignette > 0:
+            mask = self._vignette.get((h, w))
+            if mask is None:
+                mask = self._vignette[(h, w)] = _vignette_mask(h, w, self.spec.vignette)
+            small = (small.astype(np.float32) * mask).astype(np.uint8)
+        sw, sh, x0, y0 = self.placement(h, w)
+        interp = INTERPOLATION[self.spec.upscale] if (sw >= w) else cv2.INTER_AREA
+        scaled = cv2.resize(small, (sw, sh), interpolation=interp)
+        W, H = self.spec.width, self.spec.height
+        if (sw, sh) == (W, H):
+            frame = scaled
+        else:
+            frame = np.zeros((H, W, 3), np.uint8)
+            # intersect the placed image with the screen (fit: bars; fill: crop)
+            fx0, fy0 = max(0, x0), max(0, y0)
+            fx1, fy1 = min(W, x0 + sw), min(H, y0 + sh)
+            frame[fy0:fy1, fx0:fx1] = scaled[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+        if self._grain is not None:
+            frame = self._add_grain(frame, frame_index)
+        return frame
+
+    def _add_grain(self, frame: np.ndarray, frame_index: int) -> np.ndarray:
+        tile = self._grain[frame_index % self.GRAIN_TILES]
+        th, tw = tile.shape
+        H, W = frame.shape[:2]
+        reps = (-(-H // th), -(-W // tw))
+        # shift the tiling each frame so the repeat is never seen standing still
+        dy, dx = (frame_index * 37) % th, (frame_index * 61) % tw
+        grain = np.tile(np.roll(tile, (dy, dx), axis=(0, 1)), reps)[:H, :W, None]
+        out = frame.astype(np.int16)
+        out += grain
+        return np.clip(out, 0, 255).astype(np.uint8)

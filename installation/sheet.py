@@ -1,0 +1,90 @@
+"""The contact sheet: the decay made visible on one page.
+
+One row per stage of the course (progress 0 .. 1), the same memories in every column, each row
+labelled with its progress, stage name and its SSIM against the pristine row. The same figures
+are returned (and printed by the CLI), so a sheet is also a measurement.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from skimage.metrics import structural_similarity
+
+from .course import Course, stage_of
+from .engine import Engine
+from .state import FrameState
+
+LABEL_W = 230
+TILE = 160
+
+
+@dataclass
+class SheetRow:
+    progress: float
+    stage: str
+    ssim: float                 # mean SSIM of the row's frames against the pristine ones
+    frames: list[np.ndarray]
+
+
+def sheet_latents(engine: Engine, columns: int, seed: int) -> torch.Tensor:
+    """The memories' anchors (as many as there are columns), then seeded random shell points."""
+    anchors = engine.anchors.cpu()[:columns]
+    L = engine.latent_size
+    extra = columns - len(anchors)
+    if extra > 0:
+        g = torch.Generator().manual_seed(seed)
+        rand = torch.randn(extra, L, generator=g)
+        anchors = torch.cat([anchors, rand]) if len(anchors) else rand
+    return anchors * (L ** 0.5) / anchors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    return float(structural_similarity(a, b, channel_axis=2, data_range=255))
+
+
+def decay_rows(engine: Engine, course: Course, progresses, columns: int = 6, seed: int = 1,
+               t: float = 0.0) -> list[SheetRow]:
+    """Frames of fixed latents at each progress (course curves, no lucid interval, no overrides)."""
+    z = sheet_latents(engine, columns, seed)
+    rows, pristine = [], None
+    for p in progresses:
+        state = FrameState(t=t, progress=float(p), intensities=course.curve_intensities(float(p)), seed=seed)
+        frames = engine.small_frames(z, state)
+        if pristine is None:
+            pristine = engine.small_frames(z, FrameState(t=t, seed=seed))
+        score = float(np.mean([ssim(f, q) for f, q in zip(frames, pristine)]))
+        rows.append(SheetRow(float(p), stage_of(float(p))[1], score, frames))
+    return rows
+
+
+def _label(img: np.ndarray, lines: list[str], x: int, y: int, scale: float = 0.6) -> None:
+    for i, text in enumerate(lines):
+        cv2.putText(img, text, (x, y + i * int(34 * scale + 6)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (235, 235, 235), 1, cv2.LINE_AA)
+
+
+def compose(rows: list[SheetRow], title: str) -> np.ndarray:
+    """RGB uint8 image: a title band, then one labelled row per stage."""
+    cols = len(rows[0].frames)
+    gap, head = 6, 44
+    W = LABEL_W + cols * (TILE + gap) + gap
+    H = head + len(rows) * (TILE + gap) + gap
+    sheet = np.full((H, W, 3), 18, np.uint8)
+    _label(sheet, [title], 12, 28, 0.7)
+    for r, row in enumerate(rows):
+        y = head + gap + r * (TILE + gap)
+        _label(sheet, [f"progress {row.progress:.2f}", row.stage, f"SSIM {row.ssim:.2f}"], 12, y + 40)
+        for c, frame in enumerate(row.frames):
+            x = LABEL_W + gap + c * (TILE + gap)
+            sheet[y:y + TILE, x:x + TILE] = cv2.resize(frame, (TILE, TILE), interpolation=cv2.INTER_LANCZOS4)
+    return sheet
+
+
+def make_sheet(engine: Engine, course: Course, stages: int = 8, columns: int = 6, seed: int = 1,
+               title: str = "") -> tuple[np.ndarray, list[SheetRow]]:
+    progresses = np.linspace(0.0, 1.0, max(2, stages))
+    rows = decay_rows(engine, course, progresses, columns, seed)
+    return compose(rows, title or f"Lapses - {engine.model.path.name} - seed {seed}"), rows

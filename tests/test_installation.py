@@ -1,0 +1,230 @@
+"""The engine, the piece, the contact sheet, the live app (headless) and its command line."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from installation.course import Course
+from installation.engine import BUNDLED_MODEL, Engine, load_model
+from installation.piece import Piece
+from installation.settings import settings_from_dict
+from installation.sheet import decay_rows, make_sheet
+from installation.state import FrameState
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _settings(model_path, *overrides):
+    return settings_from_dict({}, [f"model.path={model_path}", "model.device=cpu", *overrides])
+
+
+def _engine(settings, w=96, h=64):
+    return Engine.from_settings(settings, w, h)
+
+
+# ------------------------------------------------------------------ engine
+
+def test_same_state_same_frame_across_engines(tiny_checkpoint):
+    s = _settings(tiny_checkpoint)
+    course = Course(s.course)
+    state = FrameState(t=3.7, progress=0.8, intensities=course.curve_intensities(0.8), walk_phase=21.3, seed=5)
+    a, b = _engine(s), _engine(s)
+    fa, fb = a.render(state), b.render(state)
+    assert fa.dtype == np.uint8 and fa.shape == (64, 96, 3)
+    assert np.array_equal(fa, fb)
+    # and the pristine frame differs from the damaged one
+    assert not np.array_equal(a.render(state.with_(intensities={})), fa)
+    a.close(), b.close()
+
+
+@pytest.mark.parametrize("scale", ["fit", "fill"])
+def test_output_fits_or_fills_any_aspect(tiny_checkpoint, scale):
+    s = _settings(tiny_checkpoint, f"display.scale={scale}", "display.grain=0", "display.vignette=0")
+    e = _engine(s, 200, 100)
+    frame = e.render(FrameState(t=0.0, walk_phase=1.0))
+    assert frame.shape == (100, 200, 3)
+    bars = frame[:, :40].max()
+    if scale == "fit":
+        assert bars == 0                    # black bars left and right of a square picture
+    else:
+        assert frame[:, :40].std() > 0      # the picture covers the whole screen
+    e.close()
+
+
+def test_extreme_damage_stays_finite_and_in_range(tiny_checkpoint):
+    s = _settings(tiny_checkpoint)
+    e = _engine(s)
+    every = {name: 1.0 for name in Course(s.course).symptom_names}
+    frame = e.render(FrameState(t=1.0, progress=1.0, intensities=every, walk_phase=5.0, seed=3))
+    assert frame.dtype == np.uint8 and frame.shape == (64, 96, 3)   # uint8: in range by construction
+    z = e.latent(FrameState(walk_phase=5.0, intensities=every, seed=3))
+    assert torch.isfinite(z).all()
+    e.close()
+
+
+def test_walk_follows_the_life_seed(tiny_checkpoint):
+    e = _engine(_settings(tiny_checkpoint))
+    z1 = e.latent(FrameState(walk_phase=30.0, seed=1))
+    z2 = e.latent(FrameState(walk_phase=30.0, seed=2))
+    assert not torch.allclose(z1, z2)
+    assert torch.allclose(z1, e.latent(FrameState(walk_phase=30.0, seed=1)))
+    e.close()
+
+
+# ------------------------------------------------------------------ piece
+
+def test_piece_actions(tiny_checkpoint):
+    s = _settings(tiny_checkpoint, "course.duration=100s", "course.lucid.enabled=false")
+    p = Piece(s)
+    p.step(10.0)
+    assert p.t == 10.0 and p.walk_phase == 10.0
+    p.act("faster")
+    p.step(1.0)
+    assert p.walk_phase == pytest.approx(11.25)
+    p.act("pause")
+    p.step(5.0)
+    assert p.t == 11.0
+    p.act("pause")
+    before = p.sample().point.progress
+    p.act("course_forward")
+    assert p.course_state.elapsed_s == pytest.approx(13.0)
+    p.act("decay_up")
+    assert p.course_state.overrides.decay == pytest.approx(0.05)
+    p.act("revive")
+    assert all(v == 0.0 for v in p.sample().intensities.values())
+    seed = p.sample().point.seed
+    p.act("rebirth")
+    assert p.sample().point.seed != seed and p.course_state.elapsed_s == 0.0
+    with pytest.raises(ValueError, match="unknown action"):
+        p.act("explode")
+    assert before >= 0.0
+
+
+# ------------------------------------------------------------------ decay is visible (bundled model)
+
+def _bundled():
+    if not BUNDLED_MODEL.exists():
+        pytest.fail(f"the bundled model {BUNDLED_MODEL} is missing: it is part of the project")
+    s = settings_from_dict({}, ["model.device=cpu"])
+    return Engine.from_settings(s, 64, 64), Course(s.course)
+
+
+def test_decay_is_visible_and_progressive_on_the_bundled_model():
+    engine, course = _bundled()
+    progresses = np.linspace(0.0, 1.0, 20)
+    rows = decay_rows(engine, course, progresses, columns=4, seed=1)
+    scores = np.array([r.ssim for r in rows])
+    rho = spearmanr(progresses, scores).statistic
+    at = dict(zip(np.round(progresses, 3), scores))
+    p03 = float(np.interp(0.3, progresses, scores))
+    print("SSIM vs pristine:", " ".join(f"{p:.2f}:{v:.2f}" for p, v in zip(progresses, scores)))
+    assert rho <= -0.9, f"Spearman rho {rho:.3f}"
+    assert p03 > 0.5, f"SSIM at progress 0.3 is {p03:.3f}"
+    assert scores[-1] < 0.15, f"SSIM at progress 1 is {scores[-1]:.3f}"
+    assert at[0.0] == pytest.approx(1.0)
+    engine.close()
+
+
+def test_sheet_has_one_labelled_row_per_stage(tiny_checkpoint):
+    s = _settings(tiny_checkpoint)
+    e = _engine(s)
+    img, rows = make_sheet(e, Course(s.course), stages=4, columns=3)
+    assert len(rows) == 4 and [r.progress for r in rows] == [0.0, 1 / 3, 2 / 3, 1.0]
+    assert img.ndim == 3 and img.shape[0] > 4 * 160 and img.shape[1] > 3 * 160
+    label_area = img[60:200, :200]
+    assert label_area.max() > 200          # text was drawn
+    e.close()
+
+
+# ------------------------------------------------------------------ the live app, headless
+
+def test_app_runs_headless_with_scripted_keys(tiny_checkpoint, tmp_path):
+    from installation.app import App, RunOptions
+    s = _settings(tiny_checkpoint, "display.fullscreen=false", "display.width=160", "display.height=120",
+                  "course.duration=60s", "display.fps_limit=0")
+    piece = Piece(s)
+    script = {2: ["right"], 3: ["="], 4: ["up"], 5: ["h"], 6: ["s"], 7: ["b"], 8: ["space"], 12: ["escape"]}
+    report = App(s).run(RunOptions(windowed=True, seconds=60, screenshot_dir=tmp_path, script=script), piece)
+    assert report.frames == 13                                   # escape on frame 12 ended it
+    assert piece.speed == pytest.approx(s.walk.speed_step)
+    assert piece.paused
+    assert piece.course_state.cycle == 1                         # rebirth happened
+    assert len(report.screenshots) == 1
+    shot = report.screenshots[0]
+    assert shot.exists() and "_p0." in shot.name and "_seed" in shot.name
+    import cv2
+    assert cv2.imread(str(shot)).shape == (120, 160, 3)
+
+
+def test_kiosk_ignores_escape_and_quits_on_the_combo(tiny_checkpoint):
+    from installation.app import App, RunOptions
+    s = _settings(tiny_checkpoint, "display.fullscreen=false", "display.width=64", "display.height=64",
+                  "display.fps_limit=0")
+    piece = Piece(s)
+    script = {1: ["escape", "space", "r"], 5: ["ctrl+shift+q"]}
+    report = App(s).run(RunOptions(kiosk=True, seconds=60, script=script), piece)
+    assert report.frames == 6
+    assert not piece.paused and piece.course_state.overrides.decay == 0.0   # stray keys did nothing
+
+
+# ------------------------------------------------------------------ command line
+
+def _cli(*args, cwd=None):
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    return subprocess.run([sys.executable, "-m", "installation", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=env, timeout=300)
+
+
+def test_cli_runs_headless_and_exits_0(tiny_checkpoint):
+    r = _cli("--model", str(tiny_checkpoint), "--seconds", "1.5", "--set", "display.width=128",
+             "--set", "display.height=96")
+    assert r.returncode == 0, r.stderr
+    assert "frames in" in r.stdout and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--set", "display.nonsense=1"], "display.nonsense"),
+    (["--set", "walk.wander=7"], "walk.wander"),
+    (["--set", "display.fps_limit=fast"], "display.fps_limit"),
+    (["--model", "/no/such/model.safetensors"], "does not exist"),
+    (["--settings", "/no/such/settings.yaml"], "not found"),
+    (["--seconds", "-1"], "--seconds"),
+    (["--set", "kiosk.quit_combo=hyper+q"], "quit_combo"),
+])
+def test_cli_user_mistakes_exit_2_with_a_message(args, words):
+    r = _cli(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert words in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_refuses_a_broken_checkpoint(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 100)
+    r = _cli("--model", str(bad), "--seconds", "1")
+    assert r.returncode == 2 and "model.path" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_print_settings_round_trips(tmp_path):
+    r = _cli("--print-settings", "--set", "course.duration=2h")
+    assert r.returncode == 0
+    f = tmp_path / "s.yaml"
+    f.write_text(r.stdout)
+    assert _cli("--settings", str(f), "--print-settings").stdout.split("\n", 1)[1] == r.stdout.split("\n", 1)[1]
+    assert "duration: 2h" in r.stdout
+
+
+def test_cli_sheet_writes_and_never_overwrites(tiny_checkpoint, tmp_path):
+    out = tmp_path / "sheet.png"
+    r = _cli("sheet", "--model", str(tiny_checkpoint), "--out", str(out), "--stages", "3", "--columns", "2")
+    assert r.returncode == 0, r.stderr
+    assert out.exists() and "SSIM" in r.stdout
+    before = out.read_bytes()
+    r = _cli("sheet", "--model", str(tiny_checkpoint), "--out", str(out))
+    assert r.returncode == 2 and "--force" in r.stderr and out.read_bytes() == before
+    r = _cli("sheet", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "nodir" / "x.png"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
