@@ -35,6 +35,7 @@ from models.dcgan import shell_radius
 
 __all__ = ["Walk", "WalkPosition", "ease_travel"]
 
+PERSEVERATION_BLEND = 0.02  # intensity width over which a perseverated destination slides into place
 _WANDER_TERMS = 4  # slow sinusoids along fixed seeded directions: enough to feel alive, never busy
 
 
@@ -171,26 +172,41 @@ class Walk:
 
     # -- which memory ---------------------------------------------------------------------------
 
+    def _base_visit(self, k: int) -> int:
+        """Anchor index of the k-th visit of the healthy walk."""
+        if self.mode == "loop":
+            return self._loop[k % len(self._loop)]
+        return _shuffled_order(k, self.n_anchors, self.seed)
+
     def visit(self, k: int, perseveration: float = 0.0) -> int:
         """Anchor index of the k-th memory visited (-1 in random mode, where there are none)."""
         if self.mode == "random":
             return -1
-        if self.mode == "loop":
-            k = k % len(self._loop)
-            base = self._loop[k]
-        else:
-            base = _shuffled_order(k, self.n_anchors, self.seed)
         if perseveration > 0.0 and self.n_anchors > 1:
             from installation.symptoms.perseveration import SYMPTOM
-            return int(SYMPTOM.visit(k, base, self.n_anchors, float(perseveration), self.seed))
-        return base
+            # the walk's own sequence, so a repeat returns to the memory shown at the earlier visit
+            return int(SYMPTOM.visit(k, self._base_visit, self.n_anchors, float(perseveration), self.seed))
+        return self._base_visit(k)
 
     def _point(self, k: int, perseveration: float) -> np.ndarray:
         if self.mode == "random":
             return _random_point(self.seed, k, self.latent_size)
         if self.n_anchors == 0:  # loop with no anchors: a fixed cycle of random points
             return _random_point(self.seed, self._loop[k % len(self._loop)], self.latent_size)
-        return self.anchors[self.visit(k, perseveration)]
+        if perseveration <= 0.0 or self.n_anchors < 2:
+            return self.anchors[self.visit(k)]
+        # Perseveration picks memories by thresholds on its intensity, which rises while the walk
+        # travels; a destination that switched at once would make the picture jump. Between two
+        # neighbouring intensity levels the destination slides along the sphere instead, so the
+        # path is continuous in the intensity (over a course of hours the slide takes minutes).
+        q = min(float(perseveration), 1.0) / PERSEVERATION_BLEND
+        i = math.floor(q)
+        a = self.visit(k, i * PERSEVERATION_BLEND)
+        b = self.visit(k, min(1.0, (i + 1) * PERSEVERATION_BLEND))
+        if a == b or q == i:
+            return self.anchors[a]
+        f = q - i
+        return _slerp(self.anchors[a], self.anchors[b], f * f * (3.0 - 2.0 * f))
 
     # -- where on the path ----------------------------------------------------------------------
 

@@ -155,16 +155,32 @@ def test_perseveration_chooses_the_visits(anchors, monkeypatch):
 
     def visit(k, base_anchor, n_anchors, intensity, seed):
         calls.append((k, base_anchor, n_anchors, intensity, seed))
-        return 2 if intensity > 0.5 else base_anchor
+        return 2 if intensity > 0.5 else base_anchor(k)
 
     fake = types.ModuleType("installation.symptoms.perseveration")
     fake.SYMPTOM = types.SimpleNamespace(visit=visit)
     monkeypatch.setitem(sys.modules, "installation.symptoms.perseveration", fake)
     walk = _walk(anchors, wander=0.0)
     assert walk.visit(4, perseveration=0.9) == 2
-    assert calls[-1] == (4, walk.visit(4), 6, 0.9, 3)
+    k, base, n, intensity, seed = calls[-1]
+    assert (k, n, intensity, seed) == (4, 6, 0.9, 3)
+    assert [base(j) for j in range(12)] == [walk.visit(j) for j in range(12)]   # the walk's own sequence
     assert torch.allclose(walk.z_at(4 * walk.segment_s, perseveration=0.9), anchors[2], atol=1e-5)
     assert walk.visit(4, perseveration=0.3) == walk.visit(4)
+
+
+def test_rising_perseveration_never_makes_the_walk_jump(anchors):
+    """The course raises perseveration while the walk travels: the path must stay continuous."""
+    walk = _walk(anchors, wander=0.0)
+    n = 4000
+    phases = np.linspace(0.0, 40 * walk.segment_s, n)
+    zs = np.stack([walk.z_at(ph, perseveration=i / (n - 1)).numpy() for i, ph in enumerate(phases)])
+    steps = np.linalg.norm(np.diff(zs, axis=0), axis=1)
+    healthy = np.stack([walk.z_at(ph).numpy() for ph in phases])
+    # no step larger than the healthy walk's own largest step allows (plus the slide's share)
+    assert steps.max() < 2.5 * np.linalg.norm(np.diff(healthy, axis=0), axis=1).max()
+    # and perseveration did change where the walk went
+    assert any(walk.visit(k, 0.9) != walk.visit(k) for k in range(40))
 
 
 def test_hesitation_warps_the_phase_first(anchors, monkeypatch):
