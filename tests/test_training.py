@@ -136,3 +136,21 @@ def test_prepare_brain_writes_mni_slices_with_notice(tmp_path):
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "brain").glob("*.png"))) > 100
     assert "McGill" in (tmp_path / "brain" / "LICENCE.txt").read_text()
+
+
+def test_bundle_keeps_evenly_spread_snapshots_and_the_licence(tmp_path, image_folder):
+    from conftest import make_tiny_checkpoint
+    from models import load_generator
+    src = make_tiny_checkpoint(tmp_path / "run.safetensors", snapshots=4)
+    out = tmp_path / "assets" / "m.safetensors"
+    out.parent.mkdir()
+    r = _cli("bundle", src, out, "--data", image_folder, "--snapshots", "3")
+    assert r.returncode == 0, r.stderr
+    g, meta, snaps = load_generator(out, with_snapshots=True)
+    assert meta.snapshot_steps == [25, 75, 100] and len(snaps) == 3
+    assert out.with_suffix(".LICENCE.txt").read_text() == "CC0 test images\n"
+    before = out.read_bytes()
+    r = _cli("bundle", src, out, "--data", image_folder)
+    assert r.returncode == 2 and "--overwrite" in r.stderr and out.read_bytes() == before
+    r = _cli("bundle", src, tmp_path / "x.safetensors", "--data", tmp_path)
+    assert r.returncode == 2 and "LICENCE.txt" in r.stderr

@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int)
     tr.add_argument("--dry-run", action="store_true", help="2 steps, tiny evaluation: check that everything runs")
     tr.add_argument("--quiet", action="store_true")
+    bu = sub.add_parser("bundle", help="copy a trained generator into assets/ with its data licence, within a size limit")
+    bu.add_argument("checkpoint", type=Path, help="a run's generator.safetensors")
+    bu.add_argument("out", type=Path, help="e.g. assets/memories.safetensors")
+    bu.add_argument("--data", required=True, type=Path, help="the training data folder (its LICENCE.txt is copied)")
+    bu.add_argument("--snapshots", type=int, default=3, help="training snapshots to keep, spread evenly (default 3)")
+    bu.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     ev = sub.add_parser("evaluate", help="SSIM of samples against their nearest training image")
     ev.add_argument("checkpoint", type=Path)
     ev.add_argument("--data", required=True, type=Path)
@@ -66,6 +72,31 @@ def _train(args) -> int:
     return 0
 
 
+def _bundle(args) -> int:
+    import shutil
+    from models import load_generator, save_generator
+    out, licence = args.out, args.data / "LICENCE.txt"
+    licence_out = out.with_suffix(".LICENCE.txt")
+    if out.suffix != ".safetensors":
+        raise UsageError(f"{out}: a bundle is a .safetensors file; give a name ending in .safetensors")
+    if not licence.is_file():
+        raise UsageError(f"{licence} not found: a bundled model must carry its data's licence "
+                         f"(python -m training prepare writes one)")
+    if (out.exists() or licence_out.exists()) and not args.overwrite:
+        raise UsageError(f"{out} exists; add --overwrite to replace it")
+    if args.snapshots < 0:
+        raise UsageError(f"--snapshots {args.snapshots}: must be 0 or more")
+    g, meta, snaps = load_generator(args.checkpoint, device="cpu", with_snapshots=True)
+    n = min(args.snapshots, len(snaps))
+    keep = sorted({round(i * (len(snaps) - 1) / max(1, n - 1)) for i in range(n)}) if n else []
+    meta.snapshot_steps = [meta.snapshot_steps[i] for i in keep]
+    save_generator(out, g, meta, [snaps[i] for i in keep])
+    shutil.copyfile(licence, licence_out)
+    size = out.stat().st_size
+    print(f"wrote {out} ({size / 1e6:.1f} MB, snapshots from steps {meta.snapshot_steps}) and {licence_out}")
+    return 0
+
+
 def _evaluate(args) -> int:
     import torch
     from models import load_generator
@@ -91,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from .prepare import PrepareError
     args = _parser().parse_args(argv)
     try:
-        return {"prepare": _prepare, "train": _train, "evaluate": _evaluate}[args.command](args)
+        return {"prepare": _prepare, "train": _train, "evaluate": _evaluate, "bundle": _bundle}[args.command](args)
     except (UsageError, CheckpointError, DataError, ConfigError, PrepareError, FileExistsError,
             FileNotFoundError, ValueError, PermissionError) as e:
         print(f"error: {e}", file=sys.stderr)
