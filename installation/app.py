@@ -7,6 +7,7 @@ engine does, from the piece's state.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -107,14 +108,18 @@ class App:
     def _stop(self, *_):
         self.running = False
 
-    def screenshot(self, frame: np.ndarray, piece: Piece, folder: Path) -> Path:
+    def screenshot(self, engine: Engine, piece: Piece, folder: Path) -> Path:
+        """The exact frame of the current state (damage applied in full, as a render would) as a
+        PNG named with its state, and the state itself beside it (`render --replay` takes it)."""
         s = piece.frame_state()
+        frame = engine.render(s, sync=True)
         name = (f"lapses_{time.strftime('%Y%m%d-%H%M%S')}_p{s.progress:.3f}_t{s.t:.2f}_phase{s.walk_phase:.2f}"
                 f"_seed{s.seed}_decay{piece.course_state.overrides.decay:+.2f}.png")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / name
         if not cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
             raise OSError(f"could not write {path}")
+        path.with_suffix(".json").write_text(json.dumps({"frame": 0, **s.to_dict()}) + "\n")
         return path
 
     def run(self, opts: RunOptions, piece: Piece | None = None) -> RunReport:
@@ -183,10 +188,14 @@ class App:
                 piece.step(min(dt, MAX_DT))
                 frame = engine.render(piece.frame_state(), sync=False)
                 if want_shot:
-                    path = self.screenshot(frame, piece, opts.screenshot_dir)
-                    shots.append(path)
-                    hud.say(f"saved {path.name}", now)
-                    log.info("screenshot %s", path)
+                    try:
+                        path = self.screenshot(engine, piece, opts.screenshot_dir)
+                        shots.append(path)
+                        hud.say(f"saved {path.name}", now)
+                        log.info("screenshot %s", path)
+                    except OSError as e:      # a full disk must not end the show
+                        hud.say(f"screenshot failed: {e}", now)
+                        log.error("screenshot failed: %s", e)
                 screen.blit(pygame.image.frombuffer(frame.data, (W, H), "RGB"), (0, 0))
                 if show_hud:
                     hud.draw(screen, piece, times, engine.device_name, model_name, now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +46,36 @@ def _sheet_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", type=int, default=8, help="rows, from progress 0 to 1 (default 8)")
     p.add_argument("--columns", type=int, default=6, help="memories per row (default 6)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    return p
+
+
+def _render_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m installation render",
+                                description="Render the piece to an H.264 MP4 (or PNG frames), frame for frame as "
+                                            "the live installation shows it; t = frame / fps.")
+    _common(p)
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", type=Path, help="MP4 file to write")
+    out.add_argument("--frames", type=Path, metavar="DIR", help="write numbered PNGs into DIR instead")
+    p.add_argument("--seconds", type=float, required=True, help="length of the film")
+    p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    p.add_argument("--size", default="1280x720", metavar="WxH", help="frame size, even numbers (default 1280x720)")
+    p.add_argument("--from", dest="start", type=float, metavar="P0",
+                   help="course fraction at the first frame (0 = healthy); with --to, the course is compressed "
+                        "into the film; without, it runs at the live pace from its start")
+    p.add_argument("--to", dest="end", type=float, metavar="P1", help="course fraction at the last frame (1 = gone)")
+    p.add_argument("--seed", type=int, help="the piece's seed (default: course.seed)")
+    p.add_argument("--crf", type=int, default=18, help="x264 quality, 0 (lossless) .. 51 (default 18)")
+    p.add_argument("--preset", default="veryfast", help="x264 preset, ultrafast .. veryslow (default veryfast)")
+    p.add_argument("--encoder", default="auto", choices=["auto", "x264", "nvenc"],
+                   help="auto: the GPU's h264_nvenc when there is a CUDA GPU, else x264")
+    p.add_argument("--segment", default="1/1", metavar="I/N", help="render only the I-th of N equal stretches "
+                                                                  "(join them with `concat`)")
+    p.add_argument("--state-log", type=Path, metavar="FILE", help="write each frame's state as JSON lines")
+    p.add_argument("--replay", type=Path, metavar="FILE", help="render the states of a --state-log file (e.g. at "
+                                                                 "another size) instead of the course")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -127,13 +158,114 @@ def _sheet(argv) -> int:
     return 0
 
 
+def _check_out(path: Path, overwrite: bool, what: str) -> None:
+    if path.exists() and not overwrite:
+        raise UsageError(f"{what} {path} exists; choose another name or add --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise UsageError(f"{what} {path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"{what} {path}: folder {path.parent} is not writable")
+
+
+def _parse_render(args):
+    from .render import RenderJob
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {args.size}: write it as WIDTHxHEIGHT, e.g. 1920x1080") from None
+    if w < 16 or h < 16 or w % 2 or h % 2:
+        raise UsageError(f"--size {args.size}: width and height must be even and at least 16 (H.264 with yuv420p)")
+    if not args.fps > 0 or not args.seconds > 0:
+        raise UsageError(f"--fps {args.fps} / --seconds {args.seconds}: both must be more than 0")
+    if (args.start is None) != (args.end is None):
+        raise UsageError("--from and --to go together, e.g. --from 0 --to 1 for the whole course")
+    if args.start is not None and not (0 <= args.start <= 1 and 0 <= args.end <= 1):
+        raise UsageError(f"--from {args.start} --to {args.end}: both are fractions of the course, 0 .. 1")
+    if not 0 <= args.crf <= 51:
+        raise UsageError(f"--crf {args.crf}: must be 0 .. 51")
+    try:
+        i, n = (int(v) for v in args.segment.split("/"))
+        assert 1 <= i <= n
+    except (ValueError, AssertionError):
+        raise UsageError(f"--segment {args.segment}: write it as I/N with 1 <= I <= N, e.g. 2/4") from None
+    if args.out is not None:
+        if args.out.suffix.lower() != ".mp4":
+            raise UsageError(f"--out {args.out}: the film is an MP4; give a name ending in .mp4 (or use --frames DIR)")
+        _check_out(args.out, args.overwrite, "--out")
+    else:
+        if args.frames.exists() and (not args.frames.is_dir() or any(args.frames.iterdir())) and not args.overwrite:
+            raise UsageError(f"--frames {args.frames} is not an empty folder; choose another or add --overwrite")
+    if args.state_log is not None:
+        _check_out(args.state_log, args.overwrite, "--state-log")
+    if args.replay is not None and not args.replay.is_file():
+        raise UsageError(f"--replay {args.replay}: file not found")
+    return RenderJob(args.seconds, args.fps, w, h, args.start, args.end, args.seed, (i - 1, n))
+
+
+def _render(argv) -> int:
+    import av
+    import torch
+    from tqdm import tqdm
+    from .engine import Engine
+    from .render import FramesSink, VideoSink, frame_states, render, replay_states
+    args = _render_parser().parse_args(argv)
+    job = _parse_render(args)
+    settings = _settings(args)
+    engine = Engine.from_settings(settings, job.width, job.height, model=_model(settings))
+    if args.replay is not None:
+        states, total = list(replay_states(args.replay)), None
+        total = len(states)
+    else:
+        states, total = frame_states(settings, job), len(job.frame_range())
+    if args.frames is not None:
+        sink = FramesSink(args.frames)
+    else:
+        encoder = "libx264"
+        if args.encoder == "nvenc" or (args.encoder == "auto" and torch.cuda.is_available()):
+            encoder = "h264_nvenc"
+            if encoder not in av.codecs_available:
+                raise UsageError("--encoder nvenc: this PyAV build has no h264_nvenc; use --encoder x264")
+        sink = VideoSink(args.out, job.width, job.height, job.fps, args.crf, args.preset, encoder)
+    with tqdm(total=total, unit="frame", disable=args.quiet, dynamic_ncols=True) as bar:
+        n = render(engine, states, sink, args.state_log, progress=bar)
+        rate = bar.format_dict["rate"] or 0.0
+    engine.close()
+    target = args.out or args.frames
+    print(f"wrote {n} frames ({job.width}x{job.height}, {job.fps:g} fps) to {target}"
+          + (f" at {rate:.1f} frames/s" if rate else ""))
+    return 0
+
+
+def _concat(argv) -> int:
+    from .render import concat
+    p = argparse.ArgumentParser(prog="python -m installation concat",
+                                description="Join MP4 segments of one render (--segment i/n) without re-encoding.")
+    p.add_argument("out", type=Path)
+    p.add_argument("parts", type=Path, nargs="+", help="the segments, in order")
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    for part in args.parts:
+        if not part.is_file():
+            raise UsageError(f"{part}: segment not found")
+    if args.out.suffix.lower() != ".mp4":
+        raise UsageError(f"{args.out}: give a name ending in .mp4")
+    _check_out(args.out, args.overwrite, "output")
+    try:
+        packets = concat(args.parts, args.out)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {args.out} ({packets} packets from {len(args.parts)} segments)")
+    return 0
+
+
 def main(argv=None) -> int:
     from .settings import SettingsError
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        if argv[:1] == ["sheet"]:
-            return _sheet(argv[1:])
+        commands = {"sheet": _sheet, "render": _render, "concat": _concat}
+        if argv[:1] and argv[0] in commands:
+            return commands[argv[0]](argv[1:])
         return _run(argv)
     except (SettingsError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,0 +1,135 @@
+"""Offline rendering: real MP4 files decoded back, determinism, segments, and live == film."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(*args):
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    return subprocess.run([sys.executable, "-m", "installation", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=600)
+
+
+def _decode(path):
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        info = (s.codec_context.name, s.codec_context.width, s.codec_context.height)
+        return info, [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_a_ten_second_720p_render_plays(tiny_checkpoint, tmp_path):
+    out = tmp_path / "film.mp4"
+    r = _cli("render", "--model", tiny_checkpoint, "--out", out, "--seconds", 10, "--fps", 12,
+             "--size", "1280x720", "--from", 0, "--to", 1, "--quiet")
+    assert r.returncode == 0, r.stderr
+    (codec, w, h), frames = _decode(out)
+    assert (codec, w, h) == ("h264", 1280, 720) and len(frames) == 120
+    # the course was compressed into the film: the last frames are far from the first
+    assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 3
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_same_arguments_same_frames_and_segments_join_exactly(tiny_checkpoint, tmp_path):
+    common = ["--model", tiny_checkpoint, "--seconds", 2, "--fps", 10, "--size", "160x96", "--crf", 0,
+              "--from", 0.2, "--to", 0.9, "--quiet"]
+    a, b, s1, s2, joined = (tmp_path / f"{n}.mp4" for n in ("a", "b", "s1", "s2", "joined"))
+    for out, extra in ((a, []), (b, []), (s1, ["--segment", "1/2"]), (s2, ["--segment", "2/2"])):
+        r = _cli("render", *common, "--out", out, *extra)
+        assert r.returncode == 0, r.stderr
+    r = _cli("concat", joined, s1, s2)
+    assert r.returncode == 0, r.stderr
+    _, fa = _decode(a)
+    _, fb = _decode(b)
+    _, fj = _decode(joined)
+    assert len(fa) == len(fb) == len(fj) == 20
+    assert all(np.array_equal(x, y) for x, y in zip(fa, fb))
+    assert all(np.array_equal(x, y) for x, y in zip(fa, fj))
+
+
+def test_live_screenshot_equals_the_rendered_frame_for_its_state(tiny_checkpoint, tmp_path):
+    from installation.app import App, RunOptions
+    from installation.piece import Piece
+    from installation.settings import settings_from_dict
+    s = settings_from_dict({}, [f"model.path={tiny_checkpoint}", "model.device=cpu", "display.fullscreen=false",
+                                "display.width=160", "display.height=96", "display.fps_limit=0",
+                                "course.duration=20s"])
+    shots = tmp_path / "shots"
+    report = App(s).run(RunOptions(windowed=True, seconds=60, screenshot_dir=shots,
+                                   script={8: ["="], 10: ["s"], 11: ["escape"]}), Piece(s))
+    (shot,) = report.screenshots
+    frames = tmp_path / "frames"
+    r = _cli("render", "--model", tiny_checkpoint, "--replay", shot.with_suffix(".json"), "--frames", frames,
+             "--seconds", 1, "--size", "160x96", "--quiet")
+    assert r.returncode == 0, r.stderr
+    rendered = cv2.imread(str(frames / "frame_0000000.png"))
+    assert np.array_equal(rendered, cv2.imread(str(shot)))
+    state = json.loads(shot.with_suffix(".json").read_text())
+    assert state["t"] > 0 and state["intensities"]
+
+
+def test_state_log_replays_at_another_size(tiny_checkpoint, tmp_path):
+    log = tmp_path / "states.jsonl"
+    r = _cli("render", "--model", tiny_checkpoint, "--frames", tmp_path / "a", "--seconds", 0.5, "--fps", 8,
+             "--size", "64x64", "--state-log", log, "--from", 0.5, "--to", 0.6, "--quiet")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [x["frame"] for x in lines] == [0, 1, 2, 3]
+    r = _cli("render", "--model", tiny_checkpoint, "--replay", log, "--frames", tmp_path / "b", "--seconds", 1,
+             "--size", "128x128", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [f"frame_{i:07d}.png" for i in range(4)]
+    assert cv2.imread(str(tmp_path / "b" / "frame_0000003.png")).shape == (128, 128, 3)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--size", "321x240"], "even"),
+    (["--fps", "0"], "--fps"),
+    (["--from", "0.1"], "--to"),
+    (["--segment", "3/2"], "--segment"),
+    (["--out", "/no/such/dir/x.mp4"], "does not exist"),
+    (["--out", "film.avi"], ".mp4"),
+])
+def test_bad_render_arguments_exit_2_before_any_work(tiny_checkpoint, tmp_path, args, words):
+    base = {"--out": str(tmp_path / "x.mp4"), "--size": "64x64", "--fps": "10"}
+    for k, v in zip(args[::2], args[1::2]):
+        base[k] = v
+    flat = [x for kv in base.items() for x in kv] + [a for a in args if a.startswith("--") and a not in base]
+    r = _cli("render", "--model", tiny_checkpoint, "--seconds", 1, *flat)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert words in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_existing_film_is_never_overwritten(tiny_checkpoint, tmp_path):
+    out = tmp_path / "film.mp4"
+    out.write_bytes(b"precious")
+    r = _cli("render", "--model", tiny_checkpoint, "--out", out, "--seconds", 1, "--size", "64x64")
+    assert r.returncode == 2 and "--overwrite" in r.stderr and out.read_bytes() == b"precious"
+
+
+def test_an_interrupted_render_leaves_nothing(tiny_checkpoint, tmp_path):
+    from installation.engine import Engine
+    from installation.render import RenderJob, VideoSink, frame_states, render
+    from installation.settings import settings_from_dict
+    s = settings_from_dict({}, [f"model.path={tiny_checkpoint}", "model.device=cpu"])
+    engine = Engine.from_settings(s, 64, 64)
+    out = tmp_path / "film.mp4"
+
+    def states():
+        for n, item in enumerate(frame_states(s, RenderJob(2, 10, 64, 64))):
+            if n == 7:
+                raise KeyboardInterrupt
+            yield item
+
+    with pytest.raises(KeyboardInterrupt):
+        render(engine, states(), VideoSink(out, 64, 64, 10, 18, "veryfast"))
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.safetensors"]   # no film, no partial file
