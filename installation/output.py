@@ -2,7 +2,7 @@
 screen (fit with bars, or fill and crop), upscaled well, with optional vignette and film grain.
 
 Vignette is applied at the generator's resolution (it is smooth, so upscaling keeps it) and
-grain comes from a few precomputed tiles chosen by frame number: both cost almost nothing per
+grain is one precomputed field seen through a window that moves with the frame number: both cost almost nothing per
 frame, which matters on a small gallery PC.
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _vignette_mask(h: int, w: int, strength: float) -> np.ndarray:
 class Output:
     """Turns generator frames into screen frames of one fixed size."""
 
-    GRAIN_TILES = 8
+    GRAIN_MARGIN = 64   # grain window offsets: 64 x 64 distinct placements
 
     def __init__(self, spec: OutputSpec, seed: int = 0):
         if spec.width < 2 or spec.height < 2:
@@ -58,10 +58,13 @@ class Output:
         self._vignette: dict[tuple[int, int], np.ndarray] = {}
         self._grain = None
         if spec.grain > 0:
+            # one grain field a little larger than the screen, split into its bright and dark
+            # halves as uint8: each frame adds one and subtracts the other through a window that
+            # moves with the frame index (saturating cv2 arithmetic: ~1 ms at 1080p, no int16 copy)
             rng = np.random.default_rng(seed)
-            tile = (min(spec.height, 256), min(spec.width, 256))
-            amp = spec.grain * 24.0
-            self._grain = [(rng.standard_normal(tile) * amp).astype(np.int16) for _ in range(self.GRAIN_TILES)]
+            field = rng.standard_normal((spec.height + self.GRAIN_MARGIN, spec.width + self.GRAIN_MARGIN))
+            field = np.repeat((field * spec.grain * 24.0)[..., None], 3, axis=2)
+            self._grain = (np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8))
 
     def placement(self, src_h: int, src_w: int) -> tuple[int, int, int, int]:
         """(scaled width, scaled height, x offset, y offset) of the image on the output."""
@@ -95,13 +98,10 @@ class Output:
         return frame
 
     def _add_grain(self, frame: np.ndarray, frame_index: int) -> np.ndarray:
-        tile = self._grain[frame_index % self.GRAIN_TILES]
-        th, tw = tile.shape
         H, W = frame.shape[:2]
-        reps = (-(-H // th), -(-W // tw))
-        # shift the tiling each frame so the repeat is never seen standing still
-        dy, dx = (frame_index * 37) % th, (frame_index * 61) % tw
-        grain = np.tile(np.roll(tile, (dy, dx), axis=(0, 1)), reps)[:H, :W, None]
-        out = frame.astype(np.int16)
-        out += grain
-        return np.clip(out, 0, 255).astype(np.uint8)
+        m = self.GRAIN_MARGIN
+        # a pseudo-random walk of the window, so no two neighbouring frames share their grain
+        dy, dx = (frame_index * 37) % m, (frame_index * 23 + frame_index // m * 11) % m
+        bright, dark = self._grain
+        frame = cv2.add(frame, bright[dy:dy + H, dx:dx + W])
+        return cv2.subtract(frame, dark[dy:dy + H, dx:dx + W])

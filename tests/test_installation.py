@@ -228,3 +228,14 @@ def test_cli_sheet_writes_and_never_overwrites(tiny_checkpoint, tmp_path):
     assert r.returncode == 2 and "--force" in r.stderr and out.read_bytes() == before
     r = _cli("sheet", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "nodir" / "x.png"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_grain_moves_every_frame_and_is_repeatable():
+    from installation.output import Output, OutputSpec
+    grey = np.full((32, 32, 3), 128, np.uint8)
+    out = Output(OutputSpec(120, 80, scale="fill", grain=0.3, vignette=0.0))
+    a, b, a2 = out(grey, 5), out(grey, 6), Output(OutputSpec(120, 80, scale="fill", grain=0.3))(grey, 5)
+    assert np.array_equal(a, a2)                        # same frame index, same grain
+    assert (a != b).mean() > 0.5                        # the next frame has other grain
+    assert 2.0 < a.astype(float).std() < 20.0           # visible, not a snowstorm
+    assert abs(a.astype(float).mean() - 128) < 2.0      # grain does not shift the brightness
