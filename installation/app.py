@@ -2,8 +2,9 @@
 
 The loop per frame: read events -> let real time pass in the piece -> render the frame state
 (weight damage recomputed on the engine's worker and swapped in between frames, so a key never
-stalls the picture) -> blit, HUD, present -> frame limiter. Nothing here decides a picture; the
-engine does, from the piece's state.
+stalls the picture) -> hand the state to the sound -> blit, HUD, present -> frame limiter.
+Nothing here decides a picture; the engine does, from the piece's state. The sound plays on its
+own threads (audio/live.py) and is only ever handed the newest state, so it cannot slow the loop.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import cv2
 import numpy as np
 import pygame
 
+from .audio.features import cues_for
+from .audio.live import LiveSound
 from .engine import Engine
 from .hud import FrameTimes, Hud
 from .piece import ACTIONS, Piece
@@ -104,6 +107,7 @@ class App:
         self.action_of = settings.keys.action_of()
         self.quit_combo = QuitCombo.parse(settings.kiosk.quit_combo)
         self.running = False
+        self.sound: LiveSound | None = None
 
     def _stop(self, *_):
         self.running = False
@@ -134,8 +138,14 @@ class App:
             W, H = screen.get_size()
             engine = self.engine_factory(W, H)
             piece = piece or Piece(self.settings)
+            if self.settings.sound.enabled:
+                self.sound = LiveSound(self.settings.sound, n_memories=len(engine.anchors))
+                self.sound.start()      # no PortAudio or no device: one log line, and silence
             return self._loop(screen, engine, piece, opts, kiosk)
         finally:
+            if self.sound is not None:
+                self.sound.close()
+                self.sound = None
             if old_term is not None:
                 signal.signal(signal.SIGTERM, old_term)
             pygame.display.quit()
@@ -186,7 +196,10 @@ class App:
                 if frames:
                     times.add(dt)
                 piece.step(min(dt, MAX_DT))
-                frame = engine.render(piece.frame_state(), sync=False)
+                state = piece.frame_state()
+                frame = engine.render(state, sync=False)
+                if self.sound is not None:
+                    self.sound.feed(state, cues_for(engine, state, frame))
                 if want_shot:
                     try:
                         path = self.screenshot(engine, piece, opts.screenshot_dir)
@@ -198,7 +211,8 @@ class App:
                         log.error("screenshot failed: %s", e)
                 screen.blit(pygame.image.frombuffer(frame.data, (W, H), "RGB"), (0, 0))
                 if show_hud:
-                    hud.draw(screen, piece, times, engine.device_name, model_name, now)
+                    hud.draw(screen, piece, times, engine.device_name, model_name, now,
+                             sound=self.sound.hud_line() if self.sound is not None else None)
                 pygame.display.flip()
                 frames += 1
                 if opts.seconds is not None and now - start >= opts.seconds:
@@ -210,6 +224,8 @@ class App:
         report = RunReport(frames, elapsed, frames / elapsed if elapsed > 0 else 0.0, times.p99_ms(), shots,
                            piece.sample().point.progress)
         log.info("%d frames in %.1f s: %.1f fps, p99 %.1f ms", frames, elapsed, report.fps, report.p99_ms)
+        if self.sound is not None and self.sound.state == "playing":
+            log.info("sound: %d underruns", self.sound.underruns)
         return report
 
 

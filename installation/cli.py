@@ -1,5 +1,6 @@
 """`python -m installation [options]` shows the piece; `python -m installation sheet` draws the
-decay on one page. A user mistake (settings, model file, paths) exits 2 with a message naming it."""
+decay on one page; `render` makes a film of it, `sound` its soundtrack alone, `concat` joins film
+segments. A user mistake (settings, model file, paths) exits 2 with a message naming it."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 log = logging.getLogger("lapses")
+
+SOUND_PICTURE = 64    # `sound` renders the picture this small: it only reads its brightness and colour
 
 
 class UsageError(Exception):
@@ -25,7 +28,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m installation",
                                 description="Lapses: a generator walks its memories while it forgets. "
-                                            "Also: python -m installation sheet --help")
+                                            "Also: python -m installation sheet|render|sound|concat --help")
     _common(p)
     p.add_argument("--print-settings", action="store_true", help="print the resolved settings and exit")
     p.add_argument("--windowed", action="store_true", help="a window instead of fullscreen")
@@ -74,6 +77,27 @@ def _render_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-log", type=Path, metavar="FILE", help="write each frame's state as JSON lines")
     p.add_argument("--replay", type=Path, metavar="FILE", help="render the states of a --state-log file (e.g. at "
                                                                  "another size) instead of the course")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _sound_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m installation sound",
+                                description="Render the soundtrack alone to a 16-bit stereo WAV: the sound a film "
+                                            "of the same --seconds, --fps, --from/--to and --seed carries "
+                                            "(settings.yaml's sound: section sets it), then print its loudness, "
+                                            "flatness and silences per stage of the course.")
+    _common(p)
+    p.add_argument("--out", type=Path, required=True, help="WAV file to write")
+    p.add_argument("--seconds", type=float, required=True, help="length of the sound")
+    p.add_argument("--fps", type=float, default=30.0, help="frames per second whose states drive the sound, as for "
+                                                          "render (default 30)")
+    p.add_argument("--from", dest="start", type=float, metavar="P0",
+                   help="course fraction at the start (0 = healthy); with --to, the course is compressed into "
+                        "the sound; without, it runs at the live pace from its start")
+    p.add_argument("--to", dest="end", type=float, metavar="P1", help="course fraction at the end (1 = gone)")
+    p.add_argument("--seed", type=int, help="the piece's seed (default: course.seed)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -167,6 +191,16 @@ def _check_out(path: Path, overwrite: bool, what: str) -> None:
         raise UsageError(f"{what} {path}: folder {path.parent} is not writable")
 
 
+def _check_span(args) -> None:
+    """--fps, --seconds and --from/--to, as render and sound take them."""
+    if not args.fps > 0 or not args.seconds > 0:
+        raise UsageError(f"--fps {args.fps} / --seconds {args.seconds}: both must be more than 0")
+    if (args.start is None) != (args.end is None):
+        raise UsageError("--from and --to go together, e.g. --from 0 --to 1 for the whole course")
+    if args.start is not None and not (0 <= args.start <= 1 and 0 <= args.end <= 1):
+        raise UsageError(f"--from {args.start} --to {args.end}: both are fractions of the course, 0 .. 1")
+
+
 def _parse_render(args):
     from .render import RenderJob
     try:
@@ -175,12 +209,7 @@ def _parse_render(args):
         raise UsageError(f"--size {args.size}: write it as WIDTHxHEIGHT, e.g. 1920x1080") from None
     if w < 16 or h < 16 or w % 2 or h % 2:
         raise UsageError(f"--size {args.size}: width and height must be even and at least 16 (H.264 with yuv420p)")
-    if not args.fps > 0 or not args.seconds > 0:
-        raise UsageError(f"--fps {args.fps} / --seconds {args.seconds}: both must be more than 0")
-    if (args.start is None) != (args.end is None):
-        raise UsageError("--from and --to go together, e.g. --from 0 --to 1 for the whole course")
-    if args.start is not None and not (0 <= args.start <= 1 and 0 <= args.end <= 1):
-        raise UsageError(f"--from {args.start} --to {args.end}: both are fractions of the course, 0 .. 1")
+    _check_span(args)
     if not 0 <= args.crf <= 51:
         raise UsageError(f"--crf {args.crf}: must be 0 .. 51")
     try:
@@ -207,16 +236,23 @@ def _render(argv) -> int:
     import torch
     from tqdm import tqdm
     from .engine import Engine
-    from .render import FramesSink, VideoSink, frame_states, render, replay_states
+    from .audio import Soundscape
+    from .audio.track import FilmSound
+    from .render import FramesSink, VideoSink, frame_states, render, replay_states, tail_state
     args = _render_parser().parse_args(argv)
     job = _parse_render(args)
     settings = _settings(args)
     engine = Engine.from_settings(settings, job.width, job.height, model=_model(settings))
+    tail = None
     if args.replay is not None:
         states, total = list(replay_states(args.replay)), None
         total = len(states)
     else:
         states, total = frame_states(settings, job), len(job.frame_range())
+        tail = tail_state(settings, job)
+    sound = None
+    if args.out is not None and settings.sound.enabled:
+        sound = FilmSound(Soundscape(settings.sound, len(engine.anchors)), job.fps)
     if args.frames is not None:
         sink = FramesSink(args.frames)
     else:
@@ -225,14 +261,66 @@ def _render(argv) -> int:
             encoder = "h264_nvenc"
             if encoder not in av.codecs_available:
                 raise UsageError("--encoder nvenc: this PyAV build has no h264_nvenc; use --encoder x264")
-        sink = VideoSink(args.out, job.width, job.height, job.fps, args.crf, args.preset, encoder)
+        sink = VideoSink(args.out, job.width, job.height, job.fps, args.crf, args.preset, encoder,
+                         sample_rate=sound.sample_rate if sound else None)
     with tqdm(total=total, unit="frame", disable=args.quiet, dynamic_ncols=True) as bar:
-        n = render(engine, states, sink, args.state_log, progress=bar)
+        n = render(engine, states, sink, args.state_log, progress=bar, sound=sound, tail=tail)
         rate = bar.format_dict["rate"] or 0.0
     engine.close()
     target = args.out or args.frames
-    print(f"wrote {n} frames ({job.width}x{job.height}, {job.fps:g} fps) to {target}"
+    print(f"wrote {n} frames ({job.width}x{job.height}, {job.fps:g} fps"
+          + (f", AAC sound at {sound.sample_rate} Hz" if sound else "") + f") to {target}"
           + (f" at {rate:.1f} frames/s" if rate else ""))
+    return 0
+
+
+def _sound(argv) -> int:
+    import numpy as np
+    from tqdm import tqdm
+    from .audio import Soundscape
+    from .audio.features import cues_for
+    from .audio.track import FilmSound, WavWriter, measure
+    from .course import stage_of
+    from .engine import Engine
+    from .render import RenderJob, frame_states
+    args = _sound_parser().parse_args(argv)
+    _check_span(args)
+    if args.out.suffix.lower() != ".wav":
+        raise UsageError(f"--out {args.out}: the sound is written as WAV; give a name ending in .wav")
+    _check_out(args.out, args.overwrite, "--out")
+    settings = _settings(args)
+    job = RenderJob(args.seconds, args.fps, SOUND_PICTURE, SOUND_PICTURE, args.start, args.end, args.seed)
+    engine = Engine.from_settings(settings, SOUND_PICTURE, SOUND_PICTURE, model=_model(settings))
+    sound = FilmSound(Soundscape(settings.sound, len(engine.anchors)), job.fps)
+    wav = WavWriter(args.out, sound.sample_rate)
+    stages: dict[str, list] = {}          # stage name -> [first progress, last progress, sound blocks]
+    ok = False
+    try:
+        with tqdm(total=job.total_frames, unit="frame", disable=args.quiet, dynamic_ncols=True) as bar:
+            for i, state in frame_states(settings, job):
+                frame = engine.render(state, sync=True)    # the picture tells the sound its brightness
+                name = stage_of(state.progress)[1]
+                row = stages.setdefault(name, [state.progress, state.progress, []])
+                row[1] = state.progress
+                for _, samples in sound.add(i, state, cues_for(engine, state, frame)):
+                    wav.write(samples)
+                    row[2].append(samples)
+                bar.update(1)
+            for _, samples in sound.finish():
+                wav.write(samples)
+                row[2].append(samples)
+        ok = True
+    finally:
+        wav.close(ok)
+        engine.close()
+    print(f"{'stage':<10} {'progress':>11} {'seconds':>8} {'RMS dBFS':>9} {'peak dBFS':>10} {'flatness':>9} "
+          f"{'silent':>7}")
+    for name, (p0, p1, blocks) in stages.items():
+        f = measure(np.concatenate(blocks), sound.sample_rate)
+        seconds = sum(len(b) for b in blocks) / sound.sample_rate
+        print(f"{name:<10} {p0:5.2f}-{p1:<5.2f} {seconds:8.1f} {f.rms_db:9.1f} {f.peak_db:10.1f} {f.flatness:9.4f} "
+              f"{f.silent:6.0%}")
+    print(f"wrote {args.out} ({wav.samples / sound.sample_rate:.2f} s, {sound.sample_rate} Hz stereo, 16-bit)")
     return 0
 
 
@@ -263,7 +351,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        commands = {"sheet": _sheet, "render": _render, "concat": _concat}
+        commands = {"sheet": _sheet, "render": _render, "sound": _sound, "concat": _concat}
         if argv[:1] and argv[0] in commands:
             return commands[argv[0]](argv[1:])
         return _run(argv)

@@ -1,7 +1,8 @@
 """The heads-up display: what a performer or technician needs to read at a glance.
 
 fps and frame-time p99 (is it smooth?), progress and stage (where is the illness?), the active
-symptoms with bars (what is happening to the network?), the device, and the last action taken.
+symptoms with bars (what is happening to the network?), the device, the sound (its device and
+underruns: is the sound card starved?), and the last action taken.
 Drawn with pygame's bundled font, so it needs no system fonts on a kiosk.
 """
 from __future__ import annotations
@@ -38,7 +39,8 @@ class Hud:
     def say(self, text: str, now: float, seconds: float = 3.0) -> None:
         self.message, self.message_until = text, now + seconds
 
-    def lines(self, piece, times: FrameTimes, device: str, model: str) -> list[tuple[str, float | None]]:
+    def lines(self, piece, times: FrameTimes, device: str, model: str,
+              sound: str | None = None) -> list[tuple[str, float | None]]:
         s = piece.sample()
         p = s.point
         o = piece.course_state.overrides
@@ -48,14 +50,17 @@ class Hud:
             (f"walk x{piece.speed:.2f}   decay {o.decay:+.2f}   lucid {s.lucid:.2f}"
              f"{'   PAUSED' if piece.paused else ''}   {model}", None),
         ]
+        if sound is not None:
+            out.append((sound, None))
         for name, value in sorted(s.intensities.items(), key=lambda kv: -kv[1]):
             if value >= 0.005:
                 pin = "*" if name in o.pinned else ""
                 out.append((f"{name}{pin} {value:.2f}", value))
         return out
 
-    def draw(self, screen: pygame.Surface, piece, times: FrameTimes, device: str, model: str, now: float) -> None:
-        lines = self.lines(piece, times, device, model)
+    def draw(self, screen: pygame.Surface, piece, times: FrameTimes, device: str, model: str, now: float,
+             sound: str | None = None) -> None:
+        lines = self.lines(piece, times, device, model, sound)
         if self.message and now < self.message_until:
             lines.append((self.message, None))
         pad, lh = self.size // 2, int(self.size * 1.05)

@@ -5,6 +5,10 @@ render can be split into segments on several machines and joined (`concat`) with
 Generation runs in this thread while a second thread converts and encodes (PyAV releases the GIL
 while x264 works), so on a CPU machine the encoder, not the network, sets the pace. The target
 file appears only when it is complete: a render that is interrupted leaves nothing behind.
+
+The soundtrack (AAC) is made with the picture: frame i's sound covers samples
+[i x rate / fps, (i + 1) x rate / fps) and glides from frame i's state to frame i+1's
+(audio/track.py), so it lasts exactly as long as the video and segments sound like the whole.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import os
 import queue
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -20,10 +25,14 @@ import av
 import cv2
 import numpy as np
 
+from .audio.features import cues_for
+from .audio.track import FilmSound, frame_rate
 from .course import CourseState
 from .engine import Engine
 from .piece import Piece
 from .state import FrameState
+
+AUDIO_KBPS = 192                 # AAC stereo: transparent for slow, tonal sound
 
 
 @dataclass(frozen=True)
@@ -47,14 +56,14 @@ class RenderJob:
         return range(i * total // n, (i + 1) * total // n)
 
 
-def frame_states(settings, job: RenderJob) -> Iterator[tuple[int, FrameState]]:
-    """(frame index, state) for the job's frames. Without --from/--to the course runs at the
-    live clock's pace from its start, exactly as an unattended room would see it."""
+def frame_states(settings, job: RenderJob, frames: range | None = None) -> Iterator[tuple[int, FrameState]]:
+    """(frame index, state) for the job's frames (or the given ones). Without --from/--to the
+    course runs at the live clock's pace from its start, exactly as an unattended room would see it."""
     piece = Piece(settings)
     seed = piece.course_state.seed if job.seed is None else int(job.seed)
     duration = piece.course.duration_s
     last = max(1, job.total_frames - 1)
-    for i in job.frame_range():
+    for i in (job.frame_range() if frames is None else frames):
         t = i / job.fps
         if job.start is None:
             elapsed = t
@@ -64,6 +73,15 @@ def frame_states(settings, job: RenderJob) -> Iterator[tuple[int, FrameState]]:
         piece.course_state = CourseState(elapsed_s=elapsed, seed=seed)
         piece._sample = None
         yield i, piece.frame_state()
+
+
+def tail_state(settings, job: RenderJob) -> FrameState | None:
+    """The state of the frame after the job's last, where the sound of its last frame glides to;
+    None at the end of the film (its last frame's sound holds)."""
+    stop = job.frame_range().stop
+    if stop >= job.total_frames:
+        return None
+    return next(frame_states(settings, job, range(stop, stop + 1)))[1]
 
 
 def replay_states(path: Path) -> Iterator[tuple[int, FrameState]]:
@@ -82,18 +100,25 @@ def partial_path(out: Path) -> Path:
 
 
 class VideoSink:
-    """Frames -> H.264 MP4 (yuv420p) on a background thread, into a partial file renamed at the end."""
+    """Frames (and their sound) -> H.264 (yuv420p) + AAC MP4 on a background thread, into a
+    partial file renamed at the end. Without a sample rate the film is silent."""
 
     def __init__(self, out: Path, width: int, height: int, fps: float, crf: int, preset: str,
-                 encoder: str = "libx264", queue_size: int = 8):
+                 encoder: str = "libx264", queue_size: int = 8, sample_rate: int | None = None):
         self.out, self.tmp = out, partial_path(out)
-        self.container = av.open(str(self.tmp), mode="w")
+        # the movie timescale is the sample rate, so the edit list that hides AAC's priming
+        # samples is exact (at the default 1/1000 s a segment's sound lands 32 samples early)
+        options = {"movie_timescale": str(sample_rate)} if sample_rate else {}
+        self.container = av.open(str(self.tmp), mode="w", options=options)
         rate = _fraction(fps)
         self.stream = self.container.add_stream(encoder, rate=rate)
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
         self.stream.time_base = 1 / rate
         if encoder == "libx264":
             self.stream.options = {"crf": str(crf), "preset": preset}
+        self.audio = None
+        if sample_rate:
+            self.audio = _add_aac(self.container, sample_rate)
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.error: BaseException | None = None
         self.count = 0
@@ -103,14 +128,21 @@ class VideoSink:
     def _work(self) -> None:
         try:
             while (item := self.queue.get()) is not None:
-                i, rgb = item
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                kind, i, data = item
+                if kind == "audio":
+                    for packet in self.audio.encode(_audio_frame(data, i, self.audio.rate)):
+                        self.container.mux(packet)
+                    continue
+                frame = av.VideoFrame.from_ndarray(data, format="rgb24")
                 frame.pts = i            # the global frame index: segments join without retiming
                 self.count += 1
                 for packet in self.stream.encode(frame):
                     self.container.mux(packet)
             for packet in self.stream.encode():
                 self.container.mux(packet)
+            if self.audio is not None:
+                for packet in self.audio.encode():
+                    self.container.mux(packet)
         except BaseException as e:  # reported to the render thread, which stops
             self.error = e
             while self.queue.get() is not None:
@@ -119,7 +151,14 @@ class VideoSink:
     def write(self, i: int, frame: np.ndarray) -> None:
         if self.error:
             raise self.error
-        self.queue.put((i, frame))
+        self.queue.put(("video", i, frame))
+
+    def write_audio(self, start_sample: int, samples: np.ndarray) -> None:
+        """Sound float32 [n, 2] beginning at this sample of the film (0 at frame 0)."""
+        if self.error:
+            raise self.error
+        if self.audio is not None:
+            self.queue.put(("audio", start_sample, samples))
 
     def close(self, ok: bool) -> None:
         self.queue.put(None)
@@ -148,23 +187,49 @@ class FramesSink:
 
 
 def _fraction(fps: float):
-    from fractions import Fraction
-    return Fraction(fps).limit_denominator(1001)
+    return frame_rate(fps)
 
 
-def render(engine: Engine, states, sink, state_log: Path | None = None, progress=None) -> int:
-    """Render states into a sink; returns the number of frames. Partial output is removed on error."""
+def _add_aac(container, sample_rate: int):
+    stream = container.add_stream("aac", rate=sample_rate)
+    stream.layout = "stereo"
+    stream.bit_rate = AUDIO_KBPS * 1000
+    return stream
+
+
+def _audio_frame(samples: np.ndarray, start_sample: int, sample_rate: int) -> av.AudioFrame:
+    planar = np.ascontiguousarray(np.asarray(samples, np.float32).T)           # [2, n]
+    frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout="stereo")
+    frame.sample_rate = sample_rate
+    frame.pts = start_sample     # the global sample index, like the video's frame index
+    frame.time_base = Fraction(1, sample_rate)
+    return frame
+
+
+def render(engine: Engine, states, sink, state_log: Path | None = None, progress=None,
+           sound: FilmSound | None = None, tail: FrameState | None = None) -> int:
+    """Render states into a sink; returns the number of frames. Partial output is removed on error.
+
+    With `sound`, each frame's sound goes to `sink.write_audio`; `tail` is the state after the
+    last one (a segment's successor), so the last frame's sound glides where the whole film's does."""
     log_f = open(state_log, "w", encoding="utf-8") if state_log else None
     ok, n = False, 0
     try:
         for i, state in states:
             frame = engine.render(state, sync=True)
             sink.write(i, frame)
+            if sound is not None:
+                for start, samples in sound.add(i, state, cues_for(engine, state, frame)):
+                    sink.write_audio(start, samples)
             if log_f:
                 log_f.write(json.dumps({"frame": i, **state.to_dict()}) + "\n")
             n += 1
             if progress is not None:
                 progress.update(1)
+        if sound is not None:
+            tail_cues = None if tail is None else cues_for(engine, tail, engine.render(tail, sync=True))
+            for start, samples in sound.finish(tail, tail_cues):
+                sink.write_audio(start, samples)
         ok = True
     finally:
         if log_f:
@@ -174,28 +239,53 @@ def render(engine: Engine, states, sink, state_log: Path | None = None, progress
 
 
 def concat(parts: list[Path], out: Path) -> int:
-    """Join rendered segments into one MP4 without re-encoding; returns the number of packets."""
+    """Join rendered segments into one MP4; returns the number of video packets.
+
+    The video packets are copied, not re-encoded. The sound is decoded, each segment's cut to its
+    own samples, and encoded once: AAC packets of separately encoded segments cannot simply follow
+    each other (each segment begins with its encoder's priming and its transform overlaps the
+    next), and copying them would leave a small glitch at every join."""
     tmp = partial_path(out)
     ok, packets = False, 0
     try:
-        with av.open(str(tmp), "w") as dst:
-            first = av.open(str(parts[0]))
+        with av.open(str(parts[0])) as first:
             template = first.streams.video[0]
-            stream = dst.add_stream_from_template(template)
             shape = (template.codec_context.width, template.codec_context.height, template.average_rate)
-            first.close()
+            sample_rate = first.streams.audio[0].rate if first.streams.audio else None
+            options = {"movie_timescale": str(sample_rate)} if sample_rate else {}
+            dst = av.open(str(tmp), "w", options=options)
+            stream = dst.add_stream_from_template(template)
+        with dst:
+            joined = _AudioJoin(dst, sample_rate) if sample_rate else None
             for part in parts:
                 with av.open(str(part)) as src:
                     vs = src.streams.video[0]
                     if (vs.codec_context.width, vs.codec_context.height, vs.average_rate) != shape:
                         raise ValueError(f"{part}: size or frame rate differs from {parts[0]}; "
                                          f"segments must come from one render command")
-                    for packet in src.demux(vs):     # timestamps are global frame indices already
+                    audio = src.streams.audio[0] if src.streams.audio else None
+                    if (audio.rate if audio else None) != sample_rate:
+                        raise ValueError(f"{part}: its sound differs from {parts[0]}'s (one has none, or another "
+                                         f"sample rate); segments must come from one render command")
+                    first_frame, frames = _frame_span(part)
+                    fps = frame_rate(vs.average_rate)
+                    span = ((first_frame * sample_rate * fps.denominator) // fps.numerator,
+                            ((first_frame + frames) * sample_rate * fps.denominator) // fps.numerator) \
+                        if audio else None
+                    for packet in src.demux(*([vs, audio] if audio else [vs])):
                         if packet.dts is None:
                             continue
-                        packet.stream = stream
+                        if packet.stream.type == "audio":
+                            for frame in packet.decode():
+                                joined.add(frame, *span)
+                            continue
+                        packet.stream = stream      # timestamps are global frame indices already
                         dst.mux(packet)
                         packets += 1
+                    if audio is not None:
+                        joined.end_part(*span)
+            if joined is not None:
+                joined.close()
         ok = True
     finally:
         if ok:
@@ -203,3 +293,52 @@ def concat(parts: list[Path], out: Path) -> int:
         else:
             tmp.unlink(missing_ok=True)
     return packets
+
+
+def _frame_span(path: Path) -> tuple[int, int]:
+    """(first frame index, number of frames) of a rendered film, from its video packets."""
+    with av.open(str(path)) as src:
+        vs = src.streams.video[0]
+        rate = frame_rate(vs.average_rate)
+        pts = [p.pts for p in src.demux(vs) if p.dts is not None and p.pts is not None]
+    if not pts:
+        return 0, 0
+    return round(min(pts) * vs.time_base * rate), len(pts)
+
+
+class _AudioJoin:
+    """Decoded sound of consecutive segments -> one AAC track, each segment cut to its samples."""
+
+    def __init__(self, container, sample_rate: int):
+        self.container, self.sample_rate = container, sample_rate
+        self.stream = _add_aac(container, sample_rate)
+        self.next: int | None = None            # the next sample of the film to encode
+
+    def _encode(self, samples: np.ndarray) -> None:      # [n, 2]
+        if len(samples):
+            for packet in self.stream.encode(_audio_frame(samples, self.next, self.sample_rate)):
+                self.container.mux(packet)
+            self.next += len(samples)
+
+    def add(self, frame: av.AudioFrame, lo: int, hi: int) -> None:
+        if self.next is None:
+            self.next = lo
+        data = frame.to_ndarray().astype(np.float32)                 # [channels, n] (planar)
+        data = np.repeat(data, 2, axis=0) if data.shape[0] == 1 else data[:2]
+        start = round(frame.pts * frame.time_base * self.sample_rate)
+        keep_from, keep_to = max(lo, self.next, start), min(hi, start + data.shape[1])
+        if keep_to <= keep_from:
+            return
+        if keep_from > self.next:                                     # a hole: fill it with silence
+            self._encode(np.zeros((keep_from - self.next, 2), np.float32))
+        self._encode(np.ascontiguousarray(data[:, keep_from - start:keep_to - start].T))
+
+    def end_part(self, lo: int, hi: int) -> None:
+        if self.next is None:
+            self.next = lo
+        if self.next < hi:
+            self._encode(np.zeros((hi - self.next, 2), np.float32))
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)

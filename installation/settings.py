@@ -25,7 +25,8 @@ from installation.course import DURATION_HELP, parse_duration
 
 __all__ = ["SettingsError", "Settings", "load_settings", "settings_from_dict", "DEFAULT_SETTINGS_PATH",
            "REPO_ROOT", "SYMPTOM_NAMES", "ModelSettings", "DisplaySettings", "WalkSettings", "LucidSettings",
-           "CourseSettings", "SymptomSettings", "KioskSettings", "KeySettings"]
+           "CourseSettings", "SymptomSettings", "KioskSettings", "KeySettings", "SoundSettings", "SoundFollowSettings",
+           "SCALES"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_PATH = REPO_ROOT / "settings.yaml"
@@ -80,6 +81,48 @@ class DisplaySettings:
     grain: float = _opt(0.04, lo=0.0, hi=1.0)
     vignette: float = _opt(0.25, lo=0.0, hi=1.0)
     upscale: Literal["nearest", "bilinear", "bicubic", "lanczos"] = "lanczos"
+
+
+# which symptom drives a part of the sound; "" = none
+SymptomOrNone = Literal[("",) + SYMPTOM_NAMES]
+
+# the scales the soundscape may use: semitones above the root
+SCALES: dict[str, tuple[int, ...]] = {
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+    "pentatonic": (0, 3, 5, 7, 10),
+}
+
+
+@dataclass(frozen=True)
+class SoundFollowSettings:
+    voices: SymptomOrNone = "neuron_death"     # chord voices, then the drone's fifth, fall silent
+    drift: SymptomOrNone = "weight_noise"      # each voice's pitch wanders on its own
+    crush: SymptomOrNone = "precision_loss"    # sample rate and bit depth fall
+    motif: SymptomOrNone = "forgetting"        # each memory's phrase loses notes and fades
+    hiss: SymptomOrNone = "static"             # tape hiss rises
+    dull: SymptomOrNone = "fading"             # the timbre darkens
+    thin: SymptomOrNone = "synapse_loss"       # every voice grows quieter
+
+
+@dataclass(frozen=True)
+class SoundSettings:
+    enabled: bool = True
+    device: str = ""
+    level: float = _opt(0.5, lo=0.0, hi=1.0)
+    sample_rate: int = _opt(48000, lo=8000, hi=192000)
+    root: int = _opt(38, lo=24, hi=60)
+    scale: Literal["minor", "dorian", "major", "lydian", "pentatonic"] = "dorian"
+    drone: float = _opt(0.8, lo=0.0, hi=1.0)
+    chords: float = _opt(0.7, lo=0.0, hi=1.0)
+    motif: float = _opt(0.6, lo=0.0, hi=1.0)
+    motif_every_s: float = _opt(9.0, lo=2.0, hi=600.0)
+    space: float = _opt(0.45, lo=0.0, hi=0.9)
+    silence_with_lapses: bool = True
+    retry_s: float = _opt(5.0, gt=0.0, hi=3600.0)
+    follow: SoundFollowSettings = field(default_factory=SoundFollowSettings)
 
 
 @dataclass(frozen=True)
@@ -212,6 +255,7 @@ class KeySettings:
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     display: DisplaySettings = field(default_factory=DisplaySettings)
+    sound: SoundSettings = field(default_factory=SoundSettings)
     walk: WalkSettings = field(default_factory=WalkSettings)
     course: CourseSettings = field(default_factory=CourseSettings)
     symptoms: Mapping[str, SymptomSettings] = _opt(
@@ -302,7 +346,7 @@ def _convert(value: Any, tp: Any, path: str, meta: Mapping[str, Any]) -> Any:
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            _fail(path, value, ", ".join(map(str, allowed)))
+            _fail(path, value, ", ".join(str(a) if a != "" else '""' for a in allowed))
         return value
     if origin in (Mapping, dict, typing.get_origin(Mapping[str, int])):
         key_tp, value_tp = typing.get_args(tp)

@@ -1,0 +1,153 @@
+"""A film's soundtrack, frame by frame; WAV files; and the figures that say how the sound decays.
+
+The sound of frame i covers samples [s(i), s(i+1)) with s(i) = floor(i x sample_rate / fps),
+gliding from frame i's state to frame i+1's. So the soundtrack lasts exactly as long as the
+picture, each frame's sound lies under its picture, and because the synthesis is pure, a segment
+that begins at frame j makes the same samples as the whole film does from j on. For its last
+frame a segment needs the state of the frame after it (the next segment's first): the renderer
+hands that over as the `tail`. The film's very last frame holds its own state.
+
+A segment's sound is padded with PAD_SAMPLES before its first frame (unless it starts the film)
+and after its last (unless it ends it), continuing its first and last states. AAC smears a sound
+that starts or stops abruptly over its first and last few milliseconds; the padding takes the
+smear, and `concat` cuts every segment back to its own samples, so joins are seamless.
+"""
+from __future__ import annotations
+
+import math
+import os
+import wave
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..state import FrameState
+from .synth import Cues, Soundscape
+
+
+def frame_rate(fps: float | Fraction) -> Fraction:
+    """The exact frame rate a film uses for fps (29.97 -> 30000/1001)."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+PAD_SAMPLES = 2048                  # two AAC frames
+
+
+class FilmSound:
+    """Frames' states in, (first sample, float32 [n, 2]) blocks out, one frame behind."""
+
+    def __init__(self, scape: Soundscape, fps: float | Fraction):
+        self.scape = scape
+        self.fps = frame_rate(fps)
+        self.sample_rate = scape.sample_rate
+        self._pending: tuple[int, FrameState, Cues | None] | None = None
+
+    def sample_of(self, frame: int) -> int:
+        """First sample of a frame's sound: floor(frame x sample_rate / fps), exactly."""
+        return (int(frame) * self.sample_rate * self.fps.denominator) // self.fps.numerator
+
+    def _block(self, i: int, a: FrameState, ca: Cues | None, b: FrameState, cb: Cues | None):
+        start = self.sample_of(i)
+        return start, self.scape.block(start, self.sample_of(i + 1) - start, a, b, ca, cb)
+
+    def add(self, i: int, state: FrameState, cues: Cues | None = None) -> list[tuple[int, np.ndarray]]:
+        """Take frame i; returns the sound of the frame before it, now that its end is known."""
+        out = []
+        if self._pending is not None:
+            j, a, ca = self._pending
+            out.append(self._block(j, a, ca, state, cues) if i == j + 1 else self._block(j, a, ca, a, ca))
+        elif i > 0:                                  # a segment: padding before its first sample
+            first = self.sample_of(i)
+            start = max(0, first - PAD_SAMPLES)
+            out.append((start, self.scape.block(start, first - start, state, state, cues, cues)))
+        self._pending = (int(i), state, cues)
+        return out
+
+    def finish(self, tail: FrameState | None = None, tail_cues: Cues | None = None) -> list[tuple[int, np.ndarray]]:
+        """The last frame's sound: toward the tail (the next frame's state) or, at the film's end, held."""
+        if self._pending is None:
+            return []
+        j, a, ca = self._pending
+        self._pending = None
+        if tail is None:
+            return [self._block(j, a, ca, a, ca)]
+        end = self.sample_of(j + 1)                  # a segment: padding after its last sample
+        return [self._block(j, a, ca, tail, tail_cues),
+                (end, self.scape.block(end, PAD_SAMPLES, tail, tail, tail_cues, tail_cues))]
+
+
+class WavWriter:
+    """16-bit stereo PCM into a partial file, renamed over `out` only when closed with ok=True."""
+
+    def __init__(self, out: Path, sample_rate: int):
+        self.out = Path(out)
+        self.tmp = self.out.with_name(f".{self.out.stem}.partial-{os.getpid()}{self.out.suffix}")
+        self.wav = wave.open(str(self.tmp), "wb")
+        self.wav.setnchannels(2)
+        self.wav.setsampwidth(2)
+        self.wav.setframerate(int(sample_rate))
+        self.samples = 0
+
+    def write(self, samples: np.ndarray) -> None:
+        pcm = np.clip(np.round(np.asarray(samples, np.float64) * 32767.0), -32767, 32767).astype("<i2")
+        self.wav.writeframes(np.ascontiguousarray(pcm).tobytes())
+        self.samples += len(pcm)
+
+    def close(self, ok: bool) -> None:
+        self.wav.close()
+        if ok:
+            os.replace(self.tmp, self.out)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """A 16-bit WAV as float [n, channels] in [-1, 1], and its sample rate."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError(f"{path}: only 16-bit WAV files are read here")
+        data = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64) / 32767.0
+        return data.reshape(-1, w.getnchannels()), w.getframerate()
+
+
+@dataclass(frozen=True)
+class Figures:
+    rms_db: float        # loudness, dB below full scale (-inf for silence)
+    peak_db: float
+    flatness: float      # spectral flatness, 0 (pure tones) .. 1 (white noise)
+    silent: float        # share of 50 ms windows quieter than -60 dBFS (the lapses)
+
+
+def _db(x: float) -> float:
+    return 20.0 * math.log10(x) if x > 0 else -math.inf
+
+
+def measure(samples: np.ndarray, sample_rate: int) -> Figures:
+    """How loud, how noisy and how often silent a stretch of sound is."""
+    x = np.asarray(samples, np.float64)
+    mono = x.mean(axis=1) if x.ndim == 2 else x
+    rms = math.sqrt(float(np.mean(x * x))) if x.size else 0.0
+    window = max(1, sample_rate // 20)
+    count = len(mono) // window
+    quiet = np.sqrt(np.mean(mono[:count * window].reshape(count, window) ** 2, axis=1)) < 1e-3 if count else np.zeros(0)
+    return Figures(_db(rms), _db(float(np.abs(x).max()) if x.size else 0.0), spectral_flatness(mono, sample_rate),
+                   float(quiet.mean()) if count else 0.0)
+
+
+def spectral_flatness(mono: np.ndarray, sample_rate: int, size: int = 4096) -> float:
+    """Geometric over arithmetic mean of the averaged power spectrum (Hann windows, half overlap),
+    40 Hz .. 16 kHz; 0.0 for silence."""
+    if len(mono) < size:
+        size = 1 << max(6, int(math.log2(max(len(mono), 64))))
+        mono = np.pad(mono, (0, max(0, size - len(mono))))
+    hop = size // 2
+    frames = 1 + (len(mono) - size) // hop
+    idx = np.arange(size)[None, :] + hop * np.arange(frames)[:, None]
+    power = np.mean(np.abs(np.fft.rfft(mono[idx] * np.hanning(size), axis=1)) ** 2, axis=0)
+    f = np.fft.rfftfreq(size, 1.0 / sample_rate)
+    band = power[(f >= 40.0) & (f <= min(16000.0, 0.45 * sample_rate))]
+    if band.size == 0 or band.mean() <= 1e-20:
+        return 0.0
+    return float(np.exp(np.mean(np.log(band + 1e-20))) / band.mean())
