@@ -1,0 +1,67 @@
+"""Offline render speed against the encoder alone, side by side in one run.
+
+    .venv/bin/python benchmarks/render_speed.py [--size 1920x1080] [--fps 30] [--frames 150] [--preset veryfast]
+
+Row 1 encodes frames that are already rendered (x264 alone: the ceiling on this machine).
+Row 2 is the whole render: walk, course, damage, generator, upscaling, grain, encoding, as
+`python -m installation render` runs it. Row 3 is the same with the whole course compressed into
+the film (damage changes every frame). Prints frames/s, the ratio to the encoder alone and the
+ratio to real time.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from installation.engine import Engine  # noqa: E402
+from installation.render import RenderJob, VideoSink, frame_states, render  # noqa: E402
+from installation.settings import load_settings  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="1920x1080")
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--preset", default="veryfast")
+    ap.add_argument("--model", default=str(ROOT / "assets" / "memories.safetensors"))
+    args = ap.parse_args()
+    w, h = (int(v) for v in args.size.split("x"))
+    settings = load_settings(overrides=[f"model.path={args.model}"])
+    engine = Engine.from_settings(settings, w, h)
+    seconds = args.frames / args.fps
+    live = RenderJob(seconds, args.fps, w, h)
+    compressed = RenderJob(seconds, args.fps, w, h, start=0.0, end=1.0)
+    frames = [engine.render(s) for _, s in frame_states(settings, live)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        sink = VideoSink(Path(tmp) / "enc.mp4", w, h, args.fps, 18, args.preset)
+        for i, f in enumerate(frames):
+            sink.write(i, f)
+        sink.close(True)
+        rows.append(("x264 alone, frames prepared", time.perf_counter() - t0))
+        for name, job in (("whole render, live pace", live), ("whole render, course 0 -> 1", compressed)):
+            t0 = time.perf_counter()
+            render(engine, frame_states(settings, job), VideoSink(Path(tmp) / "r.mp4", w, h, args.fps, 18, args.preset))
+            rows.append((name, time.perf_counter() - t0))
+    engine.close()
+    enc = args.frames / rows[0][1]
+    print(f"{args.frames} frames at {w}x{h}, {args.fps:g} fps, x264 {args.preset}, "
+          f"{torch.get_num_threads()} torch threads, {engine.device_name}")
+    print(f"{'':<30} {'frames/s':>9} {'vs encoder':>11} {'x real time':>12}")
+    for name, secs in rows:
+        fps = args.frames / secs
+        print(f"{name:<30} {fps:9.1f} {fps / enc:10.0%} {fps / args.fps:11.2f}x")
+
+
+if __name__ == "__main__":
+    main()
