@@ -28,7 +28,8 @@ from .symptoms.layers import layer_modules, matches, param_infos
 
 # Weight symptoms run in this order on each tensor: go back in time first (regression), then
 # disturb the values (noise, precision, bits), and kill last, so dead synapses stay exactly dead.
-WEIGHT_ORDER = ("regression", "weight_noise", "precision_loss", "bit_rot", "synapse_loss", "neuron_death")
+WEIGHT_ORDER = ("regression", "misidentification", "noise_swell", "weight_noise", "precision_loss", "bit_rot",
+                "synapse_loss", "neuron_death")
 LATENT_ORDER = ("confusion", "forgetting")       # blur memories together, then let them fade
 OUTPUT_ORDER = ("fading", "lapses")              # a blackout falls over the faded picture
 INTENSITY_RESOLUTION = 1000   # weight intensities are rounded to 1/1000: finer is invisible and
@@ -184,6 +185,20 @@ class Damage:
         with self._cv:
             return self._pending is not None or self._in_flight is not None or self._ready is not None
 
+    def live(self) -> tuple[tuple, Weights]:
+        """The key and weights the live model holds now (the kiosk's frame guard remembers good ones)."""
+        with self._cv:
+            return self._loaded_key, self._loaded
+
+    def restore(self, key: tuple, weights: Weights) -> None:
+        """Load again a set that live() returned before (a step back from a set that fails);
+        whatever is still waiting or on its way is dropped as stale."""
+        with self._cv:
+            self._generation += 1
+            generation = self._generation
+            self._pending = None
+        self._load(weights, key, generation)
+
     def _load(self, weights: Weights, key: tuple, generation: int) -> None:
         live = self.generator.state_dict()
         with torch.no_grad():
@@ -239,8 +254,8 @@ class Damage:
     def _activation_hook(self, layer: str, module: nn.Module, inputs, act: torch.Tensor):
         levels, t, seed = self._activation
         names = [n for n in self._active_layers.get(layer, ()) if n in levels]
-        if not names:
-            return None                                 # untouched: the forward pass is unchanged
+        if not names or act.ndim != 4:
+            return None                                 # untouched (or not feature maps, e.g. a mapping's w)
         for name in names:
             symptom = SYMPTOMS[name]
             symptom_seed = stable_seed(seed, layer) if symptom.seed_per_layer else seed

@@ -30,10 +30,13 @@ class SheetRow:
 
 
 def sheet_latents(engine: Engine, columns: int, seed: int) -> torch.Tensor:
-    """The memories' anchors (as many as there are columns), then seeded random shell points."""
+    """The memories' anchors (as many as there are columns), then seeded random shell points
+    (a style model's anchors and random points are in w: see Engine.random_latents)."""
     anchors = engine.anchors.cpu()[:columns]
     L = engine.latent_size
     extra = columns - len(anchors)
+    if getattr(engine, "space", "z") == "w":    # w has no shell: anchors as they are, then mapped latents
+        return torch.cat([anchors, engine.random_latents(extra, seed)]) if extra > 0 else anchors
     if extra > 0:
         g = torch.Generator().manual_seed(seed)
         rand = torch.randn(extra, L, generator=g)

@@ -13,6 +13,11 @@ both see the same latent. Along the path:
   always drifts a little (`wander`, a slow seeded breathing around the path);
 * `loop` mode visits a fixed cycle seamlessly: z_at(phase + period) == z_at(phase).
 
+A style generator's walk runs in w (`space="w"`): w has no shell, so anchors are kept exactly as
+they are, journeys are straight lines (StyleGAN interpolates in w linearly), and the drift is a
+fraction of the memories' spread around their mean. w has no random points of its own either: a
+random walk in w visits a pool of mapped random latents, which the engine passes as anchors.
+
 Two symptoms act on the walk: hesitation warps the phase before anything else (the walk
 stalls and stutters), perseveration chooses which memory the k-th visit goes to.
 
@@ -119,9 +124,13 @@ class Walk:
                  wander: float = 0.08,              # drift radius as a fraction of the shell radius
                  wander_period_s: float = 11.0,     # typical period of the drift
                  loop_period_s: float = 0.0,        # loop mode: period; 0 = n x seconds_per_memory
-                 loop_memories: int = 0):           # loop mode: memories in the cycle; 0 = all
+                 loop_memories: int = 0,            # loop mode: memories in the cycle; 0 = all
+                 space: str = "z"):                 # z: on the shell, slerp; w: a style generator's w, lerp
         if mode not in ("anchors", "random", "loop"):
             raise ValueError(f"walk mode {mode!r}; allowed: anchors, random, loop")
+        if space not in ("z", "w"):
+            raise ValueError(f"walk space {space!r}; allowed: z, w")
+        self.space = space
         if not seconds_per_memory > 0 or not 0 <= dwell_s < seconds_per_memory:
             raise ValueError(f"walk needs seconds_per_memory > 0 and 0 <= dwell_s < seconds_per_memory, "
                              f"got {seconds_per_memory!r}, {dwell_s!r}")
@@ -135,10 +144,18 @@ class Walk:
             anchors_np = torch.as_tensor(anchors).detach().to("cpu", torch.float64).numpy()
             if anchors_np.ndim != 2 or anchors_np.shape[1] != self.latent_size:
                 raise ValueError(f"anchors have shape {tuple(anchors_np.shape)}, expected [A, {self.latent_size}]")
-            # the generator was trained on the shell: put every memory exactly on it
-            anchors_np = anchors_np * (self.radius / np.maximum(np.linalg.norm(anchors_np, axis=1, keepdims=True), 1e-12))
+            if space == "z":  # the generator was trained on the shell: put every memory exactly on it
+                norms = np.maximum(np.linalg.norm(anchors_np, axis=1, keepdims=True), 1e-12)
+                anchors_np = anchors_np * (self.radius / norms)
         self.anchors = anchors_np  # [A, L] float64
         self.n_anchors = len(anchors_np)
+        if space == "w":
+            if self.n_anchors == 0:
+                raise ValueError("a walk in w needs points to visit: anchors, or a pool of mapped latents")
+            mode = "anchors" if mode == "random" else mode
+            centred = anchors_np - anchors_np.mean(axis=0)
+            self.radius = max(float(np.sqrt((centred ** 2).sum(axis=1).mean())), 1e-6) if self.n_anchors > 1 \
+                else max(float(np.linalg.norm(anchors_np[0])), 1e-6)
         self.mode = "random" if mode == "anchors" and self.n_anchors == 0 else mode
 
         self.segment_s = float(seconds_per_memory)
@@ -164,11 +181,16 @@ class Walk:
         self._wander_phases = rng.random(_WANDER_TERMS) * 2.0 * math.pi
 
     @classmethod
-    def from_settings(cls, walk_settings: Any, anchors: torch.Tensor | None, latent_size: int, seed: int) -> "Walk":
+    def from_settings(cls, walk_settings: Any, anchors: torch.Tensor | None, latent_size: int, seed: int,
+                      space: str = "z") -> "Walk":
         s = walk_settings
         return cls(anchors, latent_size, mode=s.mode, seed=seed, seconds_per_memory=s.seconds_per_memory,
                    dwell_s=s.dwell_s, ease=s.ease, wander=s.wander, wander_period_s=s.wander_period_s,
-                   loop_period_s=s.loop_period_s, loop_memories=s.loop_memories)
+                   loop_period_s=s.loop_period_s, loop_memories=s.loop_memories, space=space)
+
+    def _between(self, p: np.ndarray, q: np.ndarray, f: float) -> np.ndarray:
+        """The point a fraction f of the way from p to q: along the sphere in z, straight in w."""
+        return _slerp(p, q, f) if self.space == "z" else p + f * (q - p)
 
     # -- which memory ---------------------------------------------------------------------------
 
@@ -206,7 +228,7 @@ class Walk:
         if a == b or q == i:
             return self.anchors[a]
         f = q - i
-        return _slerp(self.anchors[a], self.anchors[b], f * f * (3.0 - 2.0 * f))
+        return self._between(self.anchors[a], self.anchors[b], f * f * (3.0 - 2.0 * f))
 
     # -- where on the path ----------------------------------------------------------------------
 
@@ -240,12 +262,14 @@ class Walk:
     def _z(self, phase: float, perseveration: float, hesitation: float) -> np.ndarray:
         phase = self._warp(phase, hesitation)
         k, fraction = self._journey(phase)
-        z = _slerp(self._point(k, perseveration), self._point(k + 1, perseveration), fraction)
+        z = self._between(self._point(k, perseveration), self._point(k + 1, perseveration), fraction)
         z = z + self._wander_offset(phase)
+        if self.space == "w":
+            return z
         return z * (self.radius / max(np.linalg.norm(z), 1e-12))
 
     def z_at(self, phase: float, perseveration: float = 0.0, hesitation: float = 0.0) -> torch.Tensor:
-        """The latent at this walk phase: float32 [L], norm sqrt(L)."""
+        """The latent at this walk phase: float32 [L], norm sqrt(L) in z."""
         return torch.from_numpy(self._z(float(phase), perseveration, hesitation).astype(np.float32))
 
     def z_batch(self, phases: Sequence[float], perseveration: float = 0.0, hesitation: float = 0.0) -> torch.Tensor:

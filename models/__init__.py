@@ -5,8 +5,9 @@
 from .checkpoint import (Anchor, CheckpointError, GeneratorMeta, load_generator, load_resume,
                          read_header, save_generator, save_resume, atomic_write)
 from .dcgan import DCGANConfig, Discriminator, Generator, shell_radius
+from .stylegan import StyleDiscriminator, StyleGANConfig, StyleGenerator
 from . import registry
 
 __all__ = ["Anchor", "CheckpointError", "GeneratorMeta", "load_generator", "load_resume", "read_header",
            "save_generator", "save_resume", "atomic_write", "DCGANConfig", "Discriminator", "Generator",
-           "shell_radius", "registry"]
+           "shell_radius", "StyleGANConfig", "StyleGenerator", "StyleDiscriminator", "registry"]

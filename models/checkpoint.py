@@ -35,7 +35,8 @@ class CheckpointError(Exception):
 
 @dataclass
 class Anchor:
-    """A latent that recalls one training image."""
+    """A latent that recalls one training image, in the space the installation walks: z for a
+    DCGAN, w for a style-based generator (its `latent_space`)."""
     name: str
     z: list[float]
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 
-from . import dcgan
+from . import dcgan, stylegan
 
 _ARCHITECTURES = {
     dcgan.ARCHITECTURE: (dcgan.DCGANConfig, dcgan.Generator, dcgan.Discriminator),
+    stylegan.ARCHITECTURE: (stylegan.StyleGANConfig, stylegan.StyleGenerator, stylegan.StyleDiscriminator),
 }
 
 

@@ -65,3 +65,54 @@ def find_anchors(generator: torch.nn.Module, images: torch.Tensor, steps: int = 
             p.requires_grad_(f)
         generator.train(was_training)
     return torch.cat(out)
+
+
+def find_w_anchors(generator: torch.nn.Module, images: torch.Tensor, steps: int = 300,
+                   init: torch.Tensor | None = None, candidates: int = 256, seed: int = 0,
+                   chunk: int = 16) -> torch.Tensor:
+    """A style generator's anchors, in w: images [N, C, S, S] in [-1, 1] -> w [N, L].
+
+    One w for every layer (not w+), so the installation's walk can travel between anchors in
+    w and style mixing can swap layers between them. Starts from the best of `candidates`
+    mapped random latents (or from the mapped recall codes `init`, z [N, L]), then optimises w
+    with the same recall loss as the z search; the step size follows the spread of w."""
+    device = next(generator.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    was_training = generator.training
+    generator.eval()
+    params = list(generator.parameters())
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    out = []
+    try:
+        with torch.no_grad():
+            pool = torch.cat([generator.mapping(torch.randn(min(64, candidates - i), generator.latent_size,
+                                                            generator=gen).to(device))
+                              for i in range(0, candidates, 64)])                     # [candidates, L]
+            spread = float((pool - pool.mean(0)).pow(2).sum(1).mean().sqrt()) / math.sqrt(pool.shape[1])
+        for start in range(0, images.shape[0], chunk):
+            target = images[start:start + chunk].to(device)
+            n = target.shape[0]
+            with torch.no_grad():
+                if init is not None:
+                    w0 = generator.mapping(init[start:start + n].to(device))
+                else:
+                    samples = torch.cat([generator.synthesize(pool[i:i + 64]) for i in range(0, len(pool), 64)])
+                    dist = torch.cdist(F.avg_pool2d(target, 4).flatten(1), F.avg_pool2d(samples, 4).flatten(1))
+                    w0 = pool[dist.argmin(dim=1)]
+            w = w0.clone().requires_grad_(True)
+            opt = torch.optim.Adam([w], lr=0.05 * max(spread, 1e-3))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+            for _ in range(steps):
+                loss = recall_loss(generator.synthesize(w), target).sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+            out.append(w.detach().cpu())
+    finally:
+        for p, f in zip(params, flags):
+            p.requires_grad_(f)
+        generator.train(was_training)
+    return torch.cat(out)

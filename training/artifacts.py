@@ -64,11 +64,14 @@ class LossLog:
             return list(csv.DictReader(f))
 
 
-def plot_losses(csv_path: Path, out: Path) -> None:
+def plot_losses(csv_path: Path, out: Path, steps: tuple[int, int] | None = None, title: str = "") -> None:
+    """The losses over training, or over the steps in (first, last] (one resolution of a grown run)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = LossLog.read(csv_path)
+    if steps is not None:
+        rows = [r for r in rows if steps[0] < int(r["step"]) <= steps[1]]
     if not rows:
         return
     step = [int(r["step"]) for r in rows]
@@ -82,6 +85,8 @@ def plot_losses(csv_path: Path, out: Path) -> None:
     ax.set_yscale("symlog", linthresh=0.1)  # seed 002's regret: losses want a log axis
     ax.legend()
     ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

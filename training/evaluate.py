@@ -86,9 +86,11 @@ class Evaluation:
 
 
 @torch.no_grad()
-def generate(generator: torch.nn.Module, z: torch.Tensor, batch: int = 64) -> torch.Tensor:
+def generate(generator: torch.nn.Module, z: torch.Tensor, batch: int = 64, space: str = "z") -> torch.Tensor:
+    """Images of latents in z, or in w (a style generator's anchors: synthesis only)."""
     device = next(generator.parameters()).device
-    return torch.cat([generator(z[i:i + batch].to(device)).float().cpu() for i in range(0, z.shape[0], batch)])
+    draw = generator.synthesize if space == "w" else generator
+    return torch.cat([draw(z[i:i + batch].to(device)).float().cpu() for i in range(0, z.shape[0], batch)])
 
 
 @torch.no_grad()
@@ -107,7 +109,7 @@ def evaluate(generator: torch.nn.Module, images: torch.Tensor, names: list[str],
         ssim_p10=float(torch.quantile(best, 0.10)),
         recall={n: float(c) for n, c in zip(names, counts)})
     if anchors is not None and anchors.shape[0] == len(names):
-        recon01 = (generate(generator, anchors) + 1) / 2
+        recon01 = (generate(generator, anchors, space=getattr(generator, "latent_space", "z")) + 1) / 2
         result.anchor_ssim = {n: float(s) for n, s in zip(names, ssim_pairs(recon01, real01))}
     if sheet is not None:
         _side_by_side(fake01, real01, nearest, best, sheet)

@@ -98,37 +98,50 @@ class Trainer:
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.policy) if self.policy else x
 
+    # what a step generates and judges; a style model's trainer adds style mixing and growth
+    def _real(self, images: torch.Tensor) -> torch.Tensor:
+        return images
+
+    def _fake(self, z: torch.Tensor, mix: bool = True) -> torch.Tensor:
+        return self.G_train(z)
+
+    def _disc(self, img: torch.Tensor) -> torch.Tensor:
+        return self.D_train(img)
+
+    def after_step(self, final: bool = False) -> None:
+        """Artefacts at the end of a phase of training; plain training has no phases."""
+
     def train_step(self) -> dict:
         cfg = self.cfg
-        real = self.batches.next()
+        real = self._real(self.batches.next())
         if cfg.flip:
             real = random_flip(real)
         z = torch.randn(cfg.batch_size, self.G.latent_size, device=self.device)
 
         # (1) update D: maximise log D(x) + log(1 - D(G(z)))
         with self._autocast():
-            fake = self.G_train(z)
-            d_real = self.D_train(self._augment(real))
-            d_fake = self.D_train(self._augment(fake.detach()))
+            fake = self._fake(z)
+            d_real = self._disc(self._augment(real))
+            d_fake = self._disc(self._augment(fake.detach()))
             d_loss = d_loss_fn(cfg.loss, d_real.float(), d_fake.float())
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         if cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0:
             real_r1 = real.detach().requires_grad_(True)
-            out = self.D_train(self._augment(real_r1)).float()
+            out = self._disc(self._augment(real_r1)).float()
             (grad,) = torch.autograd.grad(out.sum(), real_r1, create_graph=True)
             (cfg.r1_gamma / 2 * grad.pow(2).sum(dim=(1, 2, 3)).mean() * cfg.r1_every).backward()
         self.opt_d.step()
 
         # (2) update G: maximise log D(G(z)) (non-saturating), plus recall of the memories
         with self._autocast():
-            g_loss = g_loss_fn(cfg.loss, self.D_train(self._augment(fake)).float())
+            g_loss = g_loss_fn(cfg.loss, self._disc(self._augment(fake)).float())
             total = g_loss
             r_loss = torch.zeros((), device=self.device)
             if cfg.recall_weight > 0:
                 idx = torch.randperm(len(self.images), device=self.device)[:cfg.recall_batch]
-                recon = self.G_train(to_shell(self.codes[idx]))
-                r_loss = recall_loss(recon.float(), self.images[idx]).mean()
+                recon = self._fake(to_shell(self.codes[idx]), mix=False)
+                r_loss = recall_loss(recon.float(), self._real(self.images[idx])).mean()
                 total = total + cfg.recall_weight * r_loss
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_codes.zero_grad(set_to_none=True)
@@ -170,7 +183,9 @@ class Trainer:
     def load_state(self, s: dict) -> None:
         saved_cfg = json.loads(s["config"])
         mine = json.loads(json.dumps(asdict(self.cfg), sort_keys=True))
-        changed = sorted(k for k in mine if k not in ("steps",) and mine[k] != saved_cfg.get(k))
+        # a setting newer than the saved run was at its default there
+        defaults = json.loads(json.dumps(asdict(type(self.cfg)()), sort_keys=True))
+        changed = sorted(k for k in mine if k not in ("steps",) and mine[k] != saved_cfg.get(k, defaults[k]))
         if changed:
             raise ValueError(f"cannot resume: settings differ from the saved run ({', '.join(changed)}); "
                              "resume with the same preset and overrides, or use a new --out folder")

@@ -29,6 +29,9 @@ class TrainConfig:
     diffaugment: str = ""            # DiffAugment policy, e.g. "color,translation,cutout"
     recall_weight: float = 0.0       # weight of the memory-recall loss (a learned latent per image must redraw it)
     recall_batch: int = 8            # images per step for the recall loss
+    style_mixing: float = 0.0        # style models: share of samples whose later layers take a second latent's style
+    grow_from: int = 0               # style models: grow progressively from this resolution (e.g. 4); 0 = full size
+    grow_steps: int = 1000           # progressive growing: steps per resolution, the first half fading it in
     ema_beta: float = 0.999          # EMA of G's weights per step (0 = no EMA)
     sample_every: int = 250          # steps between sample grids
     checkpoint_every: int = 1000     # steps between checkpoints
@@ -62,6 +65,26 @@ PRESETS: dict[str, dict] = {
                                    upsample="nearest", g_norm="pixel", d_norm="spectral"),
                         steps=4000, batch_size=32, lr_g=2e-4, lr_d=2e-5, diffaugment="translation",
                         recall_weight=1.0, flip=True),
+    # seed 003: StyleGAN on OASIS at 256x256 grayscale: latent 512, filters 512, kernel 3, random
+    # horizontal flips, Adam beta 0.5/0.999, batch 32. Its learning rates (8e-7 / 1e-7) were tuned
+    # for a TF model without equalised learning rates and barely move this one: StyleGAN2's 2e-3.
+    # Modulation/demodulation (StyleGAN2's fix for AdaIN's droplets); model.style=adain for the seed's AdaIN.
+    "oasis-stylegan": dict(architecture="stylegan",
+                           model=dict(image_size=256, channels=1, latent_size=512, mapping_layers=8, width=128,
+                                      d_width=128, max_channels=512, kernel_size=3, style="modulated",
+                                      upsample="bilinear"),
+                           steps=30_000, batch_size=32, lr_g=2e-3, lr_d=2e-3, beta1=0.5, beta2=0.999,
+                           r1_gamma=1.0, r1_every=16, style_mixing=0.9, flip=True, ema_beta=0.998,
+                           sample_every=500, checkpoint_every=2000),
+    # seed 004: a progressively grown StyleGAN (AdaIN, noise, constant 4x4x512 input, latent 512,
+    # bilinear upsampling) from 4x4 to 64x64, a fixed number of steps per resolution (the seed's
+    # 2000), a loss plot and sample sheet per resolution; StyleGAN's Adam (lr 1e-3, beta 0/0.99), R1 10.
+    "oasis-progan": dict(architecture="stylegan",
+                         model=dict(image_size=64, channels=1, latent_size=512, mapping_layers=8, width=256,
+                                    d_width=256, max_channels=512, kernel_size=3, style="adain", upsample="bilinear"),
+                         steps=10_000, grow_from=4, grow_steps=2000, batch_size=16, lr_g=1e-3, lr_d=1e-3,
+                         beta1=0.0, beta2=0.99, r1_gamma=10.0, r1_every=16, style_mixing=0.9, flip=True,
+                         sample_every=250, checkpoint_every=1000),
 }
 
 
@@ -119,7 +142,15 @@ def build_config(preset: str, overrides: list[str] = (), **direct) -> TrainConfi
         raise ConfigError(str(e)) from None
     if cfg.loss not in ("bce", "hinge"):
         raise ConfigError(f"loss={cfg.loss!r}: must be bce or hinge")
-    for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "keep_last", "recall_batch"):
+    for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "keep_last", "recall_batch", "grow_steps"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name}={getattr(cfg, name)}: must be at least 1")
+    if not 0.0 <= cfg.style_mixing <= 1.0:
+        raise ConfigError(f"style_mixing={cfg.style_mixing}: must be between 0 and 1")
+    if (cfg.style_mixing or cfg.grow_from) and cfg.architecture != "stylegan":
+        raise ConfigError(f"style_mixing and grow_from are for style-based generators (architecture stylegan), "
+                          f"not {cfg.architecture}")
+    size = cfg.model_config().image_size
+    if cfg.grow_from and cfg.grow_from not in [2 ** k for k in range(2, 11) if 2 ** k <= size]:
+        raise ConfigError(f"grow_from={cfg.grow_from}: must be 0 (off) or a power of two from 4 to image_size ({size})")
     return cfg

@@ -11,11 +11,12 @@ from tqdm import tqdm
 
 from models import Anchor, save_generator
 from . import artifacts
-from .anchors import find_anchors
+from .anchors import find_anchors, find_w_anchors
 from .data import ImageSet
 from .evaluate import evaluate
 from .loop import Trainer
 from .presets import TrainConfig
+from .style import StyleTrainer
 
 
 def pick_device(name: str) -> torch.device:
@@ -44,7 +45,8 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
             torch.cuda.set_device(device)
         dist.init_process_group(backend)
     run_dir = Path(run_dir)
-    trainer = Trainer(cfg, data, run_dir, device, rank=rank, world=world, log=log)
+    trainer_cls = StyleTrainer if cfg.architecture == "stylegan" else Trainer
+    trainer = trainer_cls(cfg, data, run_dir, device, rank=rank, world=world, log=log)
     if resume:
         if not trainer.resume():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*.resume.pt); "
@@ -77,6 +79,7 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
                 trainer.save_samples()
             if trainer.step % cfg.checkpoint_every == 0:
                 trainer.save_checkpoint()
+            trainer.after_step()
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -86,6 +89,7 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         return final
     trainer.save_samples()
     trainer.save_checkpoint()
+    trainer.after_step(final=True)
     artifacts.plot_losses(run_dir / "losses.csv", run_dir / "losses.png")
     artifacts.progress_film(sorted(trainer.sample_dir.glob("step_*.png")), run_dir / "progress.mp4")
     if interrupted:
@@ -93,7 +97,10 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         raise KeyboardInterrupt
     log("finding anchors (the latent that recalls each training image)…")
     init = trainer.codes.detach() if cfg.recall_weight > 0 else None
-    z = find_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=init, seed=cfg.seed)
+    if getattr(trainer.G_ema, "latent_space", "z") == "w":   # a style model walks, so recalls, in w
+        z = find_w_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=init, seed=cfg.seed)
+    else:
+        z = find_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=init, seed=cfg.seed)
     anchors = [Anchor(n, zz.tolist()) for n, zz in zip(data.names, z)]
     save_generator(final, trainer.G_ema, trainer.meta(anchors),
                    [trainer.snapshots[k] for k in sorted(trainer.snapshots)])

@@ -7,13 +7,15 @@ directly.
 """
 from __future__ import annotations
 
-from . import (bit_rot, confusion, fading, feature_dropout, forgetting, hesitation, lapses, neuron_death,
-               perseveration, plaques, precision_loss, regression, static, synapse_loss, tangles, weight_noise)
+from . import (bit_rot, confusion, fading, feature_dropout, forgetting, hesitation, lapses, misidentification,
+               neuron_death, noise_swell, perseveration, plaques, precision_loss, regression, static, synapse_loss,
+               tangles, weight_noise)
 from .base import (LEVELS, ActivationSymptom, LatentSymptom, OutputSymptom, ParamInfo, Symptom, WalkSymptom,
                    WeightSymptom)
 
 SYMPTOMS: dict[str, Symptom] = {module.SYMPTOM.name: module.SYMPTOM for module in (
     synapse_loss, neuron_death, weight_noise, precision_loss, bit_rot, regression,   # weights
+    misidentification, noise_swell,                                                  # weights, style models only
     feature_dropout, plaques, tangles, static,                                       # activations
     forgetting, confusion,                                                           # latent
     perseveration, hesitation,                                                       # walk
