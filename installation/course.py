@@ -10,6 +10,7 @@ Nothing reads the wall clock; the caller owns time and persists a `CourseState`.
   plateaus and smooth drops that still reaches 1 at the end of the course.
 * Lucid intervals are brief seeded recoveries (intensities eased toward 0 with smooth ramps)
   that grow rarer and shorter as progress rises; they are a pure function of (seed, elapsed_s).
+  A performer or a visitor may bring one too: its start is kept as plain data in the overrides.
 * At the end the course holds, is reborn with a new seed, or reverses (the artist's choice).
 * A performer's live overrides (a global decay and pinned symptoms) are applied last.
 """
@@ -210,9 +211,12 @@ class Overrides:
 
     decay in [-1, 1]: negative eases every intensity toward 0 (-1 = revived, pristine);
     positive pushes each toward its end-of-course value (+1 = as at the end). A pinned symptom
-    ignores the course and takes its value directly (a MIDI fader)."""
+    ignores the course and takes its value directly (a MIDI fader). lucid_s is the course time at
+    which a performer or a visitor brought a lucid interval (None = none): a plain number, so the
+    interval itself stays a pure function of the state (`Course.triggered_lucidity`)."""
     decay: float = 0.0
     pinned: Mapping[str, float] = field(default_factory=dict)
+    lucid_s: float | None = None
 
     def apply(self, intensities: Mapping[str, float], toward: Mapping[str, float] | None = None) -> dict[str, float]:
         """Intensities after the overrides, each clamped to [0, 1]. `toward` are the values that
@@ -247,12 +251,18 @@ class Overrides:
         return Overrides(decay=-1.0, pinned={})
 
     def to_dict(self) -> dict:
-        return {"decay": float(self.decay), "pinned": {k: float(v) for k, v in sorted(self.pinned.items())}}
+        d = {"decay": float(self.decay), "pinned": {k: float(v) for k, v in sorted(self.pinned.items())}}
+        if self.lucid_s is not None:
+            d["lucid_s"] = float(self.lucid_s)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Overrides":
+        lucid_s = d.get("lucid_s")
+        lucid_s = float(lucid_s) if lucid_s is not None and math.isfinite(float(lucid_s)) else None
         return cls(decay=min(1.0, max(-1.0, float(d.get("decay", 0.0)))),
-                   pinned={str(k): min(1.0, max(0.0, float(v))) for k, v in dict(d.get("pinned", {})).items()})
+                   pinned={str(k): min(1.0, max(0.0, float(v))) for k, v in dict(d.get("pinned", {})).items()},
+                   lucid_s=lucid_s)
 
 
 @dataclass(frozen=True)
@@ -343,6 +353,58 @@ class Course:
             elapsed_s = min(elapsed_s, self.duration_s)
         return replace(state, elapsed_s=elapsed_s)
 
+    def at_progress(self, state: CourseState, progress: float) -> CourseState:
+        """The state whose progress is `progress`, within the current pass (a fader on the course).
+
+        The staircase is monotone, so the earliest time that reaches `progress` is found by
+        bisection; on a plateau that is where the plateau begins."""
+        target = min(1.0, max(0.0, float(progress)))
+        point = self.point(state)
+        s = self.settings
+        lo, hi = 0.0, 1.0                # staircase(1) = 1 >= target: hi always reaches it
+        while hi - lo > 1e-9:
+            mid = 0.5 * (lo + hi)
+            if staircase(mid, point.seed, s.steps, s.unevenness, s.drop_share) >= target:
+                hi = mid
+            else:
+                lo = mid
+        u = hi
+        if s.end == "hold":
+            return replace(state, elapsed_s=u * self.duration_s)
+        passes = int(max(0.0, state.elapsed_s) // self.duration_s)
+        if s.end == "reverse" and passes % 2 == 1:
+            u = 1.0 - u
+        u = min(u, 1.0 - 1e-9)       # stay in this pass: its end is the next one's start
+        return replace(state, elapsed_s=(passes + u) * self.duration_s)
+
+    def trigger_lucid(self, state: CourseState, gap_s: float = 0.0) -> CourseState:
+        """A lucid interval from now (a performer's key, a visitor), if one may come.
+
+        None past `lucid.until`; with gap_s > 0 (visitors), none until gap_s x (1 + (rarer - 1) x
+        progress) course seconds after the last one: rarer as the illness progresses."""
+        lucid = self.settings.lucid
+        if not lucid.enabled:
+            return state
+        progress = self.point(state).progress
+        if progress >= lucid.until:
+            return state
+        last = state.overrides.lucid_s
+        if gap_s > 0.0 and last is not None and 0.0 <= state.elapsed_s - last < gap_s * (
+                1.0 + (lucid.rarer - 1.0) * progress):
+            return state
+        return replace(state, overrides=replace(state.overrides, lucid_s=float(state.elapsed_s)))
+
+    def triggered_lucidity(self, state: CourseState, progress: float) -> float:
+        """How lucid a triggered interval makes the mind now: the scheduled intervals' length at
+        this progress (shorter as it grows) and ramps; 0 without one."""
+        lucid = self.settings.lucid
+        start_s = state.overrides.lucid_s
+        if start_s is None or not lucid.enabled:
+            return 0.0
+        length_s = lucid.length_s * (1.0 - (1.0 - lucid.shorter) * progress)
+        taper = min(1.0, max(0.0, (lucid.until - progress) / 0.03))
+        return taper * _envelope(state.elapsed_s, LucidInterval(start_s, start_s + length_s, 1.0), lucid.ramp_s)
+
     def rebirth(self, state: CourseState) -> CourseState:
         """A new life from progress 0, with a new seed; the performer's overrides are let go."""
         return CourseState(elapsed_s=0.0, seed=state.seed, cycle=self.point(state).cycle + 1)
@@ -384,7 +446,8 @@ class Course:
     def sample(self, state: CourseState) -> CourseSample:
         """One call for the frame loop: point, final intensities (curves, lucid, overrides)."""
         point = self.point(state)
-        lucid = self.lucidity(state.elapsed_s, point.progress, point.seed)
+        lucid = max(self.lucidity(state.elapsed_s, point.progress, point.seed),
+                    self.triggered_lucidity(state, point.progress))
         factor = 1.0 - self.settings.lucid.depth * lucid
         base = {name: value * factor for name, value in self.curve_intensities(point.progress).items()}
         final = state.overrides.apply(base, toward=self.curve_intensities(1.0))

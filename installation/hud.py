@@ -40,7 +40,7 @@ class Hud:
         self.message, self.message_until = text, now + seconds
 
     def lines(self, piece, times: FrameTimes, device: str, model: str,
-              sound: str | None = None) -> list[tuple[str, float | None]]:
+              sound: str | None = None, inputs: str | None = None) -> list[tuple[str, float | None]]:
         s = piece.sample()
         p = s.point
         o = piece.course_state.overrides
@@ -52,6 +52,8 @@ class Hud:
         ]
         if sound is not None:
             out.append((sound, None))
+        if inputs is not None:
+            out.append((inputs, None))
         for name, value in sorted(s.intensities.items(), key=lambda kv: -kv[1]):
             if value >= 0.005:
                 pin = "*" if name in o.pinned else ""
@@ -59,8 +61,8 @@ class Hud:
         return out
 
     def draw(self, screen: pygame.Surface, piece, times: FrameTimes, device: str, model: str, now: float,
-             sound: str | None = None) -> None:
-        lines = self.lines(piece, times, device, model, sound)
+             sound: str | None = None, inputs: str | None = None) -> None:
+        lines = self.lines(piece, times, device, model, sound, inputs)
         if self.message and now < self.message_until:
             lines.append((self.message, None))
         pad, lh = self.size // 2, int(self.size * 1.05)

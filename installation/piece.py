@@ -12,7 +12,7 @@ from .course import Course, CourseSample, CourseState
 from .state import FrameState
 
 ACTIONS = ("pause", "faster", "slower", "course_forward", "course_back", "decay_up", "decay_down",
-           "revive", "rebirth")
+           "revive", "rebirth", "lucid", "visit", "release")
 
 MIN_SPEED, MAX_SPEED = 1 / 64, 64.0
 
@@ -81,7 +81,22 @@ class Piece:
         if action == "rebirth":
             self._set_course(self.course.rebirth(self.course_state))
             return f"rebirth: life {self.course_state.cycle}, seed {self.sample().point.seed}"
+        if action in ("lucid", "visit"):     # a performer's lucid interval comes now; a visitor's only if due
+            gap_s = self.settings.inputs.presence.gap_s if action == "visit" else 0.0
+            self._set_course(self.course.trigger_lucid(self.course_state, gap_s))
+            came = self.course_state.overrides.lucid_s == self.course_state.elapsed_s
+            return "a lucid interval" if came else "no lucid interval now"
+        if action == "release":
+            self.release()
+            return "every symptom follows the course"
         raise ValueError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
+
+    def set_speed(self, speed: float) -> None:
+        self.speed = min(MAX_SPEED, max(MIN_SPEED, float(speed)))
+
+    def set_progress(self, progress: float) -> None:
+        """Put the course where its progress is `progress` (a fader on the course)."""
+        self._set_course(self.course.at_progress(self.course_state, progress))
 
     def set_overrides(self, overrides) -> None:
         self._set_course(replace(self.course_state, overrides=overrides))

@@ -1,0 +1,145 @@
+"""Camera presence: a visitor's face brings a brief lucid interval.
+
+OpenCV reads the camera on this module's own thread; a face detector looks at a small grey copy
+of a frame every `check_every_s`; a tracker turns "a face / no face" into `arrive` and `leave`
+events (leaving only after `leave_after_s` without a face, so a turned head is not a departure),
+which go on the inputs' queue and through the mapping table like any key (by default arrive ->
+the `visit` action: a lucid interval if one is due, shorter and rarer as the course goes on).
+
+The detector: opencv-python-headless 5 ships neither `cv2.CascadeClassifier` nor the Haar
+cascade files (cv2.data is empty), so we use OpenCV's trained LBP frontal-face cascade that
+scikit-image carries (`skimage.data.lbp_frontal_face_cascade_filename()`), run by
+skimage.feature.Cascade — the same kind of detector, already installed, no network needed.
+No camera or no frames: one log line, and the piece runs on.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger("lapses.presence")
+
+DETECT_SIDE = 160      # the longer side of the grey copy the detector sees (~40 ms per look on a CPU)
+
+
+class FaceDetector:
+    def __init__(self, side: int = DETECT_SIDE, min_face: float = 0.1):
+        from skimage import data
+        from skimage.feature import Cascade
+        self.cascade = Cascade(data.lbp_frontal_face_cascade_filename())
+        self.side, self.min_face = side, min_face
+
+    def faces(self, frame: np.ndarray) -> list[dict]:
+        """Face boxes (r, c, width, height in the small copy) in an RGB/BGR uint8 frame or a grey one."""
+        import cv2
+        if frame is None or frame.ndim not in (2, 3) or min(frame.shape[:2]) < 8:
+            return []
+        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame[..., :3], cv2.COLOR_RGB2GRAY)
+        h, w = grey.shape
+        scale = self.side / max(h, w)
+        small = cv2.resize(grey, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+        small = small.astype(np.float32) / 255.0
+        smallest = max(12, int(self.min_face * min(small.shape)))
+        return list(self.cascade.detect_multi_scale(img=small, scale_factor=1.2, step_ratio=1,
+                                                    min_size=(smallest, smallest), max_size=small.shape))
+
+    def present(self, frame: np.ndarray) -> bool:
+        return bool(self.faces(frame))
+
+
+class PresenceTracker:
+    """'face seen?' at times t -> 'arrive' / 'leave' events; pure, for the thread and the tests."""
+
+    def __init__(self, leave_after_s: float):
+        self.leave_after_s = leave_after_s
+        self.here = False
+        self.last_seen: float | None = None
+
+    def feed(self, seen: bool, t: float) -> str | None:
+        if seen:
+            self.last_seen = t
+            if not self.here:
+                self.here = True
+                return "arrive"
+        elif self.here and self.last_seen is not None and t - self.last_seen >= self.leave_after_s:
+            self.here = False
+            return "leave"
+        return None
+
+
+class PresenceCamera:
+    """Reads a camera on a thread and posts ('presence', 'arrive' | 'leave') events."""
+
+    def __init__(self, settings, post: Callable[[tuple], None], capture_factory: Callable | None = None,
+                 detector: FaceDetector | None = None):
+        self.settings = settings
+        self.post = post
+        self.capture_factory = capture_factory
+        self.detector = detector
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cap = None
+        self.watching = False
+
+    def start(self) -> None:
+        """Open the camera and watch it, all on the thread: a slow camera cannot delay a frame."""
+        self._thread = threading.Thread(target=self._run, name="lapses-presence", daemon=True)
+        self._thread.start()
+
+    def _open(self):
+        import cv2
+        factory = self.capture_factory or cv2.VideoCapture
+        try:
+            cap = factory(self.settings.camera)
+            ok = cap is not None and cap.isOpened()
+        except Exception as e:
+            log.info("presence: camera %d cannot be opened (%s); the piece runs on without it", self.settings.camera, e)
+            return None
+        if not ok:
+            log.info("presence: no camera %d; the piece runs on without it", self.settings.camera)
+            return None
+        return cap
+
+    def _run(self) -> None:
+        import time
+        self._cap = self._open()
+        if self._cap is None:
+            return
+        self.detector = self.detector or FaceDetector()
+        self.watching = True
+        log.info("presence: watching camera %d", self.settings.camera)
+        tracker = PresenceTracker(self.settings.leave_after_s)
+        failing = False
+        while not self._stop.wait(self.settings.check_every_s):
+            try:
+                ok, frame = self._cap.read()
+            except Exception:
+                ok, frame = False, None
+            if not ok or frame is None:
+                if not failing:
+                    log.warning("presence: the camera gives no frames; still trying")
+                failing = True
+                continue
+            failing = False
+            try:
+                seen = self.detector.present(frame)
+            except Exception as e:                 # a strange frame must not end the thread
+                log.debug("presence: detector failed (%s)", e)
+                continue
+            event = tracker.feed(seen, time.monotonic())
+            if event is not None:
+                self.post(("presence", event))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3.0)
+        self.watching = False
+        if self._cap is not None:
+            try:
+                self._cap.release()
+            except Exception:
+                pass
