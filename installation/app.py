@@ -27,12 +27,16 @@ from .audio.features import cues_for
 from .audio.live import LiveSound
 from .engine import Engine
 from .hud import FrameTimes, Hud
+from .inputs.live import Inputs
 from .piece import ACTIONS, Piece
 
 log = logging.getLogger("lapses.app")
 
 WINDOW_DEFAULT = (1024, 768)
 MAX_DT = 0.25   # a stall (a dragged window, a slow disk) must not make the walk jump
+# the window or the monitor under it changed: size, mode, or which display (an unplugged monitor)
+DISPLAY_EVENTS = tuple(getattr(pygame, name) for name in ("VIDEORESIZE", "WINDOWSIZECHANGED", "WINDOWDISPLAYCHANGED")
+                       if hasattr(pygame, name))
 
 
 @dataclass
@@ -64,6 +68,7 @@ class RunOptions:
     kiosk: bool = False
     screenshot_dir: Path = Path(".")
     script: dict[int, list[str]] = field(default_factory=dict)   # frame index -> key names to press (tests)
+    kiosk_run: object | None = None        # kiosk/runtime.KioskRun: told of every frame that reached the screen
 
 
 @dataclass
@@ -108,6 +113,7 @@ class App:
         self.quit_combo = QuitCombo.parse(settings.kiosk.quit_combo)
         self.running = False
         self.sound: LiveSound | None = None
+        self.inputs: Inputs | None = None
 
     def _stop(self, *_):
         self.running = False
@@ -128,6 +134,7 @@ class App:
 
     def run(self, opts: RunOptions, piece: Piece | None = None) -> RunReport:
         kiosk = opts.kiosk or self.settings.kiosk.enabled
+        self.inputs = Inputs(self.settings)     # a bad mappings file stops here, before any window
         pygame.display.init()
         pygame.font.init()
         old_term = signal.signal(signal.SIGTERM, self._stop) if _main_thread() else None
@@ -141,14 +148,32 @@ class App:
             if self.settings.sound.enabled:
                 self.sound = LiveSound(self.settings.sound, n_memories=len(engine.anchors))
                 self.sound.start()      # no PortAudio or no device: one log line, and silence
+            self.inputs.start()         # MIDI, OSC, camera on their own threads; missing ones: one log line
             return self._loop(screen, engine, piece, opts, kiosk)
         finally:
             if self.sound is not None:
                 self.sound.close()
                 self.sound = None
+            self.inputs.close()
             if old_term is not None:
                 signal.signal(signal.SIGTERM, old_term)
             pygame.display.quit()
+
+    def _follow_display(self, engine: Engine, opts: RunOptions, reopen: bool = False):
+        """The screen as it is now (reopened if it was lost); the engine renders at its size from now on.
+        A display that cannot be opened again raises pygame.error: the run ends non-zero and a
+        supervisor starts it afresh."""
+        screen = None if reopen else pygame.display.get_surface()
+        if screen is None:
+            pygame.display.quit()
+            pygame.display.init()
+            screen = open_screen(self.settings.display, opts.windowed)
+            pygame.display.set_caption("Lapses")
+            pygame.mouse.set_visible(False)
+        W, H = screen.get_size()
+        engine.resize(W, H)
+        log.info("display now %dx%d", W, H)
+        return screen, W, H, Hud(H)
 
     def _loop(self, screen, engine: Engine, piece: Piece, opts: RunOptions, kiosk: bool) -> RunReport:
         W, H = screen.get_size()
@@ -169,10 +194,12 @@ class App:
             while self.running:
                 for key in opts.script.get(frames, ()):
                     pygame.event.post(key_event(key))
-                want_shot = False
+                want_shot = display_changed = False
                 for event in pygame.event.get():
                     if event.type == pygame.QUIT and not kiosk:
                         self.running = False
+                    elif event.type in DISPLAY_EVENTS:
+                        display_changed = True
                     elif event.type == pygame.KEYDOWN:
                         name = pygame.key.name(event.key).lower()
                         if self.quit_combo.matches(name, event.mod):
@@ -180,7 +207,7 @@ class App:
                             continue
                         if kiosk:
                             continue          # a gallery: stray keys do nothing
-                        action = self.action_of.get(name)
+                        action = self.action_of.get(name) or self.inputs.key_action(name)
                         if action == "quit":
                             self.running = False
                         elif action == "hud":
@@ -191,7 +218,18 @@ class App:
                             message = piece.act(action)
                             hud.say(message, time.perf_counter())
                             log.info("%s: %s", action, message)
+                        elif action is not None:
+                            self.inputs.post(("action", action))     # scenes, learn: one place with MIDI/OSC
+                if display_changed or screen.get_size() != (W, H):
+                    screen, W, H, hud = self._follow_display(engine, opts)
                 now = time.perf_counter()
+                for app_action, message in self.inputs.drain(piece, now):   # before the step: seen this frame
+                    if app_action == "hud":
+                        show_hud = not show_hud
+                    elif app_action == "screenshot":
+                        want_shot = True
+                    if message:
+                        hud.say(message, now)
                 dt, last = now - last, now
                 if frames:
                     times.add(dt)
@@ -209,12 +247,20 @@ class App:
                     except OSError as e:      # a full disk must not end the show
                         hud.say(f"screenshot failed: {e}", now)
                         log.error("screenshot failed: %s", e)
-                screen.blit(pygame.image.frombuffer(frame.data, (W, H), "RGB"), (0, 0))
-                if show_hud:
-                    hud.draw(screen, piece, times, engine.device_name, model_name, now,
-                             sound=self.sound.hud_line() if self.sound is not None else None)
-                pygame.display.flip()
-                frames += 1
+                try:
+                    screen.blit(pygame.image.frombuffer(frame.data, (W, H), "RGB"), (0, 0))
+                    if show_hud:
+                        hud.draw(screen, piece, times, engine.device_name, model_name, now,
+                                 sound=self.sound.hud_line() if self.sound is not None else None,
+                                 inputs=self.inputs.hud_line())
+                    pygame.display.flip()
+                except pygame.error as e:     # the display went away (a monitor unplugged, the mode changed)
+                    log.error("display lost (%s); opening it again", e)
+                    screen, W, H, hud = self._follow_display(engine, opts, reopen=True)
+                else:
+                    frames += 1
+                    if opts.kiosk_run is not None:
+                        opts.kiosk_run.presented(piece)   # only now: systemd's watchdog hears of real frames
                 if opts.seconds is not None and now - start >= opts.seconds:
                     break
                 clock.tick(fps_limit)

@@ -1,6 +1,7 @@
 """`python -m installation [options]` shows the piece; `python -m installation sheet` draws the
 decay on one page; `render` makes a film of it, `sound` its soundtrack alone, `concat` joins film
-segments. A user mistake (settings, model file, paths) exits 2 with a message naming it."""
+segments; `status`, `reset-course` and `install-service` look after a gallery kiosk (kiosk/).
+A user mistake (settings, model file, paths) exits 2 with a message naming it."""
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,15 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m installation",
                                 description="Lapses: a generator walks its memories while it forgets. "
-                                            "Also: python -m installation sheet|render|sound|concat --help")
+                                            "Also: python -m installation sheet|render|sound|concat|status|"
+                                            "reset-course|install-service --help")
     _common(p)
     p.add_argument("--print-settings", action="store_true", help="print the resolved settings and exit")
     p.add_argument("--windowed", action="store_true", help="a window instead of fullscreen")
     p.add_argument("--seconds", type=float, help="quit after this many seconds (tests, timed shows)")
-    p.add_argument("--kiosk", action="store_true", help="gallery mode: only kiosk.quit_combo quits, other keys ignored")
+    p.add_argument("--kiosk", action="store_true", help="gallery mode: only kiosk.quit_combo quits, other keys ignored; "
+                                                         "the course is saved and resumed, systemd's watchdog fed, "
+                                                         "logs and health lines kept beside the state file")
     p.add_argument("--hud", action="store_true", help="show the heads-up display from the start")
     p.add_argument("--screenshots", type=Path, default=Path("."), metavar="DIR",
                    help="folder for screenshots (the screenshot key); default: the current folder")
@@ -143,11 +147,24 @@ def _run(argv) -> int:
         QuitCombo.parse(settings.kiosk.quit_combo)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    model = _model(settings)
+    kiosk = None
+    if args.kiosk or settings.kiosk.enabled:   # unattended: resume the saved course, supervise, log (kiosk/)
+        from .kiosk.runtime import KioskError, KioskRun
+        try:
+            kiosk = KioskRun.start(settings)
+        except KioskError as e:
+            raise UsageError(str(e)) from None
+    model = kiosk.load_model(_model, (UsageError,)) if kiosk else _model(settings)
     from .engine import Engine
-    app = App(settings, engine_factory=lambda w, h: Engine.from_settings(settings, w, h, model=model))
-    report = app.run(RunOptions(windowed=args.windowed, seconds=args.seconds, kiosk=args.kiosk,
-                                screenshot_dir=args.screenshots))
+
+    def engine_factory(w, h):
+        engine = Engine.from_settings(settings, w, h, model=model)
+        return kiosk.attach(engine) if kiosk else engine
+
+    app = App(settings, engine_factory=engine_factory)
+    opts = RunOptions(windowed=args.windowed, seconds=args.seconds, kiosk=args.kiosk,
+                      screenshot_dir=args.screenshots, kiosk_run=kiosk)
+    report = kiosk.run(app, opts) if kiosk else app.run(opts)
     print(f"{report.frames} frames in {report.seconds:.1f} s: {report.fps:.1f} fps, frame-time p99 "
           f"{report.p99_ms:.1f} ms, progress {report.progress:.3f}")
     return 0
@@ -346,12 +363,28 @@ def _concat(argv) -> int:
     return 0
 
 
+def _status(argv) -> int:
+    from .kiosk.status import status
+    return status(argv, UsageError)
+
+
+def _reset_course(argv) -> int:
+    from .kiosk.status import reset_course
+    return reset_course(argv, UsageError)
+
+
+def _install_service(argv) -> int:
+    from .kiosk.service import install_service
+    return install_service(argv, UsageError)
+
+
 def main(argv=None) -> int:
     from .settings import SettingsError
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        commands = {"sheet": _sheet, "render": _render, "sound": _sound, "concat": _concat}
+        commands = {"sheet": _sheet, "render": _render, "sound": _sound, "concat": _concat, "status": _status,
+                    "reset-course": _reset_course, "install-service": _install_service}
         if argv[:1] and argv[0] in commands:
             return commands[argv[0]](argv[1:])
         return _run(argv)

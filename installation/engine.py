@@ -8,7 +8,7 @@ threads stay at the edges (app.py, the damage worker).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from models import load_generator
 from .damage import Damage
 from .output import Output, OutputSpec, img_to_uint8
 from .state import FrameState
+from .style import POOL, StyleLatents
 from .walk import Walk
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "memories.safetensors"
@@ -56,12 +57,17 @@ class Engine:
         self.model = model
         self.device = torch.device(device)
         self.generator = model.generator.to(self.device).eval()
-        self.anchors = model.meta.anchor_tensor().to(self.device)
+        self.anchors = model.meta.anchor_tensor().to(self.device)   # in the walk's space: w for a style model
         self.walk_settings = walk_settings
+        self.space = getattr(self.generator, "latent_space", "z")
+        # a style model walks in w and draws with synthesis alone (installation/style.py); made
+        # before Damage, which hooks and damages the live generator
+        self.style = StyleLatents(self.generator, self.anchors) if self.space == "w" else None
         self._walks: OrderedDict[int, Walk] = OrderedDict()
         self.damage = Damage(self.generator, snapshots=model.snapshots, targets=targets or {})
         self.output = Output(output)
         self.frames_rendered = 0
+        self.guard = None      # the kiosk's FrameGuard (kiosk/faults.py): steps back from broken frames
 
     @classmethod
     def from_settings(cls, settings, width: int, height: int, model: Model | None = None) -> "Engine":
@@ -87,7 +93,10 @@ class Engine:
         """The walk of the life with this seed (a rebirth walks another way)."""
         w = self._walks.get(seed)
         if w is None:
-            w = Walk.from_settings(self.walk_settings, self.anchors.cpu(), self.latent_size, seed)
+            points = self.anchors.cpu()
+            if self.style is not None and (len(points) == 0 or self.walk_settings.mode == "random"):
+                points = self.style.points(POOL, seed).cpu()       # w has no shell of random points
+            w = Walk.from_settings(self.walk_settings, points, self.latent_size, seed, space=self.space)
             self._walks[seed] = w
             while len(self._walks) > self.WALKS_KEPT:
                 self._walks.popitem(last=False)
@@ -102,18 +111,34 @@ class Engine:
     def damaged_latents(self, z: torch.Tensor, state: FrameState) -> torch.Tensor:
         """Any latents [N, L] after the latent symptoms (forgetting, confusion) of this state."""
         z = z.to(self.device, torch.float32)
+        if self.style is not None:
+            return self.style.latent(z, state.intensities, self.damage, state.t, state.seed)
         return self.damage.latent(z, state.intensities, self.anchors, state.t, state.seed)
+
+    def random_latents(self, count: int, seed: int) -> torch.Tensor:
+        """`count` seeded latents of the walk's space: points on the shell in z, mapped ones in w."""
+        if self.style is not None:
+            return self.style.points(count, seed).cpu()
+        return torch.randn(count, self.latent_size, generator=torch.Generator().manual_seed(seed))
 
     @torch.inference_mode()
     def generate(self, z: torch.Tensor, state: FrameState, sync: bool = True) -> torch.Tensor:
         """Damaged generator output for latents z [N, L]: img [N, C, S, S] in [-1, 1], finite."""
+        if self.guard is not None:
+            state = self.guard.adjust(state)
         if sync:
             self.damage.apply(state.intensities, seed=state.seed)
         else:
             self.damage.request(state.intensities, seed=state.seed)
             self.damage.swap_if_ready()
         self.damage.set_activation(state.intensities, state.t, seed=state.seed)
-        img = self.generator(z)
+        draw = self.generator
+        if self.style is not None:   # after the weights are loaded: the mapping's damage reads them
+            def draw(w: torch.Tensor) -> torch.Tensor:
+                return self.generator.synthesize(self.style.styles(w, state.intensities, state.t, state.seed))
+        img = draw(z)
+        if self.guard is not None:   # before the output symptoms: an intended blackout is not a fault
+            img = self.guard.check(draw, z, img, state)
         img = self.damage.output(img, state.intensities, state.t, seed=state.seed)
         return torch.nan_to_num(img, nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
 
@@ -133,6 +158,11 @@ class Engine:
         frame = self.output(self.small_frame(state, sync=sync), grain_index)
         self.frames_rendered += 1
         return frame
+
+    def resize(self, width: int, height: int) -> None:
+        """Frames of another size from now on (the display changed under the live app)."""
+        if (width, height) != (self.output.spec.width, self.output.spec.height):
+            self.output = Output(replace(self.output.spec, width=width, height=height))
 
     def close(self) -> None:
         self.damage.close()

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,8 @@ from installation.course import DURATION_HELP, parse_duration
 __all__ = ["SettingsError", "Settings", "load_settings", "settings_from_dict", "DEFAULT_SETTINGS_PATH",
            "REPO_ROOT", "SYMPTOM_NAMES", "ModelSettings", "DisplaySettings", "WalkSettings", "LucidSettings",
            "CourseSettings", "SymptomSettings", "KioskSettings", "KeySettings", "SoundSettings", "SoundFollowSettings",
-           "SCALES"]
+           "SCALES",
+           "InputSettings", "BindingSettings", "SceneSettings", "PARAMETER_LIMITS", "PARAMETER_NAMES", "ACTION_NAMES"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_PATH = REPO_ROOT / "settings.yaml"
@@ -38,7 +40,8 @@ SYMPTOM_NAMES: tuple[str, ...] = (
     "forgetting", "confusion",
     "perseveration", "hesitation",
     "lapses", "fading",
-)
+    "misidentification", "noise_swell",   # weights, style-based generators only (inert on a DCGAN); last, so
+)                                         # the MIDI controls numbered by this order keep their numbers
 
 Duration = NewType("Duration", str)                  # '8h', '30d', '90m', '45s', '1h30m'
 Curve = NewType("Curve", tuple)                      # ((progress, intensity), ...), progress increasing
@@ -174,6 +177,9 @@ _DEFAULT_CURVES: dict[str, tuple] = {
     "tangles":         ((0.0, 0.0), (0.45, 0.0), (0.8, 0.35), (1.0, 0.65)),
     "precision_loss":  ((0.0, 0.0), (0.5, 0.0), (0.8, 0.35), (1.0, 0.7)),
     "bit_rot":         ((0.0, 0.0), (0.7, 0.0), (1.0, 0.25)),  # exponent flips are violent: late and light
+    # style-based generators only (a DCGAN has no mapping network or noise inputs: no effect there)
+    "misidentification": ((0.0, 0.0), (0.3, 0.0), (0.6, 0.3), (1.0, 0.6)),
+    "noise_swell":     ((0.0, 0.0), (0.3, 0.0), (0.6, 0.3), (1.0, 0.7)),
 }
 
 
@@ -208,6 +214,7 @@ class KioskSettings:
     state_file: str = ""
     save_interval_s: float = _opt(5.0, gt=0.0, hi=3600.0)
     crash_window_s: float = _opt(120.0, lo=0.0, hi=86400.0)
+    health_every_s: float = _opt(60.0, lo=1.0, hi=86400.0)
     quit_combo: str = "ctrl+shift+q"
 
     def state_path(self, environ: Mapping[str, str] | None = None) -> Path:
@@ -234,6 +241,11 @@ class KeySettings:
     hud: str = "h"
     screenshot: str = "s"
     quit: str = "escape"
+    lucid: str = "c"
+    release: str = "p"
+    learn: str = "l"
+    select_prev: str = "["
+    select_next: str = "]"
 
     def _check(self, path: str) -> None:
         seen: dict[str, str] = {}
@@ -251,6 +263,197 @@ class KeySettings:
         return {getattr(self, f.name).strip().lower(): f.name for f in dataclasses.fields(self)}
 
 
+# ---------------------------------------------------------------------------------------------
+# live inputs: one mapping table from keys, MIDI, OSC and presence to parameters and actions
+# (installation/inputs gives them their meaning; the names are here so a typo stops at start)
+
+# continuous parameters a knob, an OSC message or a scene sets, with their hard limits
+PARAMETER_LIMITS: dict[str, tuple[float, float]] = {
+    "decay": (-1.0, 1.0),            # the decay override: -1 pristine, 0 the course, +1 as at the end
+    "speed": (1 / 64, 64.0),         # walk speed factor
+    "progress": (0.0, 1.0),          # where the course stands
+    **{name: (0.0, 1.0) for name in SYMPTOM_NAMES},   # a symptom pinned at this intensity
+}
+PARAMETER_NAMES: tuple[str, ...] = tuple(PARAMETER_LIMITS)
+# actions a key, a note, an OSC message or a visitor triggers (piece.ACTIONS, then the live app's own)
+ACTION_NAMES: tuple[str, ...] = (
+    "pause", "faster", "slower", "course_forward", "course_back", "decay_up", "decay_down", "revive", "rebirth",
+    "lucid", "visit", "release", "learn", "select_prev", "select_next", "hud", "screenshot")
+TARGET_NAMES: tuple[str, ...] = PARAMETER_NAMES + ACTION_NAMES
+
+
+@dataclass(frozen=True)
+class BindingSettings:
+    """One row of the mapping table; range, curve, smoothing and takeover matter for parameters only."""
+    midi: str = ""                                   # see inputs/spec.py MIDI_HELP
+    osc: str = ""                                    # an address, e.g. /decay
+    presence: Literal["", "arrive", "leave"] = ""    # a visitor event (actions only)
+    lo: float = 0.0                                  # the parameter's value with the control at its minimum
+    hi: float = 1.0                                  # ... and at its maximum
+    curve: Literal["linear", "square", "sqrt", "smooth", "exp"] = "linear"
+    smoothing_s: float = _opt(0.0, lo=0.0, hi=60.0)  # time constant of the glide to a new value
+    takeover: bool = True                            # a knob acts only once it crosses the current value
+
+
+def _row(**kw: Any) -> BindingSettings:
+    return BindingSettings(**kw)
+
+
+# the MIDI spec leaves controllers 102..119 undefined: one per symptom, by name (a symptom added
+# later gets OSC only until someone maps it)
+_SYMPTOM_CC: dict[str, int] = {
+    "synapse_loss": 102, "neuron_death": 103, "weight_noise": 104, "precision_loss": 105, "bit_rot": 106,
+    "regression": 107, "feature_dropout": 108, "plaques": 109, "tangles": 110, "static": 111, "forgetting": 112,
+    "confusion": 113, "perseveration": 114, "hesitation": 115, "lapses": 116, "fading": 117,
+    "misidentification": 118, "noise_swell": 119,
+}
+
+_DEFAULT_BINDINGS: dict[str, BindingSettings] = {
+    "decay": _row(midi="cc 1", osc="/decay", lo=-1.0, hi=1.0, smoothing_s=0.15),
+    "speed": _row(midi="pitchbend", osc="/walk/speed", lo=0.25, hi=4.0, curve="exp", smoothing_s=0.2),
+    "progress": _row(midi="cc14 3", osc="/course/progress", smoothing_s=0.5),
+    **{name: _row(midi=f"cc {_SYMPTOM_CC[name]}" if name in _SYMPTOM_CC else "", osc=f"/symptom/{name}",
+                  smoothing_s=0.1) for name in SYMPTOM_NAMES},
+    "pause": _row(midi="note 36", osc="/pause"),
+    "revive": _row(midi="note 37", osc="/revive"),
+    "rebirth": _row(midi="note 38", osc="/rebirth"),
+    "lucid": _row(midi="note 39", osc="/lucid"),
+    "release": _row(midi="note 40", osc="/release"),
+    "course_back": _row(midi="note 41", osc="/course/back"),
+    "course_forward": _row(midi="note 42", osc="/course/forward"),
+    "decay_down": _row(midi="note 43", osc="/decay/down"),
+    "decay_up": _row(midi="note 44", osc="/decay/up"),
+    "slower": _row(midi="note 45", osc="/walk/slower"),
+    "faster": _row(midi="note 46", osc="/walk/faster"),
+    "visit": _row(osc="/visit", presence="arrive"),
+    "hud": _row(osc="/hud"),
+    "screenshot": _row(osc="/screenshot"),
+    "learn": _row(), "select_prev": _row(), "select_next": _row(),
+}
+
+
+@dataclass(frozen=True)
+class SceneSettings:
+    key: str = ""                                    # a key that recalls it ("" = none)
+    midi: str = ""                                   # a note (or button) that recalls it
+    fade_s: float = _opt(3.0, lo=0.0, hi=600.0)      # crossfade from the present values
+    release: bool = False                            # symptoms not named in values follow the course again
+    values: Mapping[str, float] = _opt(factory=lambda: _frozen_map({}), keys=PARAMETER_NAMES, what="parameter")
+
+
+_DEFAULT_SCENES: dict[str, SceneSettings] = {
+    "course": SceneSettings(key="f1", midi="note 48", fade_s=3.0, release=True,
+                            values=_frozen_map({"decay": 0.0, "speed": 1.0})),
+    "remember": SceneSettings(key="f2", midi="note 49", fade_s=6.0, release=True,
+                              values=_frozen_map({"decay": -0.8, "speed": 0.6})),
+    "drift": SceneSettings(key="f3", midi="note 50", fade_s=4.0,
+                           values=_frozen_map({"speed": 0.5, "hesitation": 0.6, "confusion": 0.5})),
+    "storm": SceneSettings(key="f4", midi="note 51", fade_s=1.5,
+                           values=_frozen_map({"speed": 2.0, "static": 0.8, "lapses": 0.5})),
+}
+
+
+@dataclass(frozen=True)
+class MidiSettings:
+    enabled: bool = True
+    ports: str = "*"
+    channel: int = _opt(0, lo=0, hi=16)
+    rescan_s: float = _opt(1.0, gt=0.0, hi=3.0)
+
+
+@dataclass(frozen=True)
+class OscSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = _opt(9000, lo=0, hi=65535)
+    send_to: str = ""
+    send_rate_hz: float = _opt(10.0, gt=0.0, hi=100.0)
+
+
+@dataclass(frozen=True)
+class PresenceSettings:
+    enabled: bool = False
+    camera: int = _opt(0, lo=0, hi=63)
+    check_every_s: float = _opt(0.5, gt=0.0, hi=60.0)
+    leave_after_s: float = _opt(5.0, gt=0.0, hi=3600.0)
+    gap_s: float = _opt(120.0, lo=0.0, hi=86400.0)
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    mappings_file: str = "mappings.yaml"
+    midi: MidiSettings = field(default_factory=MidiSettings)
+    osc: OscSettings = field(default_factory=OscSettings)
+    presence: PresenceSettings = field(default_factory=PresenceSettings)
+    map: Mapping[str, BindingSettings] = _opt(factory=lambda: _frozen_map(_DEFAULT_BINDINGS), keys=TARGET_NAMES,
+                                              what="parameter or action")
+    scenes: Mapping[str, SceneSettings] = _opt(factory=lambda: _frozen_map(_DEFAULT_SCENES), what="scene")
+
+    def _check(self, path: str) -> None:
+        from installation.inputs import spec
+        try:
+            spec.port_patterns(self.midi.ports)
+        except ValueError as e:
+            raise SettingsError(f"{path}.midi.ports: {e}") from None
+        try:
+            spec.parse_host_port(self.osc.send_to, "send_to address")
+        except ValueError as e:
+            raise SettingsError(f"{path}.osc.send_to: {e}") from None
+        if not self.osc.host.strip() or " " in self.osc.host:
+            raise SettingsError(f"{path}.osc.host: {self.osc.host!r} is not a host; allowed: an address such as "
+                                f"127.0.0.1 (this machine only) or 0.0.0.0 (every network)")
+        used_midi: dict[tuple, str] = {}
+        used_osc: dict[str, str] = {}
+        rows = [(f"{path}.map.{name}", name, row.midi, row.osc) for name, row in self.map.items()]
+        rows += [(f"{path}.scenes.{name}", None, scene.midi, "") for name, scene in self.scenes.items()]
+        for where, target, midi_text, osc_text in rows:
+            try:
+                midi = spec.parse_midi(midi_text)
+            except ValueError as e:
+                raise SettingsError(f"{where}.midi: {e}") from None
+            try:
+                spec.check_osc_address(osc_text)
+            except ValueError as e:
+                raise SettingsError(f"{where}.osc: {e}") from None
+            is_parameter = target in PARAMETER_LIMITS
+            if midi is not None:
+                if is_parameter and not midi.continuous:
+                    _fail(f"{where}.midi", midi_text, "a cc, cc14 or pitchbend for a parameter",
+                          "is a note, which has no position")
+                if not is_parameter and midi.kind in ("cc14", "pitchbend"):
+                    _fail(f"{where}.midi", midi_text, "a note or a cc (a button) for an action or scene")
+                for key in midi.footprint():
+                    if key in used_midi:
+                        _fail(f"{where}.midi", midi_text, "a control no other row uses",
+                              f"is already used by {used_midi[key]}")
+                    used_midi[key] = f"{where}.midi"
+            if osc_text:
+                if osc_text in used_osc:
+                    _fail(f"{where}.osc", osc_text, "an address no other row uses", f"is already used by {used_osc[osc_text]}")
+                used_osc[osc_text] = f"{where}.osc"
+        for name, row in self.map.items():
+            if name not in PARAMETER_LIMITS:
+                continue
+            lo, hi = PARAMETER_LIMITS[name]
+            for end in ("lo", "hi"):
+                v = getattr(row, end)
+                if not lo <= v <= hi:
+                    _fail(f"{path}.map.{name}.{end}", v, f"a number from {lo:g} to {hi:g}", "is out of range")
+            if row.lo == row.hi:
+                _fail(f"{path}.map.{name}.hi", row.hi, f"a number other than lo ({row.lo!r})", "leaves no range")
+            if row.curve == "exp" and (row.lo <= 0 or row.hi <= 0):
+                _fail(f"{path}.map.{name}.curve", row.curve, "linear, square, sqrt or smooth (exp needs lo and hi > 0)")
+            if row.presence:
+                _fail(f"{path}.map.{name}.presence", row.presence, '"" (presence triggers actions, not parameters)')
+        for name, scene in self.scenes.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name)):
+                _fail(f"{path}.scenes.{name}", name, "a name of letters, digits, _ and -", "is not a scene name")
+            for pname, v in scene.values.items():
+                lo, hi = PARAMETER_LIMITS[pname]
+                if not lo <= v <= hi:
+                    _fail(f"{path}.scenes.{name}.values.{pname}", v, f"a number from {lo:g} to {hi:g}", "is out of range")
+
+
 @dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -263,7 +466,18 @@ class Settings:
         what="symptom")
     kiosk: KioskSettings = field(default_factory=KioskSettings)
     keys: KeySettings = field(default_factory=KeySettings)
+    inputs: InputSettings = field(default_factory=InputSettings)
     source: str = field(default="", compare=False, metadata={"internal": True})  # the file these came from
+
+    def _check(self, path: str) -> None:
+        taken = {key: f"keys.{action}" for key, action in self.keys.action_of().items()}
+        for name, scene in self.inputs.scenes.items():
+            key = scene.key.strip().lower()
+            if key and key in taken:
+                _fail(f"inputs.scenes.{name}.key", scene.key, "a key that no action or other scene uses",
+                      f"is already used by {taken[key]}")
+            if key:
+                taken[key] = f"inputs.scenes.{name}"
 
     def as_dict(self) -> dict:
         return _plain(self)

@@ -1,0 +1,376 @@
+"""The saved course: a kiosk that loses power must not give the memories back.
+
+Why it exists: the course of the illness is a pure function of elapsed course time and a seed
+(course.py), so saving those few numbers — with the performer's live overrides and where the
+walk stood — every `kiosk.save_interval_s` is enough to resume a weeks-long course where it was.
+The file is written atomically (temp file, fsync, rename, fsync of the folder): a power cut
+leaves the old state or the new one, never half of either. It also carries a record of the run
+that wrote it (still running or ended cleanly, for how long, on which boot), from which the next
+start tells a clean exit, a power cut and a crash apart, and declines to restore a state after
+two crashes in a row that each came soon after a start (that state may be what crashes it).
+
+A file that cannot be read is never deleted: it is renamed aside (`state.json.corrupt-<time>`)
+for a technician to look at, and the course begins again from the settings.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..course import CourseState
+
+log = logging.getLogger("lapses.kiosk")
+
+FORMAT = "lapses-state"
+VERSION = 1
+
+
+class StateError(Exception):
+    """The state file cannot be used: truncated, not JSON, not ours, or impossible values."""
+
+
+class StateLocked(Exception):
+    """Another running Lapses holds this state file."""
+
+    def __init__(self, path: Path, pid: int | None):
+        self.path, self.pid = path, pid
+        who = f" (pid {pid})" if pid else ""
+        super().__init__(f"another Lapses{who} is running with the state file {path}; stop it first "
+                         f"(systemctl --user stop lapses.service) or give this one another kiosk.state_file")
+
+
+# ---------------------------------------------------------------------------------------------
+# plain data
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Who wrote the state, and how that run is doing (or how it ended)."""
+    running: bool = True             # true until the run ends cleanly: still true after a crash or power cut
+    pid: int = 0
+    boot_id: str = ""                # the kernel's boot id: a different one means the machine restarted
+    started_at_s: float = 0.0        # wall clock at the start (for people reading `status`)
+    run_s: float = 0.0               # seconds the run had been going at this save (monotonic clock)
+    quick_crashes: int = 0           # crashes in a row, each soon after its start, before this run began
+    frames: int = 0                  # frames presented by this run
+    error: str = ""                  # the fatal error that ended it, if one did
+
+
+@dataclass(frozen=True)
+class SavedState:
+    course: CourseState
+    t: float = 0.0                   # the piece's clock (walk, lapses and static follow it)
+    walk_phase: float = 0.0
+    speed: float = 1.0
+    run: RunRecord = field(default_factory=RunRecord)
+    saved_at_s: float = 0.0          # wall clock
+    # for people and `status`; recomputed from the above on restore, never trusted
+    progress: float = 0.0
+    stage: str = ""
+    lucid: Mapping[str, Any] = field(default_factory=dict)   # the schedule's settings and the next interval
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION,
+                "saved_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.saved_at_s)),
+                "saved_at_s": self.saved_at_s,
+                "progress": self.progress, "stage": self.stage,
+                "course": self.course.to_dict(),
+                "piece": {"t": self.t, "walk_phase": self.walk_phase, "speed": self.speed},
+                "lucid": dict(self.lucid),
+                "run": asdict(self.run)}
+
+
+def encode(saved: SavedState) -> bytes:
+    return (json.dumps(saved.to_dict(), indent=1) + "\n").encode("utf-8")
+
+
+def _number(d: Mapping, key: str, where: str, lo: float | None = None, default: Any = None) -> float:
+    value = d.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise StateError(f"{where}.{key}: {value!r} is not a finite number")
+    if lo is not None and value < lo:
+        raise StateError(f"{where}.{key}: {value!r} is below {lo}")
+    return float(value)
+
+
+def _integer(d: Mapping, key: str, where: str, lo: int = 0, default: Any = None) -> int:
+    value = d.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise StateError(f"{where}.{key}: {value!r} is not an integer >= {lo}")
+    return value
+
+
+def _mapping(d: Mapping, key: str, where: str = "") -> Mapping:
+    value = d.get(key)
+    if not isinstance(value, dict):
+        raise StateError(f"{where}{key}: missing or not a mapping")
+    return value
+
+
+def decode(text: str) -> SavedState:
+    """The state in a file's text; StateError for anything short of a whole, sane state."""
+    try:
+        d = json.loads(text)
+    except ValueError as e:
+        raise StateError(f"not valid JSON ({e})") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise StateError("not a Lapses state file")
+    if d.get("version") != VERSION:
+        raise StateError(f"format version {d.get('version')!r}; this Lapses reads version {VERSION}")
+    course = _mapping(d, "course")
+    # CourseState.from_dict is lenient by design (it clamps); a saved file must be exact, because a
+    # NaN decay would be clamped to "revived" and give every memory back
+    _number(course, "elapsed_s", "course", lo=0.0)
+    _integer(course, "seed", "course")
+    _integer(course, "cycle", "course", default=0)
+    overrides = course.get("overrides", {})
+    if not isinstance(overrides, dict):
+        raise StateError("course.overrides: not a mapping")
+    _number(overrides, "decay", "course.overrides", default=0.0)
+    pinned = overrides.get("pinned", {})
+    if not isinstance(pinned, dict):
+        raise StateError("course.overrides.pinned: not a mapping")
+    for name in pinned:
+        _number(pinned, name, "course.overrides.pinned")
+    try:
+        course_state = CourseState.from_dict(course)
+    except (KeyError, TypeError, ValueError) as e:
+        raise StateError(f"course: {e}") from None
+    piece = _mapping(d, "piece")
+    run = _mapping(d, "run")
+    lucid = d.get("lucid", {})
+    if not isinstance(run.get("running", True), bool):
+        raise StateError(f"run.running: {run.get('running')!r} is not true or false")
+    record = RunRecord(
+        running=run.get("running", True), pid=_integer(run, "pid", "run", default=0),
+        boot_id=str(run.get("boot_id", "")), started_at_s=_number(run, "started_at_s", "run", default=0.0),
+        run_s=_number(run, "run_s", "run", lo=0.0, default=0.0),
+        quick_crashes=_integer(run, "quick_crashes", "run", default=0),
+        frames=_integer(run, "frames", "run", default=0), error=str(run.get("error", "")))
+    return SavedState(course=course_state, t=_number(piece, "t", "piece", lo=0.0, default=0.0),
+                      walk_phase=_number(piece, "walk_phase", "piece", default=0.0),
+                      speed=_number(piece, "speed", "piece", lo=1e-6, default=1.0), run=record,
+                      saved_at_s=_number(d, "saved_at_s", "", default=0.0),
+                      progress=_number(d, "progress", "", default=0.0), stage=str(d.get("stage", "")),
+                      lucid=lucid if isinstance(lucid, dict) else {})
+
+
+# ---------------------------------------------------------------------------------------------
+# what to do with the previous run's state
+
+@dataclass(frozen=True)
+class Resume:
+    restore: bool          # resume the saved course (else begin from the settings)
+    quick_crashes: int     # to record for this run
+    reason: str            # one line for the log
+    set_aside: str = ""    # rename the saved file aside with this word (it is not restored)
+
+
+def decide(prev: SavedState | None, crash_window_s: float, boot_id: str) -> Resume:
+    """Restore or begin afresh, from how the previous run ended. Pure, so it is easy to test."""
+    if prev is None:
+        return Resume(False, 0, "no saved course: beginning from the settings")
+    run = prev.run
+    if not run.running:
+        return Resume(True, 0, "the last run ended cleanly")
+    if run.boot_id and boot_id and run.boot_id != boot_id:
+        return Resume(True, 0, "the machine restarted under the last run (a power cut?)")
+    if crash_window_s > 0 and run.run_s < crash_window_s:
+        quick = run.quick_crashes + 1
+        if quick >= 2:
+            return Resume(False, 0, f"the piece crashed {quick} times in a row, each within kiosk.crash_window_s "
+                                    f"({crash_window_s:g} s) of its start: not restoring the state that may be "
+                                    f"the cause; beginning from the settings", set_aside="crashed")
+        return Resume(True, quick, f"the last run crashed {run.run_s:.0f} s after its start")
+    return Resume(True, 0, f"the last run ended without a clean exit after {run.run_s:.0f} s")
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# the file
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file beside it, fsync, rename over, fsync the folder: all of the new data or none."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+class StateStore:
+    """One state file: lock, read, set aside, write now or on a background thread."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._lock_file = None
+        self._write_lock = threading.Lock()
+        self._written_seq = 0
+        self._failing = False
+        self._cv = threading.Condition()
+        self._queued: tuple[int, SavedState] | None = None
+        self._seq = 0
+        self._closing = False
+        self._saver: threading.Thread | None = None
+
+    # -- one writer at a time ----------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Hold the lock file while this run lives (the kernel drops it if the process dies)."""
+        f = self._acquire()
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._lock_file = f
+
+    def _acquire(self):
+        f = open(self.lock_path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            text = f.read().strip()
+            f.close()
+            raise StateLocked(self.path, int(text) if text.isdigit() else None) from None
+        return f
+
+    def holder(self) -> int | None:
+        """The pid of a running Lapses that holds this state (-1 if it did not say), or None."""
+        if not self.lock_path.exists():
+            return None
+        try:
+            self._acquire().close()
+        except StateLocked as e:
+            return e.pid or -1
+        except OSError:
+            return None
+        return None
+
+    def unlock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read(self) -> SavedState | None:
+        """The saved state; None if there is none; StateError if it cannot be used."""
+        try:
+            text = self.path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as e:
+            raise StateError(f"unreadable ({e})") from None
+        return decode(text)
+
+    def set_aside(self, why: str) -> Path | None:
+        """Rename the state file out of the way (kept for a technician), e.g. state.json.corrupt-20261125-1032."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.{why}-{stamp}")
+        n = 1
+        while target.exists():
+            n += 1
+            target = self.path.with_name(f"{self.path.name}.{why}-{stamp}-{n}")
+        try:
+            os.replace(self.path, target)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            log.error("could not set %s aside (%s); it will be overwritten", self.path, e)
+            return None
+        _fsync_dir(self.path.parent)
+        return target
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def write(self, saved: SavedState) -> bool:
+        """Write now (at start and at exit). Never raises: a full disk must not end the show."""
+        with self._cv:
+            self._seq += 1
+            seq = self._seq
+        return self._write(seq, saved)
+
+    def write_later(self, saved: SavedState) -> None:
+        """Write on the saver thread, so an fsync on a slow card never delays a frame."""
+        with self._cv:
+            self._seq += 1
+            self._queued = (self._seq, saved)
+            if self._saver is None:
+                self._saver = threading.Thread(target=self._save_loop, name="lapses-state", daemon=True)
+                self._saver.start()
+            self._cv.notify()
+
+    def _save_loop(self) -> None:
+        while True:
+            with self._cv:
+                while self._queued is None and not self._closing:
+                    self._cv.wait()
+                if self._queued is None:
+                    return
+                seq, saved = self._queued
+                self._queued = None
+            self._write(seq, saved)
+
+    def _write(self, seq: int, saved: SavedState) -> bool:
+        with self._write_lock:
+            if seq <= self._written_seq:          # a newer state is already on disk
+                return True
+            try:
+                write_atomic(self.path, encode(saved))
+            except OSError as e:
+                if not self._failing:
+                    log.error("could not save the course state to %s (%s); the show goes on, retrying", self.path, e)
+                self._failing = True
+                return False
+            if self._failing:
+                log.info("saving the course state works again")
+            self._failing = False
+            self._written_seq = seq
+            return True
+
+    def close(self) -> None:
+        """Finish any queued write, stop the saver, let go of the lock."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        if self._saver is not None:
+            self._saver.join(timeout=10.0)
+        self.unlock()
+
+
+def with_run(saved: SavedState, **changes) -> SavedState:
+    return replace(saved, run=replace(saved.run, **changes))

@@ -1,0 +1,533 @@
+"""The unattended kiosk: the course survives SIGKILL and bad files, systemd hears of presented
+frames, broken frames are stepped back from, a fatal error exits non-zero, a day runs steady."""
+import logging
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pygame
+import pytest
+import torch
+
+from installation.course import CourseState, Overrides
+from installation.engine import Engine
+from installation.kiosk import persist
+from installation.kiosk.faults import FrameGuard, frame_fault, is_device_fatal
+from installation.kiosk.health import rss_bytes
+from installation.kiosk.notify import Notifier
+from installation.kiosk.persist import RunRecord, SavedState, StateStore, decide
+from installation.kiosk.runtime import KioskRun
+from installation.piece import Piece
+from installation.settings import settings_from_dict
+from installation.state import FrameState
+
+from conftest import make_tiny_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+SAVE_S = 0.5        # kiosk.save_interval_s in the subprocess tests
+SLACK_S = 0.5       # a frame (dt is capped at 0.25 s) and a watchdog ping's granularity
+
+
+@pytest.fixture(autouse=True)
+def _no_file_logging_left_behind():
+    """KioskRun.start adds a rotating file handler to the root logger; take it away again."""
+    before = list(logging.getLogger().handlers)
+    yield
+    for h in logging.getLogger().handlers:
+        if h not in before:
+            logging.getLogger().removeHandler(h)
+            h.close()
+
+
+def _settings(model, state_file, *more):
+    return settings_from_dict({}, [f"model.path={model}", "model.device=cpu", f"kiosk.state_file={state_file}",
+                                   "sound.enabled=false", *more])
+
+
+def _saved(elapsed_s, running=False, run_s=1000.0, quick=0, boot=None, decay=0.0):
+    return SavedState(course=CourseState(elapsed_s=elapsed_s, seed=1, overrides=Overrides(decay=decay)),
+                      t=elapsed_s, walk_phase=elapsed_s,
+                      run=RunRecord(running=running, run_s=run_s, quick_crashes=quick,
+                                    boot_id=persist.boot_id() if boot is None else boot),
+                      saved_at_s=time.time())
+
+
+# ------------------------------------------------------------------ the state file
+
+def test_state_round_trips_and_a_torn_write_leaves_the_old_state(tmp_path):
+    store = StateStore(tmp_path / "state.json")
+    a = _saved(1234.5, decay=-0.25)
+    assert store.write(a)
+    again = store.read()
+    assert again.course == a.course and again.t == a.t and again.run == a.run
+    # a power cut while writing: the temp file is half there, the rename never happened
+    (tmp_path / "state.json.tmp").write_bytes(persist.encode(_saved(9999.0))[:40])
+    assert store.read().course.elapsed_s == 1234.5
+    store.write_later(_saved(2000.0))
+    store.write(_saved(3000.0))                     # newer: a late background write must not undo it
+    store.close()
+    assert store.read().course.elapsed_s == 3000.0
+
+
+@pytest.mark.parametrize("damage", ["truncated", "nan decay", "not ours", "binary"])
+def test_a_corrupt_state_is_set_aside_and_the_course_restarts(tmp_path, tiny_checkpoint, caplog, damage):
+    path = tmp_path / "state.json"
+    good = persist.encode(_saved(5000.0))
+    bad = {"truncated": good[: len(good) // 2],
+           "nan decay": good.replace(b'"decay": 0.0', b'"decay": NaN'),
+           "not ours": b'{"elapsed_s": 5000}',
+           "binary": b"\xff\xfe\x00garbage"}[damage]
+    assert bad != good
+    path.write_bytes(bad)
+    with caplog.at_level(logging.INFO, logger="lapses.kiosk"):
+        run = KioskRun.start(_settings(tiny_checkpoint, path), environ={"HOME": str(tmp_path)})
+    assert run.piece.course_state.elapsed_s == 0.0                 # from the settings
+    aside = list(tmp_path.glob("state.json.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == bad        # kept for a technician, not lost
+    assert "cannot be used" in caplog.text
+    run.close()
+    assert not StateStore(path).read().run.running
+
+
+def test_crash_window_decisions():
+    assert decide(None, 120, "b").restore is False
+    assert decide(_saved(10, running=False, run_s=5, boot="b"), 120, "b").restore            # clean exit
+    first = decide(_saved(10, running=True, run_s=5, boot="b"), 120, "b")                    # a quick crash
+    assert first.restore and first.quick_crashes == 1
+    second = decide(_saved(10, running=True, run_s=5, quick=1, boot="b"), 120, "b")         # a second one
+    assert not second.restore and second.set_aside == "crashed"
+    assert decide(_saved(10, running=True, run_s=500, quick=1, boot="b"), 120, "b").restore  # after long
+    assert decide(_saved(10, running=True, run_s=5, quick=1, boot="old"), 120, "b").restore  # a power cut
+    assert decide(_saved(10, running=True, run_s=5, quick=5, boot="b"), 0, "b").restore      # 0 = always
+
+
+# ------------------------------------------------------------------ sd_notify
+
+class NotifySink:
+    """A fake systemd: a unix datagram socket that keeps what it receives, with arrival times."""
+
+    def __init__(self, address):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(address)
+        self.sock.settimeout(0.1)
+        self.messages: list[tuple[float, dict]] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while not self._stop:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+            self.messages.append((time.monotonic(), fields))
+
+    def wait_for(self, key, since=0, timeout=60.0, proc=None):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for i, (_, m) in enumerate(self.messages[since:], since):
+                if key in m:
+                    return i, m
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"the piece exited ({proc.returncode}) before sending {key}: "
+                                     f"{proc.err_path.read_text()}")
+            time.sleep(0.02)
+        raise AssertionError(f"no {key} within {timeout} s")
+
+    def elapsed(self, since=0):
+        return [float(m["X_LAPSES_ELAPSED_S"]) for _, m in self.messages[since:] if "X_LAPSES_ELAPSED_S" in m]
+
+    def close(self):
+        self._stop = True
+        self.sock.close()
+
+
+def test_notify_speaks_the_datagram_protocol(tmp_path):
+    sink = NotifySink(str(tmp_path / "notify"))
+    n = Notifier.from_env({"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "2000000",
+                           "WATCHDOG_PID": str(os.getpid())})
+    assert n.ping_every_s == 1.0
+    assert n.ready("up") and n.watchdog(100.0, "X_A=1") and not n.watchdog(100.5) and n.watchdog(101.0)
+    sink.wait_for("X_A")
+    time.sleep(0.2)
+    kinds = [m for _, m in sink.messages]
+    assert kinds[0]["READY"] == "1" and kinds[0]["STATUS"] == "up" and sum("WATCHDOG" in m for m in kinds) == 2
+    sink.close()
+    abstract = f"lapses-test-{os.getpid()}"
+    sink = NotifySink("\0" + abstract)                        # '@name' = Linux's abstract namespace
+    assert Notifier(f"@{abstract}").send("STATUS=abstract")
+    sink.wait_for("STATUS")
+    sink.close()
+    assert Notifier.from_env({"NOTIFY_SOCKET": str(tmp_path / "nobody")}).send("READY=1") is False   # never raises
+    other = Notifier.from_env({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"})
+    assert other.ping_every_s is None                         # the watchdog is another process's job
+
+
+# ------------------------------------------------------------------ broken frames
+
+def test_frame_guard_steps_back_from_broken_frames_but_not_from_intended_lapses(tiny_checkpoint):
+    from installation.symptoms.lapses import darkness
+    s = settings_from_dict({}, [f"model.path={tiny_checkpoint}", "model.device=cpu", "display.grain=0",
+                                "display.vignette=0"])
+    e = Engine.from_settings(s, 64, 64)
+    guard = e.guard = FrameGuard(e.damage)
+    ok = FrameState(t=1.0, walk_phase=2.0, seed=1, intensities={"synapse_loss": 0.3})
+    e.render(ok)
+    assert guard.faults == 0
+    good_key = e.damage.live()[0]
+    dead = ok.with_(intensities={"synapse_loss": 1.0})         # every weight gone: one flat colour
+    assert frame_fault(e.generator(e.latent(dead))) is None    # (still the 0.3 weights loaded)
+    frame = e.render(dead)
+    assert guard.faults == 1 and e.damage.live()[0] == good_key
+    assert frame.std() > 0                                     # the last good picture, not an empty one
+    e.render(dead.with_(t=1.1))                                # stays at the good level: no flicker, no new fault
+    assert guard.faults == 1 and e.damage.live()[0] == good_key
+    e.render(ok.with_(intensities={"synapse_loss": 0.2}))      # below the failed level: followed again
+    assert e.damage.live()[0] != good_key and guard.faults == 1
+    # NaN from the weights (as exponent bit flips give): stepped back as well
+    hook = e.generator.to_rgb.register_forward_hook(
+        lambda m, i, out: out * float("nan") if dict((e.damage.live()[0] or ((),))[0]).get("bit_rot") else None)
+    frame = e.render(ok.with_(intensities={"synapse_loss": 0.2, "bit_rot": 0.5}))
+    assert guard.faults == 2 and np.isfinite(frame).all() and frame.std() > 0
+    hook.remove()
+    # an intended blackout is no fault: lapses act after the guard looked
+    t = next(t for t in np.arange(0, 200, 0.05) if darkness(t, 1.0, 1) == 1.0)
+    black = e.render(FrameState(t=float(t), walk_phase=2.0, seed=1, intensities={"lapses": 1.0}))
+    assert black.max() == 0 and guard.faults == 2
+    e.close()
+
+
+def test_an_unexpected_error_ends_the_run_non_zero_and_counts_as_a_crash(tmp_path, tiny_checkpoint, capsys):
+    class Broken:
+        def run(self, opts, piece):
+            piece.step(30.0)
+            raise ValueError("something nobody foresaw")
+
+    path = tmp_path / "state.json"
+    run = KioskRun.start(_settings(tiny_checkpoint, path), environ={"HOME": str(tmp_path)})
+    with pytest.raises(SystemExit) as e:
+        run.run(Broken(), None)
+    assert e.value.code == 3 and "restarts" in capsys.readouterr().err
+    saved = StateStore(path).read()
+    assert saved.run.running and "nobody foresaw" in saved.run.error and saved.course.elapsed_s == 30.0
+    assert decide(saved, 120, persist.boot_id()).quick_crashes == 1
+
+
+def test_device_errors_are_fatal_and_others_are_not():
+    assert is_device_fatal(RuntimeError("CUDA error: an illegal memory access was encountered"))
+    assert is_device_fatal(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    assert not is_device_fatal(ValueError("CUDA error"))
+    assert not is_device_fatal(RuntimeError("shape mismatch"))
+
+
+# ------------------------------------------------------------------ the display changes under the app
+
+def test_kiosk_display_hints_and_bounded_logs(tmp_path, monkeypatch):
+    from installation.kiosk import display, health
+    calls = []
+    monkeypatch.setattr(display.shutil, "which", lambda name: f"/usr/bin/{name}")
+    env = {"DISPLAY": ":0", "SDL_VIDEO_MINIMIZE_ON_FOCUS_LOSS": "1"}      # a technician's own choice stays
+    done = display.prepare(env, run=lambda args, **kw: calls.append(args) or subprocess.CompletedProcess(args, 0))
+    assert env["SDL_VIDEO_ALLOW_SCREENSAVER"] == "0" and env["SDL_VIDEO_MINIMIZE_ON_FOCUS_LOSS"] == "1"
+    assert calls == [["/usr/bin/xset", "s", "off", "s", "noblank", "-dpms"]] and len(done) == 2
+    assert display.prepare({"SDL_VIDEODRIVER": "dummy", "DISPLAY": ":0"}, run=None)   # no X11: no xset, no error
+    path = health.setup_file_logging(tmp_path)
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "baseFilename", "") == str(path))
+    assert handler.maxBytes * (handler.backupCount + 1) <= 10_000_000                 # ~10 MB at most, ever
+
+
+def test_a_display_change_and_a_lost_display_do_not_end_the_show(tiny_checkpoint, monkeypatch):
+    from installation.app import App, RunOptions
+    s = _settings(tiny_checkpoint, "/dev/null", "display.fullscreen=false", "display.width=96",
+                  "display.height=64", "display.fps_limit=0", "display.vsync=false")
+    engines = []
+
+    class Hooks:                                  # stands in for a KioskRun: told of each presented frame
+        frames = 0
+        sizes = []
+
+        def presented(self, piece):
+            self.frames += 1
+            self.sizes.append((engines[0].output.spec.width, engines[0].output.spec.height))
+            if self.frames == 3:                  # the monitor's mode changed under the window
+                pygame.display.set_mode((80, 60))
+                pygame.event.post(pygame.event.Event(pygame.VIDEORESIZE, size=(80, 60), w=80, h=60))
+
+    real_flip, failures = pygame.display.flip, []
+
+    def flip():                                   # once: the display is gone (a monitor unplugged)
+        if hooks.frames == 6 and not failures:
+            failures.append(1)
+            raise pygame.error("video system not initialized")
+        real_flip()
+
+    hooks = Hooks()
+    monkeypatch.setattr(pygame.display, "flip", flip)
+    app = App(s, engine_factory=lambda w, h: engines.append(Engine.from_settings(s, w, h)) or engines[-1])
+    report = app.run(RunOptions(windowed=True, seconds=60, script={12: ["escape"]}, kiosk_run=hooks))
+    assert failures and report.frames == 13 and hooks.frames == 13
+    assert hooks.sizes[:3] == [(96, 64)] * 3 and (80, 60) in hooks.sizes[3:6]          # followed the mode change
+    assert hooks.sizes[-1] == (96, 64) and len(engines) == 1      # reopened at the settings' size, same engine
+
+
+# ------------------------------------------------------------------ a simulated day
+
+def test_soak_a_simulated_day_keeps_memory_and_frame_time_steady(tiny_checkpoint, tmp_path):
+    frames = 2400
+    s = _settings(tiny_checkpoint, tmp_path / "state.json", "course.duration=12h", "course.end=rebirth",
+                  "course.lucid.every_s=1200")
+    engine = Engine.from_settings(s, 64, 48)
+    guard = engine.guard = FrameGuard(engine.damage)
+    piece = Piece(s)
+    store = StateStore(tmp_path / "state.json")
+    dt = 86400.0 / frames                                   # a day of course time in `frames` frames
+    times, rss = [], []
+    for i in range(frames):
+        piece.step(dt)
+        t0 = time.perf_counter()
+        frame = engine.render(piece.frame_state(), sync=False)   # as live: damage on the worker
+        times.append(time.perf_counter() - t0)
+        assert frame.shape == (48, 64, 3)
+        if i % 50 == 0:
+            store.write_later(SavedState(course=piece.course_state, t=piece.t, walk_phase=piece.walk_phase))
+            rss.append(rss_bytes())
+    engine.close()
+    store.close()
+    assert piece.sample().point.cycle >= 1                     # a whole life passed, and a rebirth
+    q = frames // 4
+    first, last = statistics.median(times[:q]), statistics.median(times[-q:])
+    growth_mb = (max(rss[len(rss) // 4:]) - rss[len(rss) // 4]) / 2**20
+    print(f"soak: median frame {first * 1e3:.2f} -> {last * 1e3:.2f} ms, RSS growth {growth_mb:.1f} MB, "
+          f"{guard.faults} stepped-back frames")
+    assert last < 3.0 * first + 0.002, (first, last)
+    assert growth_mb < 40, growth_mb
+    assert StateStore(tmp_path / "state.json").read().course.elapsed_s > 0.9 * 86400
+
+
+# ------------------------------------------------------------------ the app in a subprocess
+
+LAUNCH = """\
+import os, sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from installation import engine
+if os.environ.get("TEST_BUNDLED"):                    # the bundled model, for this test
+    engine.BUNDLED_MODEL = Path(os.environ["TEST_BUNDLED"])
+fail_after = int(os.environ.get("TEST_CUDA_FAIL_AFTER", "0"))
+if fail_after:                                        # the GPU dies after a few frames
+    render, count = engine.Engine.render, [0]
+    def failing(self, state, sync=True):
+        count[0] += 1
+        if count[0] > fail_after:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return render(self, state, sync)
+    engine.Engine.render = failing
+from installation.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+class Kiosk:
+    """Starts the piece in kiosk mode in a subprocess with a fake systemd listening."""
+
+    def __init__(self, tmp_path, model, *more):
+        self.tmp = tmp_path
+        self.state = tmp_path / "state" / "state.json"
+        (tmp_path / "empty.yaml").write_text("{}\n")        # the dataclass defaults, not the shared file
+        self.launch = tmp_path / "launch.py"
+        self.launch.write_text(LAUNCH.format(root=str(ROOT)))
+        self.args = ["--settings", str(tmp_path / "empty.yaml"), "--kiosk", "--windowed", "--model", str(model),
+                     *[a for kv in ["display.width=96", "display.height=64", "display.fps_limit=30",
+                                    "sound.enabled=false", f"kiosk.state_file={self.state}",
+                                    f"kiosk.save_interval_s={SAVE_S}", "kiosk.health_every_s=1",
+                                    "course.duration=1d", *more] for a in ("--set", kv)]]
+        self.sink = NotifySink(str(tmp_path / "notify"))
+        self.procs = []
+
+    def close(self):
+        """Whatever a failed assertion left running is killed: a kiosk without --seconds never ends."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        self.sink.close()
+
+    def start(self, *extra, **env):
+        full = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", OMP_NUM_THREADS="1",
+                    NOTIFY_SOCKET=str(self.tmp / "notify"), WATCHDOG_USEC="200000", **env)
+        full.pop("WATCHDOG_PID", None)
+        self.since = len(self.sink.messages)
+        self.runs = getattr(self, "runs", 0) + 1
+        err_path = self.tmp / f"run{self.runs}.err"
+        with open(err_path, "w") as err:             # a file, not a pipe: a pipe nobody reads can fill and stall it
+            proc = subprocess.Popen([sys.executable, str(self.launch), *self.args, *extra], cwd=ROOT, env=full,
+                                    stdout=subprocess.DEVNULL, stderr=err)
+        proc.err_path = err_path
+        self.procs.append(proc)
+        return proc
+
+    def first_elapsed(self, proc):
+        i, _ = self.sink.wait_for("READY", self.since, proc=proc)
+        self.sink.wait_for("X_LAPSES_ELAPSED_S", i, proc=proc)
+        return self.sink.elapsed(i)[0]
+
+    def saved(self):
+        return StateStore(self.state).read()
+
+    def log(self):
+        return (self.state.parent / "lapses.log").read_text()
+
+
+def _kill(proc):
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def _finish(proc, timeout=60) -> str:
+    proc.wait(timeout=timeout)
+    return proc.err_path.read_text()
+
+
+@pytest.fixture
+def kiosk(tmp_path):
+    made = []
+    yield lambda *a: made.append(Kiosk(tmp_path, *a)) or made[-1]
+    for k in made:
+        k.close()
+
+
+def test_sigkill_at_random_points_resumes_from_a_recent_state(kiosk, tiny_checkpoint):
+    rng = random.Random(6)
+    k = kiosk(tiny_checkpoint, "kiosk.crash_window_s=0")
+    k.state.parent.mkdir()
+    StateStore(k.state).write(_saved(1000.0))
+    floor = 1000.0
+    # killed while starting (imports, model), before any frame: the saved course is untouched
+    proc = k.start()
+    time.sleep(rng.uniform(0.2, 1.0))
+    _kill(proc)
+    assert k.saved().course.elapsed_s >= floor
+    for _ in range(3):                                   # killed at random moments of the show
+        proc = k.start()
+        resumed = k.first_elapsed(proc)
+        assert resumed >= floor - 1e-5                   # resumed: the memories did not return
+        time.sleep(rng.uniform(0.0, 1.5))
+        killed_at = time.time()
+        _kill(proc)
+        time.sleep(0.2)                                  # datagrams sent before the kill, still in flight
+        last_seen = max(k.sink.elapsed(k.since))
+        saved = k.saved()
+        print(f"resumed at {resumed:.2f} s, last reported {last_seen:.2f} s, saved {saved.course.elapsed_s:.2f} s "
+              f"{killed_at - saved.saved_at_s:.2f} s before the kill")
+        assert saved.run.running                         # the next start knows this was no clean exit
+        assert saved.course.elapsed_s >= last_seen - SAVE_S - SLACK_S, (saved.course.elapsed_s, last_seen)
+        assert killed_at - saved.saved_at_s <= SAVE_S + 1.0
+        floor = saved.course.elapsed_s
+
+
+def test_two_quick_crashes_begin_afresh_and_a_gpu_failure_exits_non_zero(kiosk, tiny_checkpoint):
+    k = kiosk(tiny_checkpoint, "kiosk.crash_window_s=60")
+    k.state.parent.mkdir()
+    StateStore(k.state).write(_saved(5000.0))
+    proc = k.start()                                     # crash 1: killed soon after its start
+    assert k.first_elapsed(proc) >= 5000.0
+    _kill(proc)
+    proc = k.start(TEST_CUDA_FAIL_AFTER="10")            # crash 2: the GPU fails
+    assert k.first_elapsed(proc) >= 5000.0               # one quick crash: still restored
+    err = _finish(proc)
+    assert proc.returncode == 3, err                     # non-zero: the supervisor restarts it
+    assert "illegal memory access" in err and "restarts" in err
+    assert k.saved().run.running and "CUDA error" in k.saved().run.error
+    assert "fatal error" in k.log()
+    proc = k.start()                                     # a second quick crash: begin afresh
+    assert k.first_elapsed(proc) < 100.0
+    proc.send_signal(signal.SIGTERM)                     # systemctl stop: a clean end
+    err = _finish(proc)
+    assert proc.returncode == 0, err
+    aside = list(k.state.parent.glob("state.json.crashed-*"))
+    assert len(aside) == 1 and StateStore(aside[0]).read().course.elapsed_s >= 5000.0
+    assert "crashed 2 times in a row" in k.log()
+    assert not k.saved().run.running
+
+
+def test_truncated_state_and_model_fall_back_and_status_reports(kiosk, tmp_path, tiny_checkpoint, capsys):
+    from installation.cli import main
+    bundled = make_tiny_checkpoint(tmp_path / "bundled.safetensors", seed=3)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(tiny_checkpoint.read_bytes()[:3000])
+    k = kiosk(broken)
+    k.state.parent.mkdir()
+    truncated = persist.encode(_saved(5000.0))[:100]
+    k.state.write_bytes(truncated)
+    proc = k.start("--seconds", "1.5", TEST_BUNDLED=str(bundled))
+    err = _finish(proc)
+    assert proc.returncode == 0, err
+    log = k.log()
+    assert "falling back to the bundled model" in log and str(broken) in log
+    assert "cannot be used" in log
+    assert [p.read_bytes() for p in k.state.parent.glob("state.json.corrupt-*")] == [truncated]
+    saved = k.saved()
+    assert not saved.run.running and saved.course.elapsed_s < 100.0      # from the settings
+    capsys.readouterr()
+    args = ["--settings", str(tmp_path / "empty.yaml"), "--set", f"kiosk.state_file={k.state}"]
+    assert main(["status", *args]) == 0
+    out = capsys.readouterr().out
+    assert "progress 0.0000" in out and "ended cleanly" in out and "health fps=" in out
+    assert main(["status", "--settings", str(tmp_path / "empty.yaml"), "--set",
+                 f"kiosk.state_file={tmp_path / 'nowhere' / 'state.json'}"]) == 2
+    assert "nothing saved yet" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the service
+
+def test_install_service_writes_a_supervised_unit_and_never_overwrites(tmp_path, monkeypatch, capsys):
+    from installation.cli import main
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    assert main(["install-service", "--print", "--settings", str(empty)]) == 0
+    printed = capsys.readouterr().out
+    for line in ("Type=notify", "WatchdogSec=", "Restart=always", "StartLimitIntervalSec=", "StartLimitBurst=",
+                 "RestartPreventExitStatus=2", "--kiosk", str(empty)):
+        assert line in printed
+    assert not (tmp_path / "config").exists()                       # --print writes nothing
+    unit = tmp_path / "config" / "systemd" / "user" / "lapses.service"
+    assert main(["install-service", "--settings", str(empty)]) == 0
+    assert unit.exists() and (tmp_path / "config" / "autostart" / "lapses.desktop").exists()
+    assert main(["install-service", "--settings", str(empty)]) == 0   # the same again: fine
+    before = unit.read_text()
+    assert main(["install-service", "--settings", str(empty), "--set", "course.duration=30d"]) == 2
+    assert "--force" in capsys.readouterr().err and unit.read_text() == before
+    assert main(["install-service", "--settings", str(empty), "--set", "course.duration=30d", "--force"]) == 0
+    assert "course.duration=30d" in unit.read_text()
+    assert [p.read_text() for p in unit.parent.glob("lapses.service.bak-*")] == [before]
+    assert main(["install-service", "--settings", str(empty), "--set", "course.duration=never"]) == 2
+    assert "course.duration" in capsys.readouterr().err                        # a bad setting: nothing written
+
+
+def test_reset_course_sets_the_state_aside_and_refuses_while_running(tmp_path, capsys):
+    from installation.cli import main
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    args = ["--settings", str(empty), "--set", f"kiosk.state_file={tmp_path / 'state.json'}"]
+    store = StateStore(tmp_path / "state.json")
+    store.write(_saved(5000.0))
+    store.lock()                                          # as a running piece holds it
+    assert main(["reset-course", *args]) == 2
+    assert "stop it first" in capsys.readouterr().err and store.read().course.elapsed_s == 5000.0
+    store.unlock()
+    assert main(["reset-course", *args]) == 0
+    assert not (tmp_path / "state.json").exists()
+    assert StateStore(next(tmp_path.glob("state.json.reset-*"))).read().course.elapsed_s == 5000.0   # kept
