@@ -61,8 +61,8 @@ def test_presets_reproduce_seed_settings_and_refuse_bad_overrides():
             build_config("lapses-memory", [bad])
 
 
-def _tiny_run(tmp_path, image_folder, name, steps, resume=False):
-    cfg = build_config("lapses-memory", TINY_SET + [f"steps={steps}"])
+def _tiny_run(tmp_path, image_folder, name, steps, resume=False, extra=()):
+    cfg = build_config("lapses-memory", TINY_SET + [f"steps={steps}", *extra])
     data = load_folder(image_folder, 32, 3)
     return train(cfg, data, tmp_path / name, "cpu", resume=resume, quiet=True, log=lambda *_: None)
 
@@ -80,15 +80,33 @@ def test_tiny_training_run_leaves_every_artefact(tmp_path, image_folder):
     assert set(ev["recall"]) == set(meta_a.name for meta_a in meta.anchors)
 
 
-def test_resume_continues_exactly(tmp_path, image_folder):
-    straight = _tiny_run(tmp_path, image_folder, "a", 6)
-    _tiny_run(tmp_path, image_folder, "b", 3)
-    resumed = _tiny_run(tmp_path, image_folder, "b", 6, resume=True)
+@pytest.mark.parametrize("mode", ["nearest", "codes"])
+def test_resume_continues_exactly(tmp_path, image_folder, mode):
+    extra = [f"recall_mode={mode}"]
+    straight = _tiny_run(tmp_path, image_folder, "a", 6, extra=extra)
+    _tiny_run(tmp_path, image_folder, "b", 3, extra=extra)
+    resumed = _tiny_run(tmp_path, image_folder, "b", 6, resume=True, extra=extra)
     from safetensors.torch import load_file
     a, b = load_file(straight), load_file(resumed)
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_nearest_recall_pulls_the_random_sample_closest_to_each_memory(tmp_path, image_folder):
+    """IMLE recall: the latent trained to redraw a memory is the pool's latent whose sample is nearest."""
+    from training.loop import Trainer
+    cfg = build_config("lapses-memory", TINY_SET + ["recall_pool=12"])
+    trainer = Trainer(cfg, load_folder(image_folder, 32, 3), tmp_path / "run", torch.device("cpu"))
+    torch.manual_seed(5)
+    pool = torch.randn(12, 16)
+    with torch.no_grad():
+        samples = trainer.G(pool)
+    targets = samples[[7, 3, 7]] + 0.01 * torch.randn(3, *samples.shape[1:])
+    torch.manual_seed(5)                      # the same fresh pool inside
+    assert torch.equal(trainer._nearest_latents(targets), pool[[7, 3, 7]])
+    with pytest.raises(ConfigError, match="recall_mode"):
+        build_config("lapses-memory", ["recall_mode=random"])
 
 
 def _cli(*args):

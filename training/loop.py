@@ -1,9 +1,9 @@
 """The GAN training loop: one step is "update D" then "update G", as in pytorch/examples.
 
 Around it: an EMA of G (what gets saved and sampled), DiffAugment for tiny data sets, an
-optional recall loss (a learned latent per training image must redraw it, so no memory is
-dropped by mode collapse), a fixed noise batch so sample grids stay comparable, atomic
-checkpoints with exact resume, fp16 snapshots of G for the `regression` symptom, and at the
+optional recall loss (a latent must redraw each training image — a learned one per image, or
+the nearest of a pool of random ones — so no memory is dropped by mode collapse), a fixed
+noise batch so sample grids stay comparable, atomic checkpoints with exact resume, fp16 snapshots of G for the `regression` symptom, and at the
 end the anchors and an evaluation. Ctrl-C saves and exits cleanly.
 """
 from __future__ import annotations
@@ -108,6 +108,18 @@ class Trainer:
     def _disc(self, img: torch.Tensor) -> torch.Tensor:
         return self.D_train(img)
 
+    @torch.no_grad()
+    def _nearest_latents(self, target: torch.Tensor) -> torch.Tensor:
+        """For each image [N, C, S, S], the latent whose sample is nearest to it (at quarter size)
+        among a fresh pool of random latents: IMLE (Li & Malik 2018). Pulling those samples onto
+        the memories ties *random* samples to them, so each memory holds a region of the latent
+        space and none is dropped, which learned per-image codes cannot promise."""
+        pool = torch.randn(self.cfg.recall_pool, self.G.latent_size, device=self.device)
+        with self._autocast():
+            samples = self._fake(pool, mix=False)
+        dist = torch.cdist(F.avg_pool2d(target.float(), 4).flatten(1), F.avg_pool2d(samples.float(), 4).flatten(1))
+        return pool[dist.argmin(dim=1)]
+
     def after_step(self, final: bool = False) -> None:
         """Artefacts at the end of a phase of training; plain training has no phases."""
 
@@ -140,14 +152,16 @@ class Trainer:
             r_loss = torch.zeros((), device=self.device)
             if cfg.recall_weight > 0:
                 idx = torch.randperm(len(self.images), device=self.device)[:cfg.recall_batch]
-                recon = self._fake(to_shell(self.codes[idx]), mix=False)
-                r_loss = recall_loss(recon.float(), self._real(self.images[idx])).mean()
+                target = self._real(self.images[idx])
+                z_recall = self._nearest_latents(target) if cfg.recall_mode == "nearest" else to_shell(self.codes[idx])
+                recon = self._fake(z_recall, mix=False)
+                r_loss = recall_loss(recon.float(), target).mean()
                 total = total + cfg.recall_weight * r_loss
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_codes.zero_grad(set_to_none=True)
         total.backward()
         self.opt_g.step()
-        if cfg.recall_weight > 0:
+        if cfg.recall_weight > 0 and cfg.recall_mode == "codes":
             self.opt_codes.step()
             with torch.no_grad():
                 self.codes.copy_(to_shell(self.codes))

@@ -27,8 +27,11 @@ class TrainConfig:
     r1_every: int = 16               # lazy R1: every N steps, scaled by N
     flip: bool = True                # random horizontal flips of real images
     diffaugment: str = ""            # DiffAugment policy, e.g. "color,translation,cutout"
-    recall_weight: float = 0.0       # weight of the memory-recall loss (a learned latent per image must redraw it)
+    recall_weight: float = 0.0       # weight of the memory-recall loss (some latent must redraw each image)
     recall_batch: int = 8            # images per step for the recall loss
+    recall_mode: str = "codes"       # which latent redraws an image: "codes" (a learned latent per image, GLO)
+                                     # or "nearest" (the nearest of a fresh pool of random latents, IMLE)
+    recall_pool: int = 64            # random latents per step to pick the nearest from ("nearest" mode)
     style_mixing: float = 0.0        # style models: share of samples whose later layers take a second latent's style
     grow_from: int = 0               # style models: grow progressively from this resolution (e.g. 4); 0 = full size
     grow_steps: int = 1000           # progressive growing: steps per resolution, the first half fading it in
@@ -51,20 +54,23 @@ PRESETS: dict[str, dict] = {
     "lapses-variety": dict(model=dict(image_size=128, channels=3, latent_size=128, width=64, d_width=64),
                            steps=10_000, batch_size=32, sample_every=500),
     # seed 000, DCGAN(2): 128x128x3, latent 128, batch 32, a handful of images repeated (the memories)
-    "lapses-memory": dict(model=dict(image_size=128, channels=3, latent_size=128, width=24, d_width=32,
+    # Lapses adds: a narrow G (fast enough for the live piece on a small PC), a light D, and the
+    # IMLE recall, which makes random samples land on the memories and keeps every one of them
+    "lapses-memory": dict(model=dict(image_size=128, channels=3, latent_size=128, width=24, d_width=16,
                                      upsample="nearest", g_norm="pixel", d_norm="spectral"),
                           steps=3000, batch_size=32, diffaugment="color,translation,cutout",
-                          recall_weight=2.0, flip=False),
+                          recall_weight=4.0, recall_mode="nearest", ema_beta=0.998, flip=False),
     # seed 001: 256x256 grayscale, kernel 3 stride 2, LeakyReLU, batch norm, BCE, D of three convs with dropout, batch 16
     "oasis-dcgan-tf": dict(model=dict(image_size=256, channels=1, latent_size=100, width=16, d_width=64,
                                       kernel_size=3, g_act="leaky", g_norm="batch", d_norm="none",
                                       d_depth=3, d_dropout=0.3),
                            steps=2500, batch_size=16, lr_g=1e-4, lr_d=1e-4),
     # seed 002: 128x128 grayscale, six conv / transposed-conv layers each, Adam, lr G 2e-4 / D 2e-5, BCE
-    "oasis-dcgan": dict(model=dict(image_size=128, channels=1, latent_size=128, width=24, d_width=32,
+    # (Lapses adds the same narrow G, light D and IMLE recall as lapses-memory)
+    "oasis-dcgan": dict(model=dict(image_size=128, channels=1, latent_size=128, width=24, d_width=16,
                                    upsample="nearest", g_norm="pixel", d_norm="spectral"),
                         steps=4000, batch_size=32, lr_g=2e-4, lr_d=2e-5, diffaugment="translation",
-                        recall_weight=1.0, flip=True),
+                        recall_weight=4.0, recall_batch=16, recall_mode="nearest", ema_beta=0.998, flip=True),
     # seed 003: StyleGAN on OASIS at 256x256 grayscale: latent 512, filters 512, kernel 3, random
     # horizontal flips, Adam beta 0.5/0.999, batch 32. Its learning rates (8e-7 / 1e-7) were tuned
     # for a TF model without equalised learning rates and barely move this one: StyleGAN2's 2e-3.
@@ -140,9 +146,12 @@ def build_config(preset: str, overrides: list[str] = (), **direct) -> TrainConfi
         cfg.model_config()
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if cfg.recall_mode not in ("codes", "nearest"):
+        raise ConfigError(f"recall_mode={cfg.recall_mode!r}: must be codes or nearest")
     if cfg.loss not in ("bce", "hinge"):
         raise ConfigError(f"loss={cfg.loss!r}: must be bce or hinge")
-    for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "keep_last", "recall_batch", "grow_steps"):
+    for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "keep_last", "recall_batch", "recall_pool",
+                 "grow_steps"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name}={getattr(cfg, name)}: must be at least 1")
     if not 0.0 <= cfg.style_mixing <= 1.0:

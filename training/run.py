@@ -96,7 +96,7 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         log(f"interrupted at step {trainer.step}: checkpoint saved; continue with --resume")
         raise KeyboardInterrupt
     log("finding anchors (the latent that recalls each training image)…")
-    init = trainer.codes.detach() if cfg.recall_weight > 0 else None
+    init = trainer.codes.detach() if cfg.recall_weight > 0 and cfg.recall_mode == "codes" else None
     if getattr(trainer.G_ema, "latent_space", "z") == "w":   # a style model walks, so recalls, in w
         z = find_w_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=init, seed=cfg.seed)
     else:

@@ -12,6 +12,7 @@ import logging
 import logging.handlers
 import os
 import resource
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -72,12 +73,16 @@ def gpu_bytes() -> int | None:
     return int(torch.cuda.memory_reserved())
 
 
+TIMES_KEPT = 36_000    # ten minutes at 60 fps: plenty for a median and a p99
+
+
 class Health:
     """Frame times between health lines, and the line itself."""
 
     def __init__(self, every_s: float):
         self.every_s = float(every_s)
-        self._times: list[float] = []
+        # the newest frame times only: a health line every day at 60 fps must not hold 5 M floats
+        self._times: deque[float] = deque(maxlen=TIMES_KEPT)
         self._next_s: float | None = None
         self.frames = 0
 
@@ -92,7 +97,7 @@ class Health:
 
     def figures(self) -> tuple[float, float]:
         """(fps, p99 frame time in ms) over the frames since the last line."""
-        times = np.asarray(self._times or [0.0])
+        times = np.asarray(self._times or [0.0], dtype=np.float64)
         total = float(times.sum())
         return (len(times) / total if total > 0 else 0.0), float(np.percentile(times, 99)) * 1000
 
