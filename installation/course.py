@@ -258,10 +258,19 @@ class Overrides:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Overrides":
+        """Clamps finite values into range; a non-finite one is a ValueError naming its key
+        (min/max would turn a NaN decay into -1, 'revived', and give every memory back)."""
+        def finite(key: str, v) -> float:
+            x = float(v)
+            if not math.isfinite(x):
+                raise ValueError(f"overrides.{key} {v!r} is not a finite number")
+            return x
+
         lucid_s = d.get("lucid_s")
         lucid_s = float(lucid_s) if lucid_s is not None and math.isfinite(float(lucid_s)) else None
-        return cls(decay=min(1.0, max(-1.0, float(d.get("decay", 0.0)))),
-                   pinned={str(k): min(1.0, max(0.0, float(v))) for k, v in dict(d.get("pinned", {})).items()},
+        return cls(decay=min(1.0, max(-1.0, finite("decay", d.get("decay", 0.0)))),
+                   pinned={str(k): min(1.0, max(0.0, finite(f"pinned.{k}", v)))
+                           for k, v in dict(d.get("pinned", {})).items()},
                    lucid_s=lucid_s)
 
 

@@ -7,19 +7,20 @@ installation's symptoms target them by pattern.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .config import ConfigJSON
+
 ARCHITECTURE = "dcgan"
 
 
 @dataclass(frozen=True)
-class DCGANConfig:
+class DCGANConfig(ConfigJSON):
+    ARCHITECTURE_LABEL = "DCGAN"   # for messages
     image_size: int = 128          # output side in pixels, a power of two in [32, 256]
     channels: int = 3              # 1 = grayscale, 3 = RGB
     latent_size: int = 128         # length of z
@@ -67,16 +68,6 @@ class DCGANConfig:
         """G filters at resolution `res` (DCGAN ladder: ngf at image_size/2, doubling per level down)."""
         return min(self.max_channels, self.width * (self.image_size // 2) // res)
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "DCGANConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown DCGAN config keys: {', '.join(unknown)}")
-        return cls(**values)
 
 
 class PixelNorm(nn.Module):

@@ -17,8 +17,6 @@ Why it looks the way it does, for Lapses:
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
 
@@ -26,13 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ConfigJSON
+
 ARCHITECTURE = "stylegan"
 W_AVG_BETA = 0.995              # w_avg tracks the mapping's mean output per training step
 LRELU_GAIN = math.sqrt(2.0)     # keeps activations at unit variance through leaky ReLUs
 
 
 @dataclass(frozen=True)
-class StyleGANConfig:
+class StyleGANConfig(ConfigJSON):
+    ARCHITECTURE_LABEL = "StyleGAN"   # for messages
     image_size: int = 256          # output side in pixels, a power of two in [8, 1024]
     channels: int = 1              # 1 = grayscale, 3 = RGB
     latent_size: int = 512         # length of z and of w (equal, as in StyleGAN)
@@ -90,16 +91,6 @@ class StyleGANConfig:
     def d_channels(self, res: int) -> int:
         return min(self.max_channels, self.d_width * self.image_size // res)
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "StyleGANConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown StyleGAN config keys: {', '.join(unknown)}")
-        return cls(**values)
 
 
 # ------------------------------------------------------------------ equalised layers

@@ -174,3 +174,10 @@ def test_state_round_trips_through_json():
     assert course.sample(again) == course.sample(state)
     with pytest.raises((KeyError, ValueError)):
         CourseState.from_dict({"elapsed_s": "nan", "seed": 1})
+    # a NaN decay used to clamp to -1 ("revived": every memory given back); it is refused instead
+    for bad in ({"decay": float("nan")}, {"decay": "inf"}, {"pinned": {"plaques": float("nan")}}):
+        with pytest.raises(ValueError, match="not a finite number"):
+            Overrides.from_dict(bad)
+        with pytest.raises(ValueError):
+            CourseState.from_dict({"elapsed_s": 1.0, "seed": 1, "overrides": bad})
+    assert Overrides.from_dict({"decay": 5.0}).decay == 1.0        # finite values are still clamped

@@ -148,6 +148,18 @@ def test_malformed_and_unexpected_messages_are_ignored(tmp_path):
     assert (piece.course_state, piece.speed, piece.paused) == before
 
 
+def test_ever_new_bad_addresses_neither_grow_memory_nor_flood_the_log(tmp_path, caplog):
+    from installation.inputs.live import MAX_SAID
+    s, piece, inputs = _rig(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="lapses.inputs"):
+        for k in range(3 * MAX_SAID):                   # a scanner, or a sender numbering its addresses
+            inputs.post(("osc", f"/probe/{k}/" + "x" * 1000, (1.0,)))
+        assert inputs.drain(piece, 0.0) == []
+    assert len(inputs._said) <= MAX_SAID + 1
+    said = [r.getMessage() for r in caplog.records if r.name == "lapses.inputs"]
+    assert len(said) == MAX_SAID + 1 and "not logged" in said[-1] and max(map(len, said)) < 300
+
+
 def test_midi_channel_filter(tmp_path):
     s, piece, inputs = _rig(tmp_path, "inputs.midi.channel=2")
     inputs.post(("midi", mido.Message("note_on", note=36, velocity=90, channel=0), "fake"))   # channel 1
@@ -475,6 +487,24 @@ def test_no_camera_is_one_log_line(tmp_path, caplog):
         camera = inputs.camera
         inputs.close()                  # joins the camera's thread
     assert not camera.watching and len([r for r in caplog.records if r.name == "lapses.presence"]) == 1
+
+
+def test_a_camera_without_a_detector_is_one_log_line_and_is_released(tmp_path, caplog, monkeypatch):
+    from installation.inputs import presence
+
+    def no_detector():
+        raise OSError("no face cascade here")
+    monkeypatch.setattr(presence, "FaceDetector", no_detector)
+    s = _settings(tmp_path, "inputs.presence.enabled=true", "inputs.presence.check_every_s=0.01")
+    cam = FakeCamera(np.zeros((32, 32, 3), np.uint8))
+    inputs = Inputs(s, capture_factory=lambda index: cam)
+    with caplog.at_level(logging.INFO, logger="lapses.presence"):
+        inputs.start()
+        camera = inputs.camera
+        inputs.close()                  # joins the camera's thread, which released the camera
+    assert cam.released and not camera.watching
+    said = [r for r in caplog.records if r.name == "lapses.presence"]
+    assert len(said) == 1 and "no face cascade" in said[0].getMessage()
 
 
 def test_triggered_lucid_intervals_are_plain_state_shorter_and_rarer(tmp_path):

@@ -97,6 +97,22 @@ def test_a_corrupt_state_is_set_aside_and_the_course_restarts(tmp_path, tiny_che
     assert not StateStore(path).read().run.running
 
 
+def test_a_state_file_that_names_a_folder_or_the_settings_is_refused_untouched(tmp_path, tiny_checkpoint):
+    from installation.kiosk.runtime import KioskError
+    from installation.settings import load_settings
+    settings_file = tmp_path / "gallery.yaml"
+    text = f"model: {{path: {tiny_checkpoint}, device: cpu}}\nsound: {{enabled: false}}\n"
+    settings_file.write_text(text)
+    folder = tmp_path / "states"
+    folder.mkdir()
+    for target in (settings_file, folder, tiny_checkpoint):
+        s = load_settings(settings_file, [f"kiosk.state_file={target}"])
+        with pytest.raises(KioskError, match="kiosk.state_file"):
+            KioskRun.start(s, environ={"HOME": str(tmp_path)})
+    assert settings_file.read_text() == text and folder.is_dir() and tiny_checkpoint.is_file()
+    assert not list(tmp_path.glob("*.corrupt-*"))                     # nothing renamed aside
+
+
 def test_crash_window_decisions():
     assert decide(None, 120, "b").restore is False
     assert decide(_saved(10, running=False, run_s=5, boot="b"), 120, "b").restore            # clean exit
@@ -161,7 +177,10 @@ def test_notify_speaks_the_datagram_protocol(tmp_path):
     assert n.ping_every_s == 1.0
     assert n.ready("up") and n.watchdog(100.0, "X_A=1") and not n.watchdog(100.5) and n.watchdog(101.0)
     sink.wait_for("X_A")
-    time.sleep(0.2)
+    end = time.monotonic() + 10.0                             # all three sent; wait for the reader, not a fixed nap
+    while len(sink.messages) < 3 and time.monotonic() < end:
+        time.sleep(0.01)
+    time.sleep(0.05)                                          # and nothing more than three comes
     kinds = [m for _, m in sink.messages]
     assert kinds[0]["READY"] == "1" and kinds[0]["STATUS"] == "up" and sum("WATCHDOG" in m for m in kinds) == 2
     sink.close()

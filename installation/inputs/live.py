@@ -26,6 +26,7 @@ log = logging.getLogger("lapses.inputs")
 
 APP_ACTIONS = ("hud", "screenshot")
 MAX_EVENTS_PER_FRAME = 4096      # a flooding device cannot hold a frame for long
+MAX_SAID = 256                   # problems remembered as "said once": a sender of ever new addresses cannot grow it
 
 
 def _number(v) -> bool:
@@ -124,13 +125,23 @@ class Inputs:
         except Exception as e:
             self._once(("update", type(e).__name__), logging.ERROR, "inputs: %s: %s", type(e).__name__, e)
         if self.sender is not None:
-            self.sender.offer(state_messages(piece))
+            try:
+                self.sender.offer(state_messages(piece))
+            except Exception as e:                    # nor from telling the rigs what it is doing
+                self._once(("state", type(e).__name__), logging.ERROR, "inputs: state not sent (%s: %s)",
+                           type(e).__name__, e)
         return out
 
     def _once(self, key, level: int, text: str, *args) -> None:
-        if key not in self._said:
-            self._said.add(key)
-            log.log(level, text + " (said once)", *args)
+        if key in self._said:
+            return
+        if len(self._said) >= MAX_SAID:
+            if "full" not in self._said:
+                self._said.add("full")
+                log.warning("inputs: %d different input problems; further ones are not logged", MAX_SAID)
+            return
+        self._said.add(key)
+        log.log(level, text + " (said once)", *args)
 
     def _handle(self, piece, event: tuple, now: float) -> list:
         kind = event[0]
@@ -204,7 +215,7 @@ class Inputs:
             return []
         target = self.osc_targets.get(address)
         if target is None:
-            self._once((address, "unknown"), logging.WARNING, "OSC: unknown address %s ignored", address)
+            self._once((address, "unknown"), logging.WARNING, "OSC: unknown address %.100s ignored", address)
             return []
         if target in PARAMETER_LIMITS:
             if len(args) != 1 or not _number(args[0]):

@@ -68,17 +68,17 @@ def parameter(name: str) -> Parameter:
 # ---------------------------------------------------------------------------------------------
 # curves: a control's position x in [0, 1] -> a value between lo and hi
 
+def _smoothstep(x: float) -> float:
+    x = min(1.0, max(0.0, x))
+    return x * x * (3.0 - 2.0 * x)
+
+
 def shape(curve: str, x: float, lo: float, hi: float) -> float:
     x = min(1.0, max(0.0, float(x)))
     if curve == "exp":                       # equal ratios per turn: the middle of 0.25..4 is 1
         return lo * (hi / lo) ** x
-    y = {"linear": x, "square": x * x, "sqrt": math.sqrt(x), "smooth": x * x * (3.0 - 2.0 * x)}[curve]
+    y = {"linear": x, "square": x * x, "sqrt": math.sqrt(x), "smooth": _smoothstep(x)}[curve]
     return lo + (hi - lo) * y
-
-
-def _smoothstep(x: float) -> float:
-    x = min(1.0, max(0.0, x))
-    return x * x * (3.0 - 2.0 * x)
 
 
 # ---------------------------------------------------------------------------------------------

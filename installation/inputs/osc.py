@@ -97,13 +97,17 @@ class OscSender:
 
     def _run(self) -> None:
         from pythonosc.udp_client import SimpleUDPClient
-        try:
-            client = SimpleUDPClient(self.host, self.port)
-        except (OSError, ValueError) as e:
-            log.warning("OSC: cannot send the state to %s:%d (%s); not sending", self.host, self.port, e)
-            return
+        client = None
         failed = False
         while not self._stop.wait(self.period_s):
+            if client is None:      # a name that does not resolve yet (the network comes up after us): retry
+                try:
+                    client = SimpleUDPClient(self.host, self.port)
+                except (OSError, ValueError) as e:
+                    if not failed:
+                        log.warning("OSC: cannot send the state to %s:%d (%s); still trying", self.host, self.port, e)
+                    failed = True
+                    continue
             with self._lock:
                 messages, self._latest = self._latest, None
             if not messages:

@@ -104,10 +104,22 @@ class PresenceCamera:
         return cap
 
     def _run(self) -> None:
-        import time
         self._cap = self._open()
         if self._cap is None:
             return
+        try:
+            self._watch()
+        except Exception as e:                     # e.g. no face cascade: one line, and the piece runs on
+            log.warning("presence: stopped watching (%s: %s); the piece runs on without it", type(e).__name__, e)
+        finally:                                   # released on this thread: never while it is reading
+            self.watching = False
+            try:
+                self._cap.release()
+            except Exception:
+                pass
+
+    def _watch(self) -> None:
+        import time
         self.detector = self.detector or FaceDetector()
         self.watching = True
         log.info("presence: watching camera %d", self.settings.camera)
@@ -134,12 +146,9 @@ class PresenceCamera:
                 self.post(("presence", event))
 
     def close(self) -> None:
+        """Stop the thread; it releases the camera itself (a release racing a read can crash OpenCV)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=3.0)
-        self.watching = False
-        if self._cap is not None:
-            try:
-                self._cap.release()
-            except Exception:
-                pass
+            if self._thread.is_alive():
+                log.warning("presence: the camera thread did not stop within 3 s; leaving it to the exit")

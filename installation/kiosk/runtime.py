@@ -74,7 +74,18 @@ class KioskRun:
             raise KioskError(f"kiosk.state_file: cannot create the folder {path.parent} ({e.strerror})") from None
         if not os.access(path.parent, os.W_OK | os.X_OK):
             raise KioskError(f"kiosk.state_file: the folder {path.parent} is not writable")
-        log_file = setup_file_logging(path.parent)
+        # an unreadable state is renamed aside and replaced: never do that to a folder or to one of
+        # the piece's own files named here by mistake
+        theirs = [p for p in (Path(settings.source) if settings.source else None, settings.model_path,
+                              settings.resolve_path(settings.inputs.mappings_file)) if p is not None]
+        if path.is_dir() or any(path.resolve() == p.resolve() for p in theirs):
+            example = (path if path.is_dir() else path.parent) / "state.json"
+            raise KioskError(f"kiosk.state_file: {path} is a folder or a file the piece reads (settings, model, "
+                             f"mappings); name a file of its own, e.g. {example}, or '' for the default")
+        try:
+            log_file = setup_file_logging(path.parent)
+        except OSError as e:
+            raise KioskError(f"kiosk.state_file: cannot write the log {e.filename} beside it ({e.strerror})") from None
         store = StateStore(path)
         try:
             store.lock()

@@ -60,7 +60,11 @@ def status(argv, usage_error) -> int:
     if args.json:
         if not path.exists():
             raise usage_error(f"no state file at {path}")
-        print(path.read_text(encoding="utf-8", errors="replace"), end="")
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as e:                     # a folder, no permission: say so, no traceback
+            raise usage_error(f"cannot read {path} ({e.strerror})") from None
+        print(text, end="")
         return 0
     now = time.time()
     print(f"state file  {path}")
