@@ -211,6 +211,23 @@ def test_smoothing_glides_with_its_time_constant(tmp_path):
     assert all(b >= a for a, b in zip(values, values[1:])) and values[-1] == pytest.approx(1.0, abs=1e-3)
 
 
+def test_a_glide_after_a_revive_is_not_mistaken_for_an_overruled_one(tmp_path):
+    # /decay 0, revive, /decay 0 again: the second glide used to be dropped at once, because the
+    # mapper still remembered writing 0 and took the revive's -1 for someone else's move
+    s, piece, inputs = _rig(tmp_path)
+    decay = lambda: piece.course_state.overrides.decay
+    t = 0.0
+    for _ in range(2):
+        inputs.post(("osc", "/revive", ()))
+        inputs.drain(piece, t)
+        assert decay() == -1.0
+        inputs.post(("osc", "/decay", (0.0,)))
+        for k in range(1, 60):
+            inputs.drain(piece, t + 0.05 * k)
+        assert decay() == pytest.approx(0.0, abs=1e-3)
+        t += 5.0
+
+
 def test_scenes_crossfade_and_release(tmp_path):
     s, piece, inputs = _rig(tmp_path)
     piece.pin("plaques", 0.4)

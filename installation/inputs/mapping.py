@@ -137,6 +137,9 @@ class Mapper:
             return
         m = self._motions.get(name)
         value = m.value if m is not None and not self._moved_elsewhere(piece, name) else p.get(piece)
+        # the glide starts from what the piece holds now: a revive or key since our last write must
+        # not make update() take this fresh motion for one that something else overruled
+        self._written[name] = (p.get(piece), owner)
         # glide from the previous frame's time, so the very next frame already moves
         self._motions[name] = _Motion(target, value, owner, tau_s=tau_s,
                                       t0=self._last_update if self._last_update is not None else now)
