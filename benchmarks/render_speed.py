@@ -26,6 +26,47 @@ from installation.render import RenderJob, VideoSink, frame_states, render  # no
 from installation.settings import load_settings  # noqa: E402
 
 
+def measure(model=str(ROOT / "assets" / "memories.safetensors"), size=(1920, 1080), fps: float = 30.0,
+            frames: int = 150, preset: str = "veryfast", show=print) -> list:
+    """Encoder alone, the whole render at live pace, the whole render with the course compressed."""
+    from common import Figure
+    w, h = size
+    settings = load_settings(overrides=[f"model.path={model}"])
+    engine = Engine.from_settings(settings, w, h)
+    seconds = frames / fps
+    live = RenderJob(seconds, fps, w, h)
+    compressed = RenderJob(seconds, fps, w, h, start=0.0, end=1.0)
+    prepared = [engine.render(s) for _, s in frame_states(settings, live)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        sink = VideoSink(Path(tmp) / "enc.mp4", w, h, fps, 18, preset)
+        for i, f in enumerate(prepared):
+            sink.write(i, f)
+        sink.close(True)
+        rows.append(("x264 alone, frames prepared", time.perf_counter() - t0))
+        for name, job in (("whole render, live pace", live), ("whole render, course 0 -> 1", compressed)):
+            t0 = time.perf_counter()
+            render(engine, frame_states(settings, job), VideoSink(Path(tmp) / "r.mp4", w, h, fps, 18, preset))
+            rows.append((name, time.perf_counter() - t0))
+    engine.close()
+    enc = frames / rows[0][1]
+    show(f"{frames} frames at {w}x{h}, {fps:g} fps, x264 {preset}, "
+         f"{torch.get_num_threads()} torch threads, {engine.device_name}")
+    show(f"{'':<30} {'frames/s':>9} {'vs encoder':>11} {'x real time':>12}")
+    for name, secs in rows:
+        r = frames / secs
+        show(f"{name:<30} {r:9.1f} {r / enc:10.0%} {r / fps:11.2f}x")
+    whole = min(frames / rows[1][1], frames / rows[2][1])
+    gpu = torch.cuda.is_available()
+    figs = [Figure(f"offline {w}x{h}: x264 {preset} alone", f"{enc:.1f} frames/s", "", None),
+            Figure("offline: whole render / encoder alone", f"{whole / enc:.0%} ({whole:.1f} frames/s)",
+                   ">= 70% (CPU)", None if gpu else whole / enc >= 0.7),
+            Figure("offline: whole render / real time", f"{whole / fps:.2f}x", ">= 3x (GPU)",
+                   whole / fps >= 3 if gpu else None)]
+    return figs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="1920x1080")
@@ -34,33 +75,8 @@ def main() -> None:
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--model", default=str(ROOT / "assets" / "memories.safetensors"))
     args = ap.parse_args()
-    w, h = (int(v) for v in args.size.split("x"))
-    settings = load_settings(overrides=[f"model.path={args.model}"])
-    engine = Engine.from_settings(settings, w, h)
-    seconds = args.frames / args.fps
-    live = RenderJob(seconds, args.fps, w, h)
-    compressed = RenderJob(seconds, args.fps, w, h, start=0.0, end=1.0)
-    frames = [engine.render(s) for _, s in frame_states(settings, live)]
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        sink = VideoSink(Path(tmp) / "enc.mp4", w, h, args.fps, 18, args.preset)
-        for i, f in enumerate(frames):
-            sink.write(i, f)
-        sink.close(True)
-        rows.append(("x264 alone, frames prepared", time.perf_counter() - t0))
-        for name, job in (("whole render, live pace", live), ("whole render, course 0 -> 1", compressed)):
-            t0 = time.perf_counter()
-            render(engine, frame_states(settings, job), VideoSink(Path(tmp) / "r.mp4", w, h, args.fps, 18, args.preset))
-            rows.append((name, time.perf_counter() - t0))
-    engine.close()
-    enc = args.frames / rows[0][1]
-    print(f"{args.frames} frames at {w}x{h}, {args.fps:g} fps, x264 {args.preset}, "
-          f"{torch.get_num_threads()} torch threads, {engine.device_name}")
-    print(f"{'':<30} {'frames/s':>9} {'vs encoder':>11} {'x real time':>12}")
-    for name, secs in rows:
-        fps = args.frames / secs
-        print(f"{name:<30} {fps:9.1f} {fps / enc:10.0%} {fps / args.fps:11.2f}x")
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    measure(args.model, size, args.fps, args.frames, args.preset)
 
 
 if __name__ == "__main__":

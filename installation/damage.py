@@ -150,6 +150,11 @@ class Damage:
         what is live (and than any result already waiting), and asking again for what is live
         drops whatever is still on its way."""
         key = self._key(intensities, seed)
+        if key == () and self._loaded_key != ():
+            # back to pristine (a revive) is a copy, not a computation: do it now, so the very
+            # next frame shows it instead of waiting a frame or two for the worker
+            self.apply(intensities, seed)
+            return
         with self._cv:
             if self._pending is not None and key == self._pending[1]:
                 return                                  # already waiting

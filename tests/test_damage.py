@@ -105,6 +105,16 @@ def test_going_back_to_what_is_live_drops_the_results_in_flight(damage):
     assert live_equals(damage, damage.weights_for(WEIGHT_MIX))
 
 
+def test_a_revive_reaches_the_live_weights_at_once_and_outlives_stale_results(damage):
+    damage.request(WEIGHT_MIX)
+    assert wait_and_swap(damage)
+    damage.request({"bit_rot": 1.0})                                         # on its way...
+    damage.request({})                                                       # ...then revive
+    assert live_equals(damage, damage.pristine)                              # no worker, no swap needed
+    wait_and_swap(damage)
+    assert live_equals(damage, damage.pristine)                              # the stale result is dropped
+
+
 def test_apply_supersedes_a_background_request(damage):
     damage.request({"bit_rot": 1.0})
     damage.apply({"synapse_loss": 0.5})
