@@ -1,7 +1,9 @@
-"""fading: colour drains, then contrast, until the picture is a dim grey.
+"""fading: colour drains, then contrast and light, until the picture has all but gone dark.
 
 Saturation goes first (gone by COLOUR_GONE_AT), contrast follows (from CONTRAST_FROM), toward
-a dim grey rather than mid-grey: fading should darken the room, not light it.
+black, not grey: fading should darken the room, not light it, and a flat grey field still
+looks like a smooth memory (a wall, a sky; SSIM about 0.35 against the pristine frame),
+where the dark does not. The course's curve stops just short of 1, so a trace still moves.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from .base import OutputSymptom
 
 COLOUR_GONE_AT = 0.6            # intensity at which the picture is fully greyscale
 CONTRAST_FROM = 0.25            # intensity at which contrast starts to drain
-DIM_GREY = -0.6                 # where everything ends, in [-1, 1] image units
+FADE_TO = -1.0                 # where contrast drains to, in [-1, 1] image units: black
 LUMA = (0.299, 0.587, 0.114)    # Rec. 601 weights for R, G, B
 
 
@@ -21,7 +23,7 @@ def _apply(img: torch.Tensor, intensity: float, seed: int, t: float) -> torch.Te
     if img.shape[1] == 3:
         luma = (img * torch.tensor(LUMA, device=img.device, dtype=img.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
         img = luma + colour * (img - luma)
-    return DIM_GREY + contrast * (img - DIM_GREY)
+    return FADE_TO + contrast * (img - FADE_TO)
 
 
 SYMPTOM = OutputSymptom(
