@@ -8,6 +8,7 @@ import torch
 from installation.damage import Damage
 from installation.symptoms import SYMPTOMS, at_level, get
 from installation.symptoms import confusion, forgetting, hesitation, lapses, perseveration, plaques, tangles
+from installation.symptoms.base import FIELDS, FieldCache
 from installation.symptoms.layers import layer_of, matches
 from models.dcgan import DCGANConfig, Generator
 
@@ -126,6 +127,39 @@ def test_weight_damage_is_seeded(damage, name):
     if name != "regression" or not damage.snapshots:   # snapshots, not chance, decide regression
         c = damage.weights_for({name: 0.55}, seed=2)
         assert any(not torch.equal(a[n], c[n]) for n in a)
+
+
+@pytest.mark.parametrize("name", WEIGHTS)
+def test_cached_fields_damage_exactly_as_freshly_drawn_ones(damage, name):
+    """The seeded-field cache only saves time: a damage computed from an empty cache and one
+    computed from cached fields are bit-identical, and the cache holds what was drawn."""
+    FIELDS.clear()
+    fresh = damage.weights_for({name: 0.6}, seed=3)
+    drawn = FIELDS.nbytes
+    cached = damage.weights_for({name: 0.6}, seed=3)
+    assert all(torch.equal(fresh[n], cached[n]) for n in fresh)
+    assert drawn == FIELDS.nbytes           # nothing drawn again
+    if name != "regression":                # with snapshots, regression draws nothing
+        assert drawn > 0
+
+
+def test_field_cache_is_bounded_and_evicts_the_oldest():
+    cache = FieldCache(max_bytes=3 * 400)
+    draws = []
+
+    def draw(i):
+        def f():
+            draws.append(i)
+            return torch.full((100,), float(i))      # 400 bytes
+        return f
+    for i in range(5):
+        assert torch.equal(cache.get(("k", i), draw(i)), torch.full((100,), float(i)))
+    assert cache.nbytes <= 3 * 400
+    cache.get(("k", 4), draw(4))                     # newest: still there
+    cache.get(("k", 0), draw(0))                     # oldest: evicted, drawn again
+    assert draws == [0, 1, 2, 3, 4, 0]
+    assert cache.get(("big",), lambda: torch.zeros(1000)).numel() == 1000   # larger than the cache: not kept
+    assert cache.nbytes <= 3 * 400
 
 
 @pytest.mark.parametrize("name", WEIGHTS)

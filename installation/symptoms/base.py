@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -43,11 +45,79 @@ def unit_hash(*parts) -> float:
     return stable_seed(*parts) / 2 ** 63
 
 
+class FieldCache:
+    """Seeded random fields, kept once drawn: a course moves a weight symptom's intensity many
+    times a minute, and drawing its onsets or noise again each time (millions of seeded numbers)
+    cost far more than the damage itself, which is a comparison or a multiply-add. The fields
+    are pure functions of their key, so a cached one is exactly the one that would be drawn.
+    Bounded by bytes, least recently used first out; shared by the render thread and the damage
+    worker. Cached tensors are read-only by contract: symptoms never modify them in place."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._fields: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, draw: Callable[[], torch.Tensor]) -> torch.Tensor:
+        with self._lock:
+            field_ = self._fields.get(key)
+            if field_ is not None:
+                self._fields.move_to_end(key)
+                return field_
+        field_ = draw()                                  # outside the lock: the other thread may draw
+        size = field_.numel() * field_.element_size()
+        if size > self.max_bytes:
+            return field_
+        with self._lock:
+            if key not in self._fields:
+                self._fields[key] = field_
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    _, old = self._fields.popitem(last=False)
+                    self._bytes -= old.numel() * old.element_size()
+        return field_
+
+    def clear(self) -> None:
+        with self._lock:
+            self._fields.clear()
+            self._bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+FIELD_CACHE_BYTES = 384 * 2 ** 20   # a DCGAN-128's fields fit many times; a large style model's most
+FIELDS = FieldCache(FIELD_CACHE_BYTES)
+
+
+def _seeded(kind: str, shape: Sequence[int], parts: tuple, device, draw: Callable) -> torch.Tensor:
+    shape = tuple(int(s) for s in shape)
+    device = torch.device(device)
+    return FIELDS.get((kind, shape, str(device), parts), lambda: draw(shape, rng(*parts)).to(device))
+
+
 def onsets(shape: Sequence[int], *parts, device: torch.device | str = "cpu") -> torch.Tensor:
     """Seeded onset thresholds, uniform in [0, 1): an element is damaged while intensity > onset.
     Because onsets are < 1, everything is damaged at intensity 1; because they are >= 0, nothing
-    is at intensity 0."""
-    return torch.rand(tuple(shape), generator=rng(*parts)).to(device)
+    is at intensity 0. Read-only (cached, see FieldCache)."""
+    return _seeded("rand", shape, parts, device, lambda s, g: torch.rand(s, generator=g))
+
+
+def normal(shape: Sequence[int], *parts, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A seeded standard normal field (weight noise and the like). Read-only (cached)."""
+    return _seeded("randn", shape, parts, device, lambda s, g: torch.randn(s, generator=g))
+
+
+def permutation(n: int, *parts, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A seeded permutation of range(n). Read-only (cached)."""
+    return _seeded("randperm", (n,), parts, device, lambda s, g: torch.randperm(s[0], generator=g))
+
+
+def integers(high: int, shape: Sequence[int], *parts, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Seeded integers uniform in [0, high). Read-only (cached)."""
+    return _seeded(f"randint{high}", shape, parts, device, lambda s, g: torch.randint(0, high, s, generator=g))
 
 
 def clean_intensity(intensity: float) -> float:

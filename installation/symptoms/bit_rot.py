@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import WeightSymptom, rng
+from .base import FIELDS, WeightSymptom, rng
 
 CLAMP_X = 16.0                  # rotten weights are limited to this multiple of the layer's max |w|
 
@@ -24,13 +24,23 @@ def _flip_bits(values: torch.Tensor, bit: torch.Tensor) -> torch.Tensor:
     return raw.to(torch.int32).view(torch.float32)
 
 
+def _onsets_and_bits(name: str, shape, seed: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each weight's onset and the bit it loses, drawn in that order from one seeded generator
+    (cached: FieldCache), the bit index stored exactly as a float beside the onset."""
+    def draw() -> torch.Tensor:
+        g = rng(seed, "bit_rot", name)
+        onset = torch.rand(tuple(shape), generator=g)
+        bit = torch.randint(0, 32, tuple(shape), generator=g)
+        return torch.stack([onset, bit.float()]).to(device)
+    both = FIELDS.get(("bit_rot", tuple(shape), str(torch.device(device)), seed, name), draw)
+    return both[0], both[1].long()
+
+
 def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx) -> torch.Tensor:
-    g = rng(seed, "bit_rot", name)
-    onset = torch.rand(tuple(pristine.shape), generator=g)
-    bit = torch.randint(0, 32, tuple(pristine.shape), generator=g)
-    rotten_mask = (intensity > onset).to(pristine.device)
+    onset, bit = _onsets_and_bits(name, pristine.shape, seed, pristine.device)
+    rotten_mask = intensity > onset
     limit = max(CLAMP_X * float(pristine.abs().max()), 1e-6)
-    rotten = _flip_bits(pristine, bit.to(pristine.device))
+    rotten = _flip_bits(pristine, bit)
     rotten = torch.nan_to_num(rotten, nan=0.0, posinf=0.0, neginf=0.0).clamp(-limit, limit)
     return torch.where(rotten_mask, rotten.to(pristine.dtype), pristine)
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from .base import WeightSymptom, onsets, rng
+from .base import WeightSymptom, onsets, permutation
 
 
 def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx) -> torch.Tensor:
     flat = pristine.reshape(-1)
-    source = torch.randperm(flat.numel(), generator=rng(seed, "misidentification", name, "wiring")).to(pristine.device)
+    source = permutation(flat.numel(), seed, "misidentification", name, "wiring", device=pristine.device)
     rewired = intensity > onsets(flat.shape, seed, "misidentification", name, device=pristine.device)
     return torch.where(rewired, flat[source], flat).view_as(pristine)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import ParamInfo, WeightSymptom, rng
+from .base import ParamInfo, WeightSymptom, normal
 
 
 def _through_history(pristine: torch.Tensor, history: tuple, intensity: float) -> torch.Tensor:
@@ -26,7 +26,7 @@ def _through_history(pristine: torch.Tensor, history: tuple, intensity: float) -
 
 
 def _unlearned(name: str, pristine: torch.Tensor, seed: int) -> torch.Tensor:
-    noise = torch.randn(tuple(pristine.shape), generator=rng(seed, "regression", name)).to(pristine.device)
+    noise = normal(pristine.shape, seed, "regression", name, device=pristine.device)
     spread = pristine.float().std(correction=0) if pristine.numel() > 1 else torch.zeros(())
     return (pristine.float().mean() + spread * noise).to(pristine.dtype)
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import torch
 
-from .base import WeightSymptom, rng
+from .base import WeightSymptom, normal
 
 AMPLITUDE_AT_1 = 1.0            # noise std at intensity 1, in units of the layer's own std
 
 
 def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx) -> torch.Tensor:
-    noise = torch.randn(tuple(pristine.shape), generator=rng(seed, "weight_noise", name)).to(pristine.device)
+    noise = normal(pristine.shape, seed, "weight_noise", name, device=pristine.device)
     spread = pristine.float().std(correction=0) if pristine.numel() > 1 else pristine.abs().float().mean()
     return pristine + (intensity * AMPLITUDE_AT_1 * spread * noise).to(pristine.dtype)
 
