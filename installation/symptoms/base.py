@@ -19,6 +19,7 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -82,6 +83,17 @@ class FieldCache:
         with self._lock:
             self._fields.clear()
             self._bytes = 0
+
+    @contextmanager
+    def disabled(self):
+        """Every field drawn afresh inside (benchmarks/live_speed.py's naive loop: the obvious
+        implementation has no cache)."""
+        limit, self.max_bytes = self.max_bytes, 0
+        self.clear()
+        try:
+            yield
+        finally:
+            self.max_bytes = limit
 
     @property
     def nbytes(self) -> int:

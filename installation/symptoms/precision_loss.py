@@ -17,24 +17,25 @@ MIN_BITS = 1                    # depth at intensity 1: levels {-s, 0, +s}
 STEPS = MAX_BITS - MIN_BITS + 1  # bits lost, counting the first quantisation as one
 
 
-def _bits_lost(shape, intensity: float, seed: int, name: str) -> torch.Tensor:
-    """0 = untouched, k >= 1 = quantised to MAX_BITS + 1 - k bits; non-decreasing in intensity."""
-    level = intensity * STEPS
-    whole = int(level)
-    extra = (level - whole) > onsets(shape, seed, "precision_loss", name)
-    return (whole + extra.long()).clamp(max=STEPS)
+def _grid(y: torch.Tensor, scale: torch.Tensor, lost: int) -> torch.Tensor:
+    """y (weights / scale) rounded to the grid of MAX_BITS + 1 - lost bits, times scale."""
+    levels = 2.0 ** (max(MIN_BITS, MAX_BITS + 1 - lost) - 1)    # a power of two: exact, nested grids
+    return (torch.round(y * levels) / levels).clamp(-1.0, 1.0) * scale
 
 
 def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx) -> torch.Tensor:
     scale = pristine.abs().max()
     if not torch.isfinite(scale) or scale == 0:
         return pristine.clone()
-    lost = _bits_lost(pristine.shape, intensity, seed, name).to(pristine.device)
-    bits = (MAX_BITS + 1 - lost).clamp(min=MIN_BITS)
-    levels = torch.pow(2.0, (bits - 1).to(pristine.dtype))      # powers of two: exact, nested grids
+    # bits lost: `whole` for every weight, one more for those whose onset the remainder passed
+    # (0 = untouched; non-decreasing in intensity); so only two grids are ever in play
+    level = intensity * STEPS
+    whole = min(int(level), STEPS)
+    extra = (level - int(level)) > onsets(pristine.shape, seed, "precision_loss", name, device=pristine.device)
     y = pristine / scale
-    q = (torch.round(y * levels) / levels).clamp(-1.0, 1.0) * scale
-    return torch.where(lost > 0, q, pristine)
+    coarse = _grid(y, scale, min(whole + 1, STEPS))
+    fine = pristine if whole == 0 else _grid(y, scale, whole)
+    return torch.where(extra, coarse, fine)
 
 
 SYMPTOM = WeightSymptom(
