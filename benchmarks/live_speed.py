@@ -55,8 +55,8 @@ class Recorder:
         self._render = engine.render
         engine.render = self.render
 
-    def render(self, state, sync: bool = True):
-        frame = self._render(state, sync=sync)
+    def render(self, state, sync: bool = True, **kw):
+        frame = self._render(state, sync=sync, **kw)
         self.times.append(time.perf_counter())
         if self.after is not None:
             self.after(self, state)

@@ -194,7 +194,8 @@ class App:
             while self.running:
                 for key in opts.script.get(frames, ()):
                     pygame.event.post(key_event(key))
-                want_shot = display_changed = False
+                want_shot = display_changed = acted = False
+                overrides = piece.course_state.overrides
                 for event in pygame.event.get():
                     if event.type == pygame.QUIT and not kiosk:
                         self.running = False
@@ -215,6 +216,7 @@ class App:
                         elif action == "screenshot":
                             want_shot = True
                         elif action in ACTIONS:
+                            acted = True
                             message = piece.act(action)
                             hud.say(message, time.perf_counter())
                             log.info("%s: %s", action, message)
@@ -235,7 +237,10 @@ class App:
                     times.add(dt)
                 piece.step(min(dt, MAX_DT))
                 state = piece.frame_state()
-                frame = engine.render(state, sync=False)
+                # a performer's change (a key, a knob, a scene) shows on this very frame where the
+                # damage is cheap to recompute; the course's own creep goes through the worker
+                urgent = acted or piece.course_state.overrides != overrides
+                frame = engine.render(state, sync=False, urgent=urgent)
                 if self.sound is not None:
                     self.sound.feed(state, cues_for(engine, state, frame))
                 if want_shot:

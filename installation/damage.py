@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from functools import partial
 from typing import Mapping, Optional, Sequence
 
@@ -34,6 +35,8 @@ LATENT_ORDER = ("confusion", "forgetting")       # blur memories together, then 
 OUTPUT_ORDER = ("fading", "lapses")              # a blackout falls over the faded picture
 INTENSITY_RESOLUTION = 1000   # weight intensities are rounded to 1/1000: finer is invisible and
                               # would keep the worker recomputing as a course creeps forward
+URGENT_BUDGET_S = 0.025       # a performer's change is computed on the render thread, for the very
+                              # next frame, when a recompute has lately cost no more than this
 
 Weights = dict[str, torch.Tensor]
 
@@ -74,6 +77,7 @@ class Damage:
         self._ready: Optional[tuple] = None               # (generation, key, weights)
         self._worker: Optional[threading.Thread] = None
         self._closed = False
+        self.compute_s: Optional[float] = None           # how long the latest recompute took
         # activation symptoms, read by the forward hooks
         self._activation = ({}, 0.0, self.seed)
         self._layers = self._hook_layers()
@@ -121,12 +125,15 @@ class Damage:
 
     def _compute(self, levels: tuple, seed: int, targets: Mapping[str, str]) -> Weights:
         # `targets` is passed in (a copy, for the worker) so retargeting mid-way cannot mix two
+        start = time.perf_counter()
         weights = dict(self.pristine)
         for name, level in levels:
             symptom = SYMPTOMS[name]
             for param, info in self.infos.items():
                 if symptom.applies_to(info) and matches(targets[name], param):
                     weights[param] = symptom.damage(param, weights[param], level, seed, info)
+        if levels:
+            self.compute_s = time.perf_counter() - start
         return weights
 
     def apply(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> bool:
@@ -144,15 +151,22 @@ class Damage:
         self._load(weights, key, generation)
         return True
 
-    def request(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> None:
+    def request(self, intensities: Mapping[str, float], seed: Optional[int] = None, urgent: bool = False) -> None:
         """Ask the background worker for these intensities; returns at once. A newer request
         replaces an older one still waiting; a finished result is kept only if it is newer than
         what is live (and than any result already waiting), and asking again for what is live
-        drops whatever is still on its way."""
+        drops whatever is still on its way.
+
+        `urgent` (a performer just moved something): computed now instead, so the very next
+        frame shows it, when a recompute has lately been cheap (URGENT_BUDGET_S); a large model
+        whose recompute would stall the picture still goes through the worker."""
         key = self._key(intensities, seed)
         if key == () and self._loaded_key != ():
             # back to pristine (a revive) is a copy, not a computation: do it now, so the very
             # next frame shows it instead of waiting a frame or two for the worker
+            self.apply(intensities, seed)
+            return
+        if urgent and key != self._loaded_key and self.compute_s is not None and self.compute_s <= URGENT_BUDGET_S:
             self.apply(intensities, seed)
             return
         with self._cv:

@@ -122,14 +122,15 @@ class Engine:
         return torch.randn(count, self.latent_size, generator=torch.Generator().manual_seed(seed))
 
     @torch.inference_mode()
-    def generate(self, z: torch.Tensor, state: FrameState, sync: bool = True) -> torch.Tensor:
-        """Damaged generator output for latents z [N, L]: img [N, C, S, S] in [-1, 1], finite."""
+    def generate(self, z: torch.Tensor, state: FrameState, sync: bool = True, urgent: bool = False) -> torch.Tensor:
+        """Damaged generator output for latents z [N, L]: img [N, C, S, S] in [-1, 1], finite.
+        `urgent` (live, a performer's change): see Damage.request."""
         if self.guard is not None:
             state = self.guard.adjust(state)
         if sync:
             self.damage.apply(state.intensities, seed=state.seed)
         else:
-            self.damage.request(state.intensities, seed=state.seed)
+            self.damage.request(state.intensities, seed=state.seed, urgent=urgent)
             self.damage.swap_if_ready()
         self.damage.set_activation(state.intensities, state.t, seed=state.seed)
         draw = self.generator
@@ -147,15 +148,16 @@ class Engine:
         img = self.generate(self.damaged_latents(z, state), state, sync=True)
         return [img_to_uint8(x) for x in img]
 
-    def small_frame(self, state: FrameState, sync: bool = True) -> np.ndarray:
+    def small_frame(self, state: FrameState, sync: bool = True, urgent: bool = False) -> np.ndarray:
         """The frame at the generator's own resolution, uint8 [S, S, 3]."""
-        return img_to_uint8(self.generate(self.latent(state), state, sync=sync)[0])
+        return img_to_uint8(self.generate(self.latent(state), state, sync=sync, urgent=urgent)[0])
 
-    def render(self, state: FrameState, sync: bool = True) -> np.ndarray:
+    def render(self, state: FrameState, sync: bool = True, urgent: bool = False) -> np.ndarray:
         """The frame the screen shows for this state. `sync=False` (live) lets weight damage be
-        recomputed in the background and swapped in between frames instead of waiting for it."""
+        recomputed in the background and swapped in between frames instead of waiting for it;
+        `urgent` asks for a performer's change to be shown on this very frame when that is cheap."""
         grain_index = int(state.t * 24)  # grain changes 24 times a second, from t alone
-        frame = self.output(self.small_frame(state, sync=sync), grain_index)
+        frame = self.output(self.small_frame(state, sync=sync, urgent=urgent), grain_index)
         self.frames_rendered += 1
         return frame
 

@@ -115,6 +115,25 @@ def test_a_revive_reaches_the_live_weights_at_once_and_outlives_stale_results(da
     assert live_equals(damage, damage.pristine)                              # the stale result is dropped
 
 
+def test_an_urgent_change_is_live_at_once_when_a_recompute_is_cheap(damage):
+    damage.apply(WEIGHT_MIX)                                                 # measures a recompute
+    assert damage.compute_s is not None
+    damage.compute_s = 0.001                                                 # lately cheap
+    damage.request({"bit_rot": 0.9}, urgent=True)                            # a performer's knob
+    assert live_equals(damage, damage.weights_for({"bit_rot": 0.9}))         # no worker, no swap
+    assert not damage.busy()
+
+
+def test_an_urgent_change_goes_through_the_worker_when_a_recompute_is_slow(damage):
+    damage.apply(WEIGHT_MIX)
+    damage.compute_s = 10.0                                                  # a big model: would stall
+    damage.request({"bit_rot": 0.9}, urgent=True)
+    damage.compute_s = 10.0                                                  # (the worker measures too)
+    assert live_equals(damage, damage.weights_for(WEIGHT_MIX))               # the picture did not wait
+    assert wait_and_swap(damage)
+    assert live_equals(damage, damage.weights_for({"bit_rot": 0.9}))
+
+
 def test_apply_supersedes_a_background_request(damage):
     damage.request({"bit_rot": 1.0})
     damage.apply({"synapse_loss": 0.5})

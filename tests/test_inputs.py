@@ -572,10 +572,10 @@ class SpyEngine:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def render(self, state, sync=False):
+    def render(self, state, sync=False, **kw):
         self.states.append(state)
         self.hook(len(self.states) - 1)
-        return self.engine.render(state, sync=sync)
+        return self.engine.render(state, sync=sync, **kw)
 
 
 def test_app_osc_and_midi_change_the_very_next_frame(tiny_checkpoint, tmp_path):

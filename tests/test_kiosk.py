@@ -347,11 +347,11 @@ if os.environ.get("TEST_BUNDLED"):                    # the bundled model, for t
 fail_after = int(os.environ.get("TEST_CUDA_FAIL_AFTER", "0"))
 if fail_after:                                        # the GPU dies after a few frames
     render, count = engine.Engine.render, [0]
-    def failing(self, state, sync=True):
+    def failing(self, state, sync=True, **kw):
         count[0] += 1
         if count[0] > fail_after:
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
-        return render(self, state, sync)
+        return render(self, state, sync, **kw)
     engine.Engine.render = failing
 from installation.cli import main
 sys.exit(main(sys.argv[1:]))
