@@ -81,6 +81,30 @@ def apply_mappings(bindings: Mapping, scenes: Mapping, learned: Mapping[str, str
     return b, s
 
 
+def free_overlaps(bindings: Mapping, scenes: Mapping, learned: Mapping[str, str]) -> tuple[dict, dict, list]:
+    """Learned controls win over the table: a row of settings.yaml (edited since the controller
+    was learned) whose MIDI control a learned row also uses is left without MIDI, so one knob
+    never does two things. Returns the table, the scenes and [(row, its control, learned row)]."""
+    b, s = dict(bindings), dict(scenes)
+    rows = {name: row.midi for name, row in b.items()}
+    rows.update({f"scene:{name}": scene.midi for name, scene in s.items()})
+    won = {t: parse_midi(text) for t, text in learned.items() if text}
+    freed = []
+    for name, text in rows.items():
+        if name in learned or not text:
+            continue
+        spec = parse_midi(text)
+        winner = next((t for t, w in won.items() if w is not None and w.overlaps(spec)), None)
+        if winner is None:
+            continue
+        freed.append((name, text, winner))
+        if name.startswith("scene:"):
+            s[name[len("scene:"):]] = replace(s[name[len("scene:"):]], midi="")
+        else:
+            b[name] = replace(b[name], midi="")
+    return b, s, freed
+
+
 def bind(bindings: Mapping, scenes: Mapping, learned: Mapping[str, str], target: str,
          spec: MidiSpec) -> dict[str, str]:
     """The learned set after binding `spec` to `target`, freeing it from every other row."""

@@ -6,42 +6,61 @@ and the frame renders, so an event received before a frame starts shows in that 
 event ends in the same hands as the keyboard (`Piece.act` and the parameter setters, via
 mapping.py). Nothing an input sends can raise into the loop: a bad event is logged once and
 dropped. Actions that belong to the app (hud, screenshot) are handed back to it.
+
+An OSC port that another program holds is, by default, one log line (the server keeps trying):
+a gallery must not go dark for it. With `strict=True` (a performer at the console) the port is
+taken when Inputs is made, before any window, and one that cannot be had is a SettingsError
+naming inputs.osc.port or inputs.osc.host: the piece stops with exit code 2 and says why.
 """
 from __future__ import annotations
 
 import logging
 import math
 import queue
+import socket
 from typing import Callable
 
 from installation.piece import ACTIONS
-from installation.settings import PARAMETER_LIMITS, SYMPTOM_NAMES
+from installation.settings import PARAMETER_LIMITS, SYMPTOM_NAMES, SettingsError
 from installation.inputs import learn as learning
 from installation.inputs.mapping import Mapper
 from installation.inputs.midi import MidiPorts, MidiRouter, learned_spec, midi_targets, rtmidi_backend
 from installation.inputs.osc import OscSender, OscServer
-from installation.inputs.spec import parse_host_port, port_patterns
+from installation.inputs.spec import MidiSpec, parse_host_port, port_patterns
 
 log = logging.getLogger("lapses.inputs")
 
 APP_ACTIONS = ("hud", "screenshot")
 MAX_EVENTS_PER_FRAME = 4096      # a flooding device cannot hold a frame for long
 MAX_SAID = 256                   # problems remembered as "said once": a sender of ever new addresses cannot grow it
+PAIR_S = 0.5                     # MIDI learn: an LSB (cc N+32) this soon after a learned cc N makes it a cc14 pair
 
 
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _is_cc(msg, number: int, channel: int | None) -> bool:
+    """Whether a MIDI message is control change `number` on `channel` (1..16); never raises."""
+    try:
+        return msg.type == "control_change" and int(msg.control) == number and int(msg.channel) + 1 == channel
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
 class Inputs:
     def __init__(self, settings, midi_backend: Callable[[], object] | None = None,
-                 capture_factory: Callable | None = None):
+                 capture_factory: Callable | None = None, strict: bool = False):
         cfg = settings.inputs
         self.settings = settings
         self.cfg = cfg
         self.mappings_path = settings.resolve_path(cfg.mappings_file)
         self.learned = learning.load_mappings(self.mappings_path, cfg.map, cfg.scenes)   # SettingsError if bad
         self.bindings, self.scenes = learning.apply_mappings(cfg.map, cfg.scenes, self.learned)
+        self.bindings, self.scenes, freed = learning.free_overlaps(self.bindings, self.scenes, self.learned)
+        for row, text, learned_by in freed:        # settings.yaml was edited since the controller was learned
+            log.warning("inputs: %s's MIDI %s (settings.yaml) is ignored: %s binds it to %s (MIDI learn)",
+                        row, text, self.mappings_path.name, learned_by)
         self.router = MidiRouter(midi_targets(self.bindings, self.scenes), cfg.midi.channel)
         self.mapper = Mapper(self.bindings, self.scenes)
         self.learn = learning.Learn(learning.targets(self.bindings, self.scenes))
@@ -59,6 +78,23 @@ class Inputs:
         self.sender: OscSender | None = None
         self.camera = None
         self._said: set = set()
+        self._pair: tuple | None = None      # (target, channel, cc number, until): a learned cc that may be a pair
+        if strict and cfg.osc.enabled:
+            self._take_osc_port()
+
+    def _take_osc_port(self) -> None:
+        """Bind the OSC port now; a SettingsError naming the key when it cannot be had."""
+        cfg = self.cfg.osc
+        self.osc = OscServer(cfg.host, cfg.port, self.post)
+        if self.osc.bind():
+            return
+        e, self.osc = self.osc.error, None
+        if isinstance(e, socket.gaierror):
+            raise SettingsError(f"inputs.osc.host: cannot listen on {cfg.host!r} ({e}); allowed: an address of "
+                                f"this machine, such as 127.0.0.1 or 0.0.0.0") from None
+        raise SettingsError(f"inputs.osc.port: cannot listen on {cfg.host}:{cfg.port} ({e.strerror or e}; another "
+                            f"program, perhaps another Lapses, may have it); allowed: a free port, 0 for any free "
+                            f"port (shown in the log), or inputs.osc.enabled: false") from None
 
     # -- devices -----------------------------------------------------------------------------------
 
@@ -70,9 +106,9 @@ class Inputs:
             if not self.midi.start():
                 self.midi = None
         if cfg.osc.enabled:
-            self.osc = OscServer(cfg.osc.host, cfg.osc.port, self.post)
-            if not self.osc.start():
-                self.osc = None
+            if self.osc is None:
+                self.osc = OscServer(cfg.osc.host, cfg.osc.port, self.post)
+            self.osc.start()            # a port that is taken: one log line, and it keeps trying
             target = parse_host_port(cfg.osc.send_to)
             if target is not None:
                 self.sender = OscSender(target[0], target[1], cfg.osc.send_rate_hz)
@@ -179,7 +215,17 @@ class Inputs:
             spec = learned_spec(msg, for_parameter=target in PARAMETER_LIMITS)
             if spec is None:
                 return []
-            return [(None, self.bind(target, spec))]
+            said = self.bind(target, spec)
+            if spec.kind == "cc" and spec.number < 32 and target in PARAMETER_LIMITS:
+                self._pair = (target, spec.channel, spec.number, now + PAIR_S)   # a 14-bit knob sends cc N+32 next
+            return [(None, said)]
+        if self._pair is not None:
+            target, channel, number, until = self._pair
+            if now > until:
+                self._pair = None
+            elif _is_cc(msg, number + 32, channel):
+                self._pair = None       # the LSB of a 14-bit pair: learn the pair, not its coarse half
+                return [(None, self.bind(target, MidiSpec("cc14", number, channel)))]
         out = []
         for target, x in self.router.route(msg):
             if x is None:
@@ -193,8 +239,10 @@ class Inputs:
     def bind(self, target: str, spec) -> str:
         """MIDI learn's end: bind, save the mappings file, and listen with the new table."""
         self.learn.armed = False
+        self._pair = None
         self.learned = learning.bind(self.bindings, self.scenes, self.learned, target, spec)
         self.bindings, self.scenes = learning.apply_mappings(self.cfg.map, self.cfg.scenes, self.learned)
+        self.bindings, self.scenes, _ = learning.free_overlaps(self.bindings, self.scenes, self.learned)
         self.router = MidiRouter(midi_targets(self.bindings, self.scenes), self.cfg.midi.channel)
         try:
             learning.save_mappings(self.mappings_path, self.learned)
@@ -230,8 +278,14 @@ class Inputs:
     # -- the HUD ------------------------------------------------------------------------------------
 
     def hud_line(self) -> str:
-        midi = f"midi {len(self.midi.names())} port(s)" if self.midi is not None else "midi off"
-        osc = f"osc :{self.osc.port}" if self.osc is not None else "osc off"
+        if self.midi is not None:
+            midi = f"midi {len(self.midi.names())} port(s)"
+        else:
+            midi = "midi: none (no MIDI system)" if self.cfg.midi.enabled and self.cfg.midi.ports else "midi off"
+        if self.osc is None:
+            osc = "osc off"
+        else:
+            osc = f"osc :{self.osc.port}" if self.osc.port is not None else f"osc :{self.cfg.osc.port} busy, retrying"
         target = self.learn.selected
         row = self.bindings.get(target)
         bound = row.midi if row is not None else self.scenes[target[len('scene:'):]].midi

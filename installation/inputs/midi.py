@@ -154,6 +154,7 @@ class MidiPorts:
         self.backend_factory = backend_factory
         self.backend = None
         self.ports: dict[str, object] = {}
+        self._names: tuple[str, ...] = ()      # what names() shows: the HUD reads it without waiting on a scan
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -217,6 +218,7 @@ class MidiPorts:
                     continue
                 self._said.discard(f"open:{name}")
                 log.info("MIDI: listening to %s", name)
+            self._names = tuple(sorted(self.ports))
             if not self.ports:
                 self._once("none", logging.INFO, "MIDI: no input port matches %s (ports: %s); looking again "
                            "every %.1f s", ", ".join(self.patterns), ", ".join(names) or "none", self.rescan_s)
@@ -224,8 +226,9 @@ class MidiPorts:
                 self._said.discard("none")
 
     def names(self) -> list[str]:
-        with self._lock:
-            return sorted(self.ports)
+        """The open ports, as of the last scan; never waits (the frame loop's HUD calls it while a
+        scan may be opening a port)."""
+        return list(self._names)
 
     def close(self) -> None:
         self._stop.set()
@@ -238,3 +241,4 @@ class MidiPorts:
                 except Exception:
                     pass
             self.ports.clear()
+            self._names = ()
