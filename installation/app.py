@@ -81,6 +81,14 @@ class RunReport:
     progress: float
 
 
+def window_default(desktop: tuple[int, int]) -> tuple[int, int]:
+    """The window's size when the settings leave it open: WINDOW_DEFAULT, shrunk (same aspect) to
+    at most 90% of the monitor, so the whole window, title bar and HUD fit on a small screen."""
+    dw, dh = desktop
+    scale = min(1.0, 0.9 * dw / WINDOW_DEFAULT[0], 0.9 * dh / WINDOW_DEFAULT[1])
+    return max(64, int(WINDOW_DEFAULT[0] * scale) // 2 * 2), max(48, int(WINDOW_DEFAULT[1] * scale) // 2 * 2)
+
+
 def open_screen(display, windowed: bool) -> pygame.Surface:
     sizes = pygame.display.get_desktop_sizes() or [WINDOW_DEFAULT]
     monitor = display.monitor
@@ -93,7 +101,7 @@ def open_screen(display, windowed: bool) -> pygame.Surface:
         size = (display.width or native[0], display.height or native[1])
         flags = pygame.FULLSCREEN
     else:
-        size = (display.width or WINDOW_DEFAULT[0], display.height or WINDOW_DEFAULT[1])
+        size = (display.width or window_default(native)[0], display.height or window_default(native)[1])
         flags = 0
     if display.vsync:
         try:   # pygame's vsync needs SCALED (or OpenGL); some drivers refuse it
@@ -134,7 +142,9 @@ class App:
 
     def run(self, opts: RunOptions, piece: Piece | None = None) -> RunReport:
         kiosk = opts.kiosk or self.settings.kiosk.enabled
-        self.inputs = Inputs(self.settings)     # a bad mappings file stops here, before any window
+        # a bad mappings file, or (outside kiosk mode) an OSC port that cannot be had, stops here,
+        # before any window; a kiosk logs a busy port and retries, so systemd need not restart it
+        self.inputs = Inputs(self.settings, strict=not kiosk)
         pygame.display.init()
         pygame.font.init()
         old_term = signal.signal(signal.SIGTERM, self._stop) if _main_thread() else None
@@ -171,8 +181,10 @@ class App:
             pygame.display.set_caption("Lapses")
             pygame.mouse.set_visible(False)
         W, H = screen.get_size()
+        spec = getattr(getattr(engine, "output", None), "spec", None)
+        if reopen or spec is None or (spec.width, spec.height) != (W, H):   # not for the window's own first events
+            log.info("display now %dx%d", W, H)
         engine.resize(W, H)
-        log.info("display now %dx%d", W, H)
         return screen, W, H, Hud(H)
 
     def _loop(self, screen, engine: Engine, piece: Piece, opts: RunOptions, kiosk: bool) -> RunReport:

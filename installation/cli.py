@@ -139,10 +139,19 @@ def _run(argv) -> int:
     if args.hud:
         settings = dataclasses.replace(settings, display=dataclasses.replace(settings.display, hud=True))
     if args.print_settings:
-        print(settings.to_yaml(), end="")
+        text = settings.to_yaml()
+        changed = list(args.set) + ([f"model.path={args.model}"] if args.model is not None else [])
+        if changed or args.hud:       # say so on the first line: "(from settings.yaml, with --set ...)"
+            head, rest = text.split("\n", 1)
+            given = ", ".join([f"--set {c}" for c in changed] + (["--hud"] if args.hud else []))
+            text = (head[:-1] + f", with {given})" if head.endswith(")") else f"{head} (with {given})") + "\n" + rest
+        print(text, end="")
         return 0
     if args.seconds is not None and not args.seconds > 0:
         raise UsageError(f"--seconds {args.seconds}: must be more than 0")
+    if args.screenshots.exists() and not args.screenshots.is_dir():
+        raise UsageError(f"--screenshots {args.screenshots}: is a file, not a folder; give a folder for the "
+                         f"screenshots (it is made if missing)")
     try:
         QuitCombo.parse(settings.kiosk.quit_combo)
     except ValueError as e:

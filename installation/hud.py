@@ -46,7 +46,8 @@ class Hud:
         o = piece.course_state.overrides
         out: list[tuple[str, float | None]] = [
             (f"{times.fps():5.1f} fps   p99 {times.p99_ms():5.1f} ms   {device}", None),
-            (f"progress {p.progress:.3f}   stage {p.stage} {p.stage_name}   life {p.cycle} seed {p.seed}", None),
+            (f"progress {p.progress:.3f} (course {p.linear:.0%})   stage {p.stage} {p.stage_name}   "
+             f"life {p.cycle} seed {p.seed}", None),
             (f"walk x{piece.speed:.2f}   decay {o.decay:+.2f}   lucid {s.lucid:.2f}"
              f"{'   PAUSED' if piece.paused else ''}   {model}", None),
         ]

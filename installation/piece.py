@@ -70,7 +70,8 @@ class Piece:
         if action in ("course_forward", "course_back"):
             sign = 1 if action == "course_forward" else -1
             self._set_course(self.course.seek(self.course_state, sign * c.seek_fraction))
-            return f"progress {self.sample().point.progress:.3f}"
+            point = self.sample().point   # the course time moves; progress may sit on a plateau of the staircase
+            return f"course at {point.linear:.1%} of {c.duration}: progress {point.progress:.3f}, {point.stage_name}"
         if action in ("decay_up", "decay_down"):
             sign = 1 if action == "decay_up" else -1
             self.set_overrides(self.course_state.overrides.nudge_decay(sign * c.decay_step))

@@ -85,6 +85,11 @@ class DisplaySettings:
     vignette: float = _opt(0.25, lo=0.0, hi=1.0)
     upscale: Literal["nearest", "bilinear", "bicubic", "lanczos"] = "lanczos"
 
+    def _check(self, path: str) -> None:
+        for name in ("width", "height"):
+            if getattr(self, name) == 1:      # the output needs at least 2 pixels each way
+                _fail(f"{path}.{name}", 1, "0 (the monitor's size) or an integer >= 2 and <= 16384", "is out of range")
+
 
 # which symptom drives a part of the sound; "" = none
 SymptomOrNone = Literal[("",) + SYMPTOM_NAMES]
@@ -724,6 +729,9 @@ def load_settings(path: str | os.PathLike | None = None, overrides: Iterable[str
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SettingsError(f"{path}: settings file not found") from None
+    except IsADirectoryError:
+        raise SettingsError(f"{path}: is a folder, not a settings file; give the path of a YAML file "
+                            f"such as settings.yaml") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SettingsError(f"{path}: cannot read settings file ({e})") from None
     try:
@@ -732,4 +740,33 @@ def load_settings(path: str | os.PathLike | None = None, overrides: Iterable[str
         where = getattr(e, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
         raise SettingsError(f"{path}:{line} is not valid YAML ({getattr(e, 'problem', e)})") from None
+    _refuse_duplicate_keys(text, path)
     return settings_from_dict(raw, overrides, source=str(path))
+
+
+def _refuse_duplicate_keys(text: str, path: Path) -> None:
+    """YAML lets a key appear twice and silently keeps the last: a second `course:` section
+    appended at the end of a copy of settings.yaml would replace the whole first one. Refuse it,
+    naming both lines. (Only the node tree is composed: nothing is constructed.)"""
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = key_node.value
+                key_path = f"{where}.{key}" if where else key
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise SettingsError(f"{path}: line {line}: {key_path} is given twice (first on line {seen[key]}); "
+                                        f"allowed: each key once - merge the two into one")
+                seen[key] = line
+                walk(value_node, key_path)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{where}[{i}]")
+
+    try:
+        walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+    except yaml.YAMLError:     # safe_load took it; nothing more to say
+        pass

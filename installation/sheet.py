@@ -82,6 +82,8 @@ def compose(rows: list[SheetRow], title: str) -> np.ndarray:
         _label(sheet, [f"progress {row.progress:.2f}", row.stage, f"SSIM {row.ssim:.2f}"], 12, y + 40)
         for c, frame in enumerate(row.frames):
             x = LABEL_W + gap + c * (TILE + gap)
+            # a thin frame round each tile, so a picture that has gone black still reads as a picture
+            cv2.rectangle(sheet, (x - 1, y - 1), (x + TILE, y + TILE), (58, 58, 58), 1)
             sheet[y:y + TILE, x:x + TILE] = cv2.resize(frame, (TILE, TILE), interpolation=cv2.INTER_LANCZOS4)
     return sheet
 

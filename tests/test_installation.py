@@ -91,8 +91,9 @@ def test_piece_actions(tiny_checkpoint):
     assert p.t == 11.0
     p.act("pause")
     before = p.sample().point.progress
-    p.act("course_forward")
+    message = p.act("course_forward")
     assert p.course_state.elapsed_s == pytest.approx(13.0)
+    assert "course at 13.0% of 100s" in message     # the course moves visibly even on a plateau of progress
     p.act("decay_up")
     assert p.course_state.overrides.decay == pytest.approx(0.05)
     p.act("revive")
@@ -209,6 +210,24 @@ def test_cli_refuses_a_broken_checkpoint(tmp_path):
     assert r.returncode == 2 and "model.path" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_default_window_fits_a_small_monitor():
+    from installation.app import WINDOW_DEFAULT, window_default
+    assert window_default((1920, 1080)) == WINDOW_DEFAULT
+    w, h = window_default((1280, 720))                  # a 1024x768 window would hang off a 720-line screen
+    assert w <= 0.9 * 1280 and h <= 0.9 * 720 and abs(w / h - 4 / 3) < 0.01 and w % 2 == h % 2 == 0
+
+
+def test_cli_print_settings_says_what_was_changed():
+    r = _cli("--print-settings", "--set", "course.duration=2h", "--hud")
+    assert r.returncode == 0
+    assert r.stdout.split("\n", 1)[0].endswith("settings.yaml, with --set course.duration=2h, --hud)")
+
+
+def test_cli_screenshots_must_be_a_folder():
+    r = _cli("--screenshots", "README.md", "--seconds", "1")
+    assert r.returncode == 2 and "--screenshots README.md" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_cli_print_settings_round_trips(tmp_path):
     r = _cli("--print-settings", "--set", "course.duration=2h")
     assert r.returncode == 0
@@ -239,3 +258,16 @@ def test_grain_moves_every_frame_and_is_repeatable():
     assert (a != b).mean() > 0.5                        # the next frame has other grain
     assert 2.0 < a.astype(float).std() < 20.0           # visible, not a snowstorm
     assert abs(a.astype(float).mean() - 128) < 2.0      # grain does not shift the brightness
+
+
+def test_a_busy_osc_port_stops_the_piece_before_its_window_naming_the_key(tiny_checkpoint):
+    import socket
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    try:
+        r = _cli("--model", str(tiny_checkpoint), "--windowed", "--seconds", "2", "--set", "inputs.osc.enabled=true",
+                 "--set", f"inputs.osc.port={busy.getsockname()[1]}", "--set", "sound.enabled=false")
+    finally:
+        busy.close()
+    assert r.returncode == 2, r.stderr
+    assert "inputs.osc.port" in r.stderr and "Traceback" not in r.stderr

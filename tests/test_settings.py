@@ -92,6 +92,7 @@ def test_overrides_parse_values_as_yaml():
     ("walk.dwell_s=20", "walk.dwell_s", "20", "seconds_per_memory"),              # cross-field
     ("keys.quit=r", "keys.quit", "r", "no other action"),                         # one key, one action
     ("course.lucid.depth=-0.1", "course.lucid.depth", "-0.1", ">= 0.0"),
+    ("display.height=1", "display.height", "1", ">= 2"),                          # no 1-pixel output
 ])
 def test_errors_name_the_key_path_the_value_and_what_is_allowed(override, path, value, allowed):
     message = _error([override])
@@ -164,3 +165,20 @@ def test_kiosk_state_file_defaults_to_the_users_state_directory(tmp_path):
     assert str(kiosk.state_path({"HOME": "/home/x"})) == "/home/x/.local/state/lapses/state.json"
     mine = dataclasses.replace(kiosk, state_file=str(tmp_path / "s.json"))
     assert mine.state_path({}) == tmp_path / "s.json"
+
+
+def test_a_key_given_twice_names_both_lines(tmp_path):
+    # YAML would silently keep the last: a second `course:` appended to a copy of settings.yaml
+    # would throw away every curve of the first
+    path = tmp_path / "twice.yaml"
+    path.write_text("course:\n  duration: 2h\nwalk:\n  wander: 0.1\ncourse:\n  end: rebirth\n")
+    with pytest.raises(SettingsError, match=r"twice\.yaml: line 5: course is given twice \(first on line 1\)"):
+        load_settings(path)
+    path.write_text("course:\n  curves:\n    fading: [[0, 0], [1, 1]]\n    fading: [[0, 0], [1, 0.5]]\n")
+    with pytest.raises(SettingsError, match=r"line 4: course\.curves\.fading is given twice"):
+        load_settings(path)
+
+
+def test_a_folder_given_as_the_settings_file_is_named(tmp_path):
+    with pytest.raises(SettingsError, match=re.escape(f"{tmp_path}: is a folder, not a settings file")):
+        load_settings(tmp_path)
