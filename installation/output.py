@@ -85,23 +85,24 @@ class Output:
         interp = INTERPOLATION[self.spec.upscale] if (sw >= w) else cv2.INTER_AREA
         scaled = cv2.resize(small, (sw, sh), interpolation=interp)
         W, H = self.spec.width, self.spec.height
+        # the placed image intersected with the screen (fit: bars; fill: crop)
+        fx0, fy0 = max(0, x0), max(0, y0)
+        fx1, fy1 = min(W, x0 + sw), min(H, y0 + sh)
         if (sw, sh) == (W, H):
             frame = scaled
         else:
             frame = np.zeros((H, W, 3), np.uint8)
-            # intersect the placed image with the screen (fit: bars; fill: crop)
-            fx0, fy0 = max(0, x0), max(0, y0)
-            fx1, fy1 = min(W, x0 + sw), min(H, y0 + sh)
             frame[fy0:fy1, fx0:fx1] = scaled[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
-        if self._grain is not None:
-            frame = self._add_grain(frame, frame_index)
+        if self._grain is not None:     # on the picture only: the bars stay black, as the room around it
+            self._add_grain(frame[fy0:fy1, fx0:fx1], frame_index, fy0, fx0)
         return frame
 
-    def _add_grain(self, frame: np.ndarray, frame_index: int) -> np.ndarray:
-        H, W = frame.shape[:2]
+    def _add_grain(self, picture: np.ndarray, frame_index: int, y0: int, x0: int) -> None:
+        """Grain added in place to the picture's part of the frame, which begins at (y0, x0)."""
+        h, w = picture.shape[:2]
         m = self.GRAIN_MARGIN
         # a pseudo-random walk of the window, so no two neighbouring frames share their grain
-        dy, dx = (frame_index * 37) % m, (frame_index * 23 + frame_index // m * 11) % m
+        dy, dx = (frame_index * 37) % m + y0, (frame_index * 23 + frame_index // m * 11) % m + x0
         bright, dark = self._grain
-        frame = cv2.add(frame, bright[dy:dy + H, dx:dx + W])
-        return cv2.subtract(frame, dark[dy:dy + H, dx:dx + W])
+        cv2.add(picture, bright[dy:dy + h, dx:dx + w], dst=picture)
+        cv2.subtract(picture, dark[dy:dy + h, dx:dx + w], dst=picture)

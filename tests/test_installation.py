@@ -271,3 +271,13 @@ def test_a_busy_osc_port_stops_the_piece_before_its_window_naming_the_key(tiny_c
         busy.close()
     assert r.returncode == 2, r.stderr
     assert "inputs.osc.port" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_grain_falls_on_the_picture_and_leaves_the_bars_black():
+    from installation.output import Output, OutputSpec
+    grey = np.full((32, 32, 3), 128, np.uint8)
+    out = Output(OutputSpec(160, 80, scale="fit", grain=1.0, vignette=0.0))     # bars left and right
+    frame = out(grey, 3)
+    sw, sh, x0, y0 = out.placement(32, 32)
+    assert x0 > 0 and frame[:, :x0].max() == 0 and frame[:, x0 + sw:].max() == 0
+    assert frame[:, x0:x0 + sw].std() > 5                                      # grain on the picture
