@@ -113,6 +113,38 @@ def test_a_state_file_that_names_a_folder_or_the_settings_is_refused_untouched(t
     assert not list(tmp_path.glob("*.corrupt-*"))                     # nothing renamed aside
 
 
+def test_a_state_file_that_names_a_device_or_another_programs_file_is_refused_untouched(tmp_path, tiny_checkpoint,
+                                                                                        capsys):
+    """A mistyped kiosk.state_file (/dev/null, /etc/passwd, a YAML, the log) is a mistake to say, exit 2: the
+    start, `status` and `reset-course` would otherwise rename it aside and write a state in its place."""
+    from installation.cli import main
+    from installation.kiosk.runtime import KioskError
+    fifo = tmp_path / "fifo"                                  # a device or pipe, like /dev/null
+    os.mkfifo(fifo)
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    notes = tmp_path / "gallery notes.yaml"
+    notes.write_text("course: {duration: 30d}\n")
+    log = tmp_path / "lapses.log"                             # the piece's own log, even before it exists
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    texts = {passwd: passwd.read_text(), notes: notes.read_text()}
+    for target in (passwd, notes, log, fifo):             # (without the check, a pipe would hang the start)
+        with pytest.raises(KioskError, match="kiosk.state_file"):
+            KioskRun.start(_settings(tiny_checkpoint, target), environ={"HOME": str(tmp_path)})
+        for command in ("status", "reset-course"):
+            assert main([command, "--settings", str(empty), "--set", f"kiosk.state_file={target}"]) == 2
+            err = capsys.readouterr().err
+            assert "kiosk.state_file" in err and "Traceback" not in err
+    assert fifo.is_fifo() and not log.exists() and {p: p.read_text() for p in texts} == texts
+    assert not [p.name for p in tmp_path.iterdir() if any(w in p.name for w in (".corrupt-", ".reset-", ".lock"))]
+    # where the piece has kept its state before (its lock file beside it), whatever is there is its own: set aside
+    (tmp_path / "passwd.lock").write_text("")
+    KioskRun.start(_settings(tiny_checkpoint, passwd), environ={"HOME": str(tmp_path)}).close()
+    assert [p.read_text() for p in tmp_path.glob("passwd.corrupt-*")] == [texts[passwd]]
+    assert not StateStore(passwd).read().run.running
+
+
 def test_crash_window_decisions():
     assert decide(None, 120, "b").restore is False
     assert decide(_saved(10, running=False, run_s=5, boot="b"), 120, "b").restore            # clean exit
@@ -353,6 +385,16 @@ if fail_after:                                        # the GPU dies after a few
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return render(self, state, sync, **kw)
     engine.Engine.render = failing
+hang_after = int(os.environ.get("TEST_HANG_AFTER", "0"))
+if hang_after:                                        # a stuck driver: the render never returns
+    import time
+    render_, count_ = engine.Engine.render, [0]
+    def hanging(self, state, sync=True, **kw):
+        count_[0] += 1
+        if count_[0] > hang_after:
+            time.sleep(3600)
+        return render_(self, state, sync, **kw)
+    engine.Engine.render = hanging
 from installation.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -481,6 +523,29 @@ def test_two_quick_crashes_begin_afresh_and_a_gpu_failure_exits_non_zero(kiosk, 
     assert not k.saved().run.running
 
 
+def test_the_watchdog_hears_only_of_presented_frames(kiosk, tiny_checkpoint):
+    """READY=1 after the first frame, WATCHDOG=1 while frames reach the screen, and silence once they stop:
+    a render that hangs (a stuck driver) leaves the process alive and systemd's watchdog to kill it."""
+    k = kiosk(tiny_checkpoint)
+    proc = k.start(TEST_HANG_AFTER="20")                 # the 21st frame never comes
+    i, ready = k.sink.wait_for("READY", k.since, proc=proc)
+    assert ready["READY"] == "1" and ready["MAINPID"] == str(proc.pid)
+    assert not any("WATCHDOG" in m for _, m in k.sink.messages[k.since:i])   # nothing before the first frame
+    k.sink.wait_for("WATCHDOG", i, proc=proc)
+    end = time.monotonic() + 120.0                       # pings every 0.1 s (WATCHDOG_USEC=200000) ... until the hang
+    while time.monotonic() - k.sink.messages[-1][0] < 3.0:
+        assert time.monotonic() < end, "the watchdog pings never stopped"
+        assert proc.poll() is None, proc.err_path.read_text()
+        time.sleep(0.1)
+    heard = len(k.sink.messages)
+    time.sleep(4.0)
+    assert proc.poll() is None                           # hung, not ended: the supervisor's watchdog must act
+    assert len(k.sink.messages) == heard                 # and it hears nothing while no frame is presented
+    pings = [m for _, m in k.sink.messages[i:] if "WATCHDOG" in m]
+    assert 2 <= len(pings) <= 21                         # at most one a frame: 20 frames were presented
+    _kill(proc)
+
+
 def test_truncated_state_and_model_fall_back_and_status_reports(kiosk, tmp_path, tiny_checkpoint, capsys):
     from installation.cli import main
     bundled = make_tiny_checkpoint(tmp_path / "bundled.safetensors", seed=3)
@@ -534,6 +599,27 @@ def test_install_service_writes_a_supervised_unit_and_never_overwrites(tmp_path,
     assert [p.read_text() for p in unit.parent.glob("lapses.service.bak-*")] == [before]
     assert main(["install-service", "--settings", str(empty), "--set", "course.duration=never"]) == 2
     assert "course.duration" in capsys.readouterr().err                        # a bad setting: nothing written
+
+
+def test_status_says_when_its_course_settings_are_not_the_pieces(tmp_path, capsys):
+    """Progress is a function of course time and the course settings: `status` without the piece's own
+    settings would show another progress, and says so."""
+    from installation.cli import main
+    from installation.course import Course
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    piece_settings = settings_from_dict({}, ["course.duration=2m"])
+    point = Course(piece_settings.course).progress_at(60.0, seed=1)
+    StateStore(tmp_path / "state.json").write(
+        SavedState(course=CourseState(elapsed_s=60.0, seed=1), run=RunRecord(running=False), saved_at_s=time.time(),
+                   progress=point.progress, stage=point.stage_name))
+    args = ["status", "--settings", str(empty), "--set", f"kiosk.state_file={tmp_path / 'state.json'}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"the piece saved progress {point.progress:.4f}" in out and "same --settings" in out
+    assert main([*args, "--set", "course.duration=2m"]) == 0
+    out = capsys.readouterr().out
+    assert f"progress {point.progress:.4f}" in out and "the piece saved progress" not in out
 
 
 def test_reset_course_sets_the_state_aside_and_refuses_while_running(tmp_path, capsys):

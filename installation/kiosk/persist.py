@@ -14,6 +14,7 @@ for a technician to look at, and the course begins again from the settings.
 """
 from __future__ import annotations
 
+import codecs
 import fcntl
 import json
 import logging
@@ -31,6 +32,7 @@ log = logging.getLogger("lapses.kiosk")
 
 FORMAT = "lapses-state"
 VERSION = 1
+MAX_BYTES = 1_000_000      # a state is about a kilobyte: a bigger file is something else
 
 
 class StateError(Exception):
@@ -192,6 +194,53 @@ def decide(prev: SavedState | None, crash_window_s: float, boot_id: str) -> Resu
     return Resume(True, 0, f"the last run ended without a clean exit after {run.run_s:.0f} s")
 
 
+def piece_files(settings) -> list[Path]:
+    """The files a piece with these settings reads: never to be taken for its state file."""
+    files = [Path(settings.source) if settings.source else None, settings.model_path]
+    if settings.inputs.mappings_file:
+        files.append(settings.resolve_path(settings.inputs.mappings_file))
+    return [p for p in files if p is not None]
+
+
+def refusal(path: Path, theirs=()) -> str | None:
+    """Why `path` must not serve as the state file (None: it may). Starting, `status` and
+    `reset-course` rename an unusable state aside and write a new one in its place: never do that
+    to a folder, a device or pipe (/dev/null), one of the piece's own files (`theirs`: settings,
+    model, mappings), or another program's text file named by mistake (/etc/passwd, a YAML, the
+    log). A file that has been a state before (its lock file is beside it), an empty one, and
+    anything that starts like JSON or is not text at all (what a power cut leaves) may be set aside."""
+    path = Path(path)
+    example = (path if path.is_dir() else path.parent) / "state.json"
+    fix = f"name a file of its own, e.g. {example}, or '' for the default"
+    if path.is_dir():
+        return f"{path} is a folder; {fix}"
+    try:
+        ours = path.resolve()
+        if any(ours == Path(p).resolve() for p in theirs):
+            return f"{path} is one of the piece's own files (settings, model, mappings, log); {fix}"
+    except (OSError, RuntimeError):         # a symlink loop: the checks below say what it is
+        pass
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return f"{path} is not a plain file (a device, pipe or socket); {fix}"
+    if path.with_name(path.name + ".lock").exists():
+        return None                          # the piece has kept its state here before
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None                          # unreadable: set aside by the start, as a state would be
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None                          # not text: garbage where a state was
+    if not text.strip() or "\0" in text or text.lstrip().startswith("{"):
+        return None                          # empty, zeroed or JSON: a state, damaged or not
+    return (f"{path} is another program's file (text that is not a Lapses state, and no "
+            f"{path.name}.lock beside it); it is left as it is; {fix}")
+
+
 def boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -290,11 +339,15 @@ class StateStore:
     def read(self) -> SavedState | None:
         """The saved state; None if there is none; StateError if it cannot be used."""
         try:
-            text = self.path.read_bytes().decode("utf-8")
+            with open(self.path, "rb") as f:
+                data = f.read(MAX_BYTES + 1)
+            text = data.decode("utf-8")
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as e:
             raise StateError(f"unreadable ({e})") from None
+        if len(data) > MAX_BYTES:
+            raise StateError(f"larger than {MAX_BYTES // 1000} kB: no state file is")
         return decode(text)
 
     def set_aside(self, why: str) -> Path | None:

@@ -28,9 +28,10 @@ from ..piece import Piece
 from ..settings import SettingsError
 from . import display
 from .faults import FrameGuard, is_device_fatal, load_model_or_bundled
-from .health import Health, flush_logs, setup_file_logging
+from .health import Health, flush_logs, log_path, setup_file_logging
 from .notify import Notifier
-from .persist import (RunRecord, SavedState, StateError, StateLocked, StateStore, boot_id, decide)
+from .persist import (RunRecord, SavedState, StateError, StateLocked, StateStore, boot_id, decide, piece_files,
+                      refusal)
 
 log = logging.getLogger("lapses.kiosk")
 
@@ -74,14 +75,11 @@ class KioskRun:
             raise KioskError(f"kiosk.state_file: cannot create the folder {path.parent} ({e.strerror})") from None
         if not os.access(path.parent, os.W_OK | os.X_OK):
             raise KioskError(f"kiosk.state_file: the folder {path.parent} is not writable")
-        # an unreadable state is renamed aside and replaced: never do that to a folder or to one of
-        # the piece's own files named here by mistake
-        theirs = [p for p in (Path(settings.source) if settings.source else None, settings.model_path,
-                              settings.resolve_path(settings.inputs.mappings_file)) if p is not None]
-        if path.is_dir() or any(path.resolve() == p.resolve() for p in theirs):
-            example = (path if path.is_dir() else path.parent) / "state.json"
-            raise KioskError(f"kiosk.state_file: {path} is a folder or a file the piece reads (settings, model, "
-                             f"mappings); name a file of its own, e.g. {example}, or '' for the default")
+        # an unreadable state is renamed aside and replaced: never do that to a folder, a device, the
+        # piece's own files or another program's file named here by mistake (see persist.refusal)
+        why = refusal(path, [*piece_files(settings), log_path(path.parent)])
+        if why:
+            raise KioskError(f"kiosk.state_file: {why}")
         try:
             log_file = setup_file_logging(path.parent)
         except OSError as e:

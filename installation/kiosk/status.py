@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 from .health import last_health_line, log_path
-from .persist import StateError, StateStore
+from .persist import StateError, StateStore, piece_files, refusal
+
+PROGRESS_SAME = 5e-4    # saved and recomputed progress closer than this: the same course settings
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -41,6 +43,15 @@ def _when(wall_s: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall_s))
 
 
+def _state_path(settings, usage_error) -> Path:
+    """The settings' state file, unless it names something that is no state file (persist.refusal)."""
+    path = settings.kiosk.state_path()
+    why = refusal(path, [*piece_files(settings), log_path(path.parent)])
+    if why:
+        raise usage_error(f"kiosk.state_file: {why}")
+    return path
+
+
 def status(argv, usage_error) -> int:
     from ..course import Course
     from ..settings import load_settings
@@ -51,7 +62,7 @@ def status(argv, usage_error) -> int:
     p.add_argument("--json", action="store_true", help="print the saved state file as it is")
     args = p.parse_args(argv)
     settings = load_settings(args.settings, args.set)
-    path = settings.kiosk.state_path()
+    path = _state_path(settings, usage_error)
     store = StateStore(path)
     health = last_health_line(path.parent)
     if not path.exists() and health is None:
@@ -83,6 +94,11 @@ def status(argv, usage_error) -> int:
         print(f"course      progress {point.progress:.4f}, stage {point.stage_name}, life {point.cycle}, seed "
               f"{point.seed}; {_duration(saved.course.elapsed_s)} of course time (course.duration "
               f"{settings.course.duration}, end: {settings.course.end})")
+        if abs(saved.progress - point.progress) > PROGRESS_SAME:
+            # progress is a function of course time *and* the course settings: these are not the piece's
+            print(f"            the piece saved progress {saved.progress:.4f} ({saved.stage}) with its own course "
+                  f"settings; give status the same --settings/--set as the piece (or its service) to see "
+                  f"what it shows")
         print(f"overrides   decay {o.decay:+.2f}, pinned: {pinned}")
         nxt = saved.lucid.get("next") if isinstance(saved.lucid, dict) else None
         if sample.lucid > 0:
@@ -119,7 +135,7 @@ def reset_course(argv, usage_error) -> int:
     _common(p)
     args = p.parse_args(argv)
     settings = load_settings(args.settings, args.set)
-    path = settings.kiosk.state_path()
+    path = _state_path(settings, usage_error)
     store = StateStore(path)
     if not path.exists():
         raise usage_error(f"no saved course at {path}: the next start begins from the settings anyway")
