@@ -53,6 +53,11 @@ def _weight_levels(intensities: Mapping[str, float]) -> tuple[tuple[str, float],
     return tuple(levels)
 
 
+def _is_fatal_device_error(e: BaseException) -> bool:
+    """A CUDA failure (out of memory, a lost device): limping on would never recover."""
+    return isinstance(e, torch.cuda.OutOfMemoryError) or (isinstance(e, RuntimeError) and "CUDA" in str(e))
+
+
 class Damage:
     """Pristine weights + intensities -> the live generator's damaged weights and hooks."""
 
@@ -78,6 +83,8 @@ class Damage:
         self._worker: Optional[threading.Thread] = None
         self._closed = False
         self.compute_s: Optional[float] = None           # how long the latest recompute took
+        self._fatal: Optional[BaseException] = None       # a dead GPU, seen by the worker
+        self._failed_once = False
         # activation symptoms, read by the forward hooks
         self._activation = ({}, 0.0, self.seed)
         self._layers = self._hook_layers()
@@ -190,8 +197,11 @@ class Damage:
                 self._cv.notify()
 
     def swap_if_ready(self) -> bool:
-        """Between frames: copy a finished result into the live model. Returns whether it did."""
+        """Between frames: copy a finished result into the live model. Returns whether it did.
+        A fatal device error the worker met is raised here, on the render thread."""
         with self._cv:
+            if self._fatal is not None:
+                raise self._fatal
             ready, self._ready = self._ready, None
             if ready is None or ready[0] <= self._loaded_generation:
                 return False
@@ -249,9 +259,14 @@ class Damage:
             try:
                 with torch.no_grad():
                     weights = self._compute(levels, seed, targets)
-            except Exception:                           # a gallery keeps showing the last good weights
-                log.exception("damage worker: computing damaged weights failed; keeping the current ones")
-                weights = None
+            except Exception as e:
+                if _is_fatal_device_error(e):           # the render thread raises it: exit, be restarted
+                    with self._cv:
+                        self._fatal, self._in_flight = e, None
+                    return
+                if not self._failed_once:               # a gallery keeps showing the last good weights
+                    log.exception("damage worker: computing damaged weights failed; keeping the current ones")
+                self._failed_once, weights = True, None
             with self._cv:
                 generation = self._in_flight[0]         # a repeated request may have renewed it
                 self._in_flight = None

@@ -177,6 +177,32 @@ def test_latent_and_output_chains_are_identity_when_healthy_and_finite_when_not(
     assert torch.isfinite(damage.output(img, sick, t=2.0)).all()
 
 
+def test_a_dead_gpu_in_the_worker_is_raised_on_the_render_thread(damage, monkeypatch):
+    def dead(*a, **k):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    monkeypatch.setattr(damage, "_compute", dead)
+    damage.request(WEIGHT_MIX)
+    deadline = time.time() + 10
+    with pytest.raises(RuntimeError, match="CUDA"):
+        while time.time() < deadline:          # the kiosk exits non-zero on it and is restarted
+            damage.swap_if_ready()
+            time.sleep(0.01)
+
+
+def test_an_ordinary_worker_failure_keeps_the_weights_and_is_logged_once(damage, monkeypatch, caplog):
+    def broken(*a, **k):
+        raise ValueError("a symptom failed")
+    monkeypatch.setattr(damage, "_compute", broken)
+    for level in (0.2, 0.3):
+        damage.request({"bit_rot": level})
+        deadline = time.time() + 10
+        while damage.busy() and time.time() < deadline:
+            damage.swap_if_ready()
+            time.sleep(0.01)
+    assert live_equals(damage, damage.pristine)
+    assert sum("computing damaged weights failed" in r.message for r in caplog.records) == 1
+
+
 def test_close_removes_the_hooks(damage):
     clean = render(damage)
     damage.close()
