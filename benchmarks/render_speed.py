@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/render_speed.py [--size 1920x1080] [--fps 30] [--frames 150] [--preset veryfast]
 
 Row 1 encodes frames that are already rendered (x264 alone: the ceiling on this machine).
-Row 2 is the whole render: walk, course, damage, generator, upscaling, grain, encoding, as
+Row 2 is the whole render: walk, course, damage, generator, upscaling, grain, sound, encoding, as
 `python -m installation render` runs it. Row 3 is the same with the whole course compressed into
 the film (damage changes every frame). Prints frames/s, the ratio to the encoder alone and the
 ratio to real time.
@@ -21,8 +21,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from installation.audio import Soundscape  # noqa: E402
+from installation.audio.track import FilmSound  # noqa: E402
 from installation.engine import Engine  # noqa: E402
-from installation.render import RenderJob, VideoSink, frame_states, render  # noqa: E402
+from installation.render import RenderJob, VideoSink, frame_states, render, share_cores_with_encoder  # noqa: E402
 from installation.settings import load_settings  # noqa: E402
 
 
@@ -37,6 +39,8 @@ def measure(model=str(ROOT / "assets" / "memories.safetensors"), size=(1920, 108
     live = RenderJob(seconds, fps, w, h)
     compressed = RenderJob(seconds, fps, w, h, start=0.0, end=1.0)
     prepared = [engine.render(s) for _, s in frame_states(settings, live)]
+    threads_before = torch.get_num_threads()
+    share_cores_with_encoder(engine)          # as `python -m installation render` does
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -47,12 +51,16 @@ def measure(model=str(ROOT / "assets" / "memories.safetensors"), size=(1920, 108
         rows.append(("x264 alone, frames prepared", time.perf_counter() - t0))
         for name, job in (("whole render, live pace", live), ("whole render, course 0 -> 1", compressed)):
             t0 = time.perf_counter()
-            render(engine, frame_states(settings, job), VideoSink(Path(tmp) / "r.mp4", w, h, fps, 18, preset))
+            sound = FilmSound(Soundscape(settings.sound, len(engine.anchors)), fps)     # as the CLI: with sound
+            render(engine, frame_states(settings, job),
+                   VideoSink(Path(tmp) / "r.mp4", w, h, fps, 18, preset, sample_rate=sound.sample_rate), sound=sound)
             rows.append((name, time.perf_counter() - t0))
     engine.close()
+    render_threads = torch.get_num_threads()
+    torch.set_num_threads(threads_before)     # the other benchmarks of a run get the whole machine
     enc = frames / rows[0][1]
     show(f"{frames} frames at {w}x{h}, {fps:g} fps, x264 {preset}, "
-         f"{torch.get_num_threads()} torch threads, {engine.device_name}")
+         f"{render_threads} torch thread(s) beside the encoder, {engine.device_name}")
     show(f"{'':<30} {'frames/s':>9} {'vs encoder':>11} {'x real time':>12}")
     for name, secs in rows:
         r = frames / secs

@@ -264,17 +264,20 @@ def _render(argv) -> int:
     from .engine import Engine
     from .audio import Soundscape
     from .audio.track import FilmSound
-    from .render import FramesSink, VideoSink, frame_states, render, replay_states, tail_state
+    from .render import FramesSink, VideoSink, frame_states, render, replay_states, share_cores_with_encoder, tail_state
     args = _render_parser().parse_args(argv)
     job = _parse_render(args)
     settings = _settings(args)
     engine = Engine.from_settings(settings, job.width, job.height, model=_model(settings))
-    tail = None
+    if args.out is not None:
+        share_cores_with_encoder(engine)
+    tail = keep = None
     if args.replay is not None:
         states, total = list(replay_states(args.replay)), None
         total = len(states)
-    else:
-        states, total = frame_states(settings, job), len(job.frame_range())
+    else:   # whole generation blocks around the segment, so that segments join exactly
+        states, total = frame_states(settings, job, job.block_range()), len(job.frame_range())
+        keep = job.frame_range()
         tail = tail_state(settings, job)
     sound = None
     if args.out is not None and settings.sound.enabled:
@@ -290,7 +293,7 @@ def _render(argv) -> int:
         sink = VideoSink(args.out, job.width, job.height, job.fps, args.crf, args.preset, encoder,
                          sample_rate=sound.sample_rate if sound else None)
     with tqdm(total=total, unit="frame", disable=args.quiet, dynamic_ncols=True) as bar:
-        n = render(engine, states, sink, args.state_log, progress=bar, sound=sound, tail=tail)
+        n = render(engine, states, sink, args.state_log, progress=bar, sound=sound, tail=tail, keep=keep)
         rate = bar.format_dict["rate"] or 0.0
     engine.close()
     target = args.out or args.frames

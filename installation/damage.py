@@ -87,6 +87,7 @@ class Damage:
         self._failed_once = False
         # activation symptoms, read by the forward hooks
         self._activation = ({}, 0.0, self.seed)
+        self._activation_batch: Optional[list] = None
         self._layers = self._hook_layers()
         self._hooks = [module.register_forward_hook(partial(self._activation_hook, layer))
                        for layer, (module, _) in self._layers.items()]
@@ -124,6 +125,10 @@ class Damage:
         if not levels:
             return ()                                   # pristine, whatever the seed or targets
         return levels, self.seed if seed is None else int(seed), self._targets_version
+
+    def same_weights(self, a: Mapping[str, float], b: Mapping[str, float], seed_a=None, seed_b=None) -> bool:
+        """Whether two frames' intensities (and seeds) give the same damaged weights."""
+        return self._key(a, seed_a) == self._key(b, seed_b)
 
     def weights_for(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> Weights:
         """Damaged weights for these intensities, computed from pristine (pure; CPU tensors).
@@ -279,14 +284,30 @@ class Damage:
         paths = {id(m): path for path, m in self.generator.named_modules()}
         return {layer: (module, paths[id(module)]) for layer, module in layer_modules(self.generator).items()}
 
+    def _activation_state(self, intensities: Mapping[str, float], t: float, seed: Optional[int]) -> tuple:
+        levels = {s.name: clean_intensity(intensities.get(s.name, 0.0)) for s in at_level("activations")}
+        return ({n: v for n, v in levels.items() if v > 0.0}, float(t), self.seed if seed is None else int(seed))
+
     def set_activation(self, intensities: Mapping[str, float], t: float, seed: Optional[int] = None) -> None:
         """What the activation symptoms do in the next forward passes (call once per frame)."""
-        levels = {s.name: clean_intensity(intensities.get(s.name, 0.0)) for s in at_level("activations")}
-        self._activation = ({n: v for n, v in levels.items() if v > 0.0}, float(t),
-                            self.seed if seed is None else int(seed))
+        self._activation = self._activation_state(intensities, t, seed)
+        self._activation_batch = None
+
+    def set_activation_batch(self, frames: Sequence[tuple[Mapping[str, float], float, Optional[int]]]) -> None:
+        """Per-sample activation symptoms for the next forward pass of a batch of frames, one
+        (intensities, t, seed) per sample: each sample is damaged exactly as it would be alone."""
+        self._activation_batch = [self._activation_state(*f) for f in frames]
 
     def _activation_hook(self, layer: str, module: nn.Module, inputs, act: torch.Tensor):
-        levels, t, seed = self._activation
+        batch = self._activation_batch
+        if batch is not None and act.ndim == 4 and act.shape[0] == len(batch):
+            parts = [self._activation_effects(layer, act[i:i + 1], *batch[i]) for i in range(len(batch))]
+            if all(p is None for p in parts):
+                return None
+            return torch.cat([act[i:i + 1] if p is None else p for i, p in enumerate(parts)])
+        return self._activation_effects(layer, act, *self._activation)
+
+    def _activation_effects(self, layer: str, act: torch.Tensor, levels: dict, t: float, seed: int):
         names = [n for n in self._active_layers.get(layer, ()) if n in levels]
         if not names or act.ndim != 4:
             return None                                 # untouched (or not feature maps, e.g. a mapping's w)

@@ -161,6 +161,31 @@ class Engine:
         self.frames_rendered += 1
         return frame
 
+    def render_batch(self, states: list[FrameState]) -> list[np.ndarray]:
+        """Frames for several states that share their weight damage (offline rendering): one
+        generator call for all of them, far cheaper per image than one call each. Every other
+        step is taken per frame, as `render(state)` would, so each frame is that state's alone."""
+        if len(states) == 1 or self.style is not None or self.guard is not None:
+            return [self.render(s, sync=True) for s in states]
+        first = states[0]
+        assert all(self.damage.same_weights(first.intensities, s.intensities, first.seed, s.seed) for s in states), \
+            "render_batch: the states' weight damage differs"
+        with torch.inference_mode():
+            self.damage.apply(first.intensities, seed=first.seed)
+            z = torch.cat([self.latent(s) for s in states])
+            self.damage.set_activation_batch([(s.intensities, s.t, s.seed) for s in states])
+            try:
+                img = self.generator(z)
+            finally:
+                self.damage.set_activation(first.intensities, first.t, seed=first.seed)
+            frames = []
+            for k, s in enumerate(states):
+                one = self.damage.output(img[k:k + 1], s.intensities, s.t, seed=s.seed)
+                one = torch.nan_to_num(one, nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
+                frames.append(self.output(img_to_uint8(one[0]), int(s.t * 24)))
+                self.frames_rendered += 1
+        return frames
+
     def resize(self, width: int, height: int) -> None:
         """Frames of another size from now on (the display changed under the live app)."""
         if (width, height) != (self.output.spec.width, self.output.spec.height):

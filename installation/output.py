@@ -23,7 +23,7 @@ class OutputSpec:
     width: int                 # output frame size in pixels
     height: int
     scale: str = "fit"         # "fit": whole image, black bars; "fill": cover the screen, crop
-    upscale: str = "lanczos"   # nearest, bilinear, bicubic, lanczos
+    upscale: str = "bicubic"   # nearest, bilinear, bicubic, lanczos
     vignette: float = 0.0      # 0 = none, 1 = corners fall to black
     grain: float = 0.0         # film grain strength, 0..1 (in 8-bit levels: grain * 24)
 

@@ -33,6 +33,8 @@ from .piece import Piece
 from .state import FrameState
 
 AUDIO_KBPS = 192                 # AAC stereo: transparent for slow, tonal sound
+BLOCK = 8                        # frames generated together: a block of 8 consecutive frame indices
+                                 # (i // BLOCK), split where the weight damage changes
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,24 @@ class RenderJob:
         i, n = self.segment
         total = self.total_frames
         return range(i * total // n, (i + 1) * total // n)
+
+    def block_range(self) -> range:
+        """The segment's frames widened to whole generation blocks: a frame is generated in the
+        same company whichever segment renders it, so segments join into exactly the whole film
+        (the extra frames at a segment's edges are generated and dropped)."""
+        r = self.frame_range()
+        return range(r.start - r.start % BLOCK, min(self.total_frames, -(-r.stop // BLOCK) * BLOCK))
+
+
+def share_cores_with_encoder(engine: Engine) -> int:
+    """On a CPU, give the generator half the cores and leave the rest to x264's own threads:
+    two thread pools each sized for the whole machine preempt each other (on 2 cores, one torch
+    thread renders a 1080p film 1.2x faster than two, benchmarks/render_speed.py). Returns the
+    torch thread count now in force."""
+    import torch
+    if engine.device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    return torch.get_num_threads()
 
 
 def frame_states(settings, job: RenderJob, frames: range | None = None) -> Iterator[tuple[int, FrameState]]:
@@ -133,7 +153,8 @@ class VideoSink:
                     for packet in self.audio.encode(_audio_frame(data, i, self.audio.rate)):
                         self.container.mux(packet)
                     continue
-                frame = av.VideoFrame.from_ndarray(data, format="rgb24")
+                # BT.601 limited range, as swscale's default rgb24 -> yuv420p, at a sixth of its cost
+                frame = av.VideoFrame.from_ndarray(cv2.cvtColor(data, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
                 frame.pts = i            # the global frame index: segments join without retiming
                 self.count += 1
                 for packet in self.stream.encode(frame):
@@ -206,17 +227,38 @@ def _audio_frame(samples: np.ndarray, start_sample: int, sample_rate: int) -> av
     return frame
 
 
+def _generated(engine: Engine, states, keep: range | None) -> Iterator[tuple[int, FrameState, np.ndarray]]:
+    """(i, state, frame) in order: frames of one block (i // BLOCK) that share their weight damage
+    are generated together; only frames in `keep` (all when None) come out."""
+    group: list[tuple[int, FrameState]] = []
+
+    def flush():
+        frames = engine.render_batch([s for _, s in group])
+        out = [(i, s, f) for (i, s), f in zip(group, frames) if keep is None or i in keep]
+        group.clear()
+        return out
+    for i, state in states:
+        if group and (i // BLOCK != group[-1][0] // BLOCK or i != group[-1][0] + 1
+                      or not engine.damage.same_weights(group[0][1].intensities, state.intensities,
+                                                        group[0][1].seed, state.seed)):
+            yield from flush()
+        group.append((i, state))
+    if group:
+        yield from flush()
+
+
 def render(engine: Engine, states, sink, state_log: Path | None = None, progress=None,
-           sound: FilmSound | None = None, tail: FrameState | None = None) -> int:
+           sound: FilmSound | None = None, tail: FrameState | None = None, keep: range | None = None) -> int:
     """Render states into a sink; returns the number of frames. Partial output is removed on error.
 
+    Generation is batched across frames (see BLOCK); `keep` says which of the states' frames go
+    into the sink when `states` covers more (RenderJob.block_range around a segment's frames).
     With `sound`, each frame's sound goes to `sink.write_audio`; `tail` is the state after the
     last one (a segment's successor), so the last frame's sound glides where the whole film's does."""
     log_f = open(state_log, "w", encoding="utf-8") if state_log else None
     ok, n = False, 0
     try:
-        for i, state in states:
-            frame = engine.render(state, sync=True)
+        for i, state, frame in _generated(engine, states, keep):
             sink.write(i, frame)
             if sound is not None:
                 for start, samples in sound.add(i, state, cues_for(engine, state, frame)):

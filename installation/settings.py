@@ -83,7 +83,7 @@ class DisplaySettings:
     hud: bool = False
     grain: float = _opt(0.04, lo=0.0, hi=1.0)
     vignette: float = _opt(0.25, lo=0.0, hi=1.0)
-    upscale: Literal["nearest", "bilinear", "bicubic", "lanczos"] = "lanczos"
+    upscale: Literal["nearest", "bilinear", "bicubic", "lanczos"] = "bicubic"
 
     def _check(self, path: str) -> None:
         for name in ("width", "height"):

@@ -133,3 +133,26 @@ def test_an_interrupted_render_leaves_nothing(tiny_checkpoint, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         render(engine, states(), VideoSink(out, 64, 64, 10, 18, "veryfast"))
     assert [p.name for p in tmp_path.iterdir()] == ["tiny.safetensors"]   # no film, no partial file
+
+
+def test_batched_generation_draws_each_frame_as_its_own_state(tiny_checkpoint):
+    """render_batch: one generator call for frames sharing their weight damage; each frame is its
+    own state's (walk, activation and output symptoms per frame), equal to a lone render up to the
+    last bit of float rounding, and independent of the company it is generated in."""
+    import torch
+    from installation.engine import Engine
+    from installation.render import RenderJob, frame_states
+    from installation.settings import settings_from_dict
+    s = settings_from_dict({}, [f"model.path={tiny_checkpoint}", "model.device=cpu", "course.duration=8h"])
+    engine = Engine.from_settings(s, 96, 64)
+    states = [st for _, st in frame_states(s, RenderJob(1.0, 8, 96, 64, start=0.55, end=0.55))]
+    assert all(engine.damage.same_weights(states[0].intensities, x.intensities) for x in states)
+    assert any(states[0].intensity(n) > 0 for n in ("static", "plaques", "feature_dropout"))
+    together = engine.render_batch(states)
+    alone = [engine.render(x, sync=True) for x in states]
+    for a, b in zip(together, alone):
+        assert np.abs(a.astype(int) - b).max() <= 2
+    assert not np.array_equal(together[0], together[-1])          # frames differ: each has its own state
+    swapped = engine.render_batch([states[0], states[3], states[2], states[1], *states[4:]])
+    assert np.array_equal(swapped[0], together[0]) and np.array_equal(swapped[1], together[3])
+    engine.close()
