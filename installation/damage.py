@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from functools import partial
 from typing import Mapping, Optional, Sequence
 
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from .symptoms import SYMPTOMS, at_level, get
-from .symptoms.base import clean_intensity, stable_seed
+from .symptoms.base import FIELDS, clean_intensity, stable_seed
 from .symptoms.layers import layer_modules, matches, param_infos
 
 # Weight symptoms run in this order on each tensor: go back in time first (regression), then
@@ -35,8 +36,11 @@ LATENT_ORDER = ("confusion", "forgetting")       # blur memories together, then 
 OUTPUT_ORDER = ("fading", "lapses")              # a blackout falls over the faded picture
 INTENSITY_RESOLUTION = 1000   # weight intensities are rounded to 1/1000: finer is invisible and
                               # would keep the worker recomputing as a course creeps forward
-URGENT_BUDGET_S = 0.025       # a performer's change is computed on the render thread, for the very
-                              # next frame, when a recompute has lately cost no more than this
+URGENT_BUDGET_S = 0.045       # a performer's change is computed on the render thread, for the very
+                              # next frame, when a recompute has lately cost no more than this (the
+                              # bundled model: ~35 ms on 2 CPU cores, one longer frame, under 100 ms)...
+URGENT_EVERY_S = 0.25         # ...and at most this often: a knob turned on and on answers at once,
+                              # then follows through the worker, without every frame growing longer
 
 Weights = dict[str, torch.Tensor]
 
@@ -82,7 +86,9 @@ class Damage:
         self._ready: Optional[tuple] = None               # (generation, key, weights)
         self._worker: Optional[threading.Thread] = None
         self._closed = False
-        self.compute_s: Optional[float] = None           # how long the latest recompute took
+        # how long the latest recomputes took, on the render thread and on the worker
+        self._compute_times = {"render": deque(maxlen=8), "worker": deque(maxlen=8)}
+        self._urgent_at = -float("inf")                   # when an urgent change was last computed here
         self._fatal: Optional[BaseException] = None       # a dead GPU, seen by the worker
         self._failed_once = False
         # activation symptoms, read by the forward hooks
@@ -135,18 +141,31 @@ class Damage:
         Untouched entries are the pristine tensors themselves: do not modify the result."""
         return self._compute(_weight_levels(intensities), self.seed if seed is None else int(seed), self.targets)
 
-    def _compute(self, levels: tuple, seed: int, targets: Mapping[str, str]) -> Weights:
+    def _compute(self, levels: tuple, seed: int, targets: Mapping[str, str], where: str = "render") -> Weights:
         # `targets` is passed in (a copy, for the worker) so retargeting mid-way cannot mix two
-        start = time.perf_counter()
+        start, draws = time.perf_counter(), FIELDS.draws
         weights = dict(self.pristine)
         for name, level in levels:
             symptom = SYMPTOMS[name]
             for param, info in self.infos.items():
                 if symptom.applies_to(info) and matches(targets[name], param):
                     weights[param] = symptom.damage(param, weights[param], level, seed, info)
-        if levels:
-            self.compute_s = time.perf_counter() - start
+        if levels and FIELDS.draws == draws:    # a recompute that drew its fields is no measure
+            self._compute_times[where].append(time.perf_counter() - start)
         return weights
+
+    @property
+    def compute_s(self) -> Optional[float]:
+        """What a recompute costs the render thread: the quickest of its latest few, or, before
+        it has done one, of the worker's (which are slowed by the frames rendering beside it)."""
+        times = self._compute_times["render"] or self._compute_times["worker"]
+        return min(times) if times else None
+
+    @compute_s.setter
+    def compute_s(self, seconds: float) -> None:       # tests: pretend a cost
+        for times in self._compute_times.values():
+            times.clear()
+        self._compute_times["render"].append(float(seconds))
 
     def apply(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> bool:
         """Compute and load damaged weights now (offline rendering, tests). Supersedes any
@@ -170,15 +189,23 @@ class Damage:
         drops whatever is still on its way.
 
         `urgent` (a performer just moved something): computed now instead, so the very next
-        frame shows it, when a recompute has lately been cheap (URGENT_BUDGET_S); a large model
-        whose recompute would stall the picture still goes through the worker."""
+        frame shows it, when a recompute has lately been cheap (URGENT_BUDGET_S) and the last
+        urgent one was not just now (URGENT_EVERY_S); a large model whose recompute would stall
+        the picture, and a knob still turning, go through the worker."""
         key = self._key(intensities, seed)
-        if key == () and self._loaded_key != ():
+        if (key == () and self._loaded_key != ()) or (key != () and self.compute_s is None):
             # back to pristine (a revive) is a copy, not a computation: do it now, so the very
-            # next frame shows it instead of waiting a frame or two for the worker
+            # next frame shows it instead of waiting a frame or two for the worker. And the very
+            # first damage is computed here too: a course resumed late must not open on pristine
+            # memories for a few frames, and it measures what a recompute costs this thread
             self.apply(intensities, seed)
+            if key != () and self.compute_s is None:      # it drew the fields: time a warm one
+                self.weights_for(intensities, seed)
             return
-        if urgent and key != self._loaded_key and self.compute_s is not None and self.compute_s <= URGENT_BUDGET_S:
+        now = time.monotonic()
+        if (urgent and key != self._loaded_key and self.compute_s is not None
+                and self.compute_s <= URGENT_BUDGET_S and now - self._urgent_at >= URGENT_EVERY_S):
+            self._urgent_at = now
             self.apply(intensities, seed)
             return
         with self._cv:
@@ -263,7 +290,7 @@ class Damage:
                 self._pending, self._in_flight = None, (generation, key)
             try:
                 with torch.no_grad():
-                    weights = self._compute(levels, seed, targets)
+                    weights = self._compute(levels, seed, targets, where="worker")
             except Exception as e:
                 if _is_fatal_device_error(e):           # the render thread raises it: exit, be restarted
                     with self._cv:

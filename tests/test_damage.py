@@ -105,9 +105,15 @@ def test_going_back_to_what_is_live_drops_the_results_in_flight(damage):
     assert live_equals(damage, damage.weights_for(WEIGHT_MIX))
 
 
+def test_the_first_damage_is_live_at_once_and_measures_a_warm_recompute(damage):
+    damage.request(WEIGHT_MIX)                       # e.g. a kiosk resuming late in the course
+    assert live_equals(damage, damage.weights_for(WEIGHT_MIX))               # not pristine for a few frames
+    assert damage.compute_s is not None and not damage.busy()
+
+
 def test_a_revive_reaches_the_live_weights_at_once_and_outlives_stale_results(damage):
-    damage.request(WEIGHT_MIX)
-    assert wait_and_swap(damage)
+    damage.request(WEIGHT_MIX)                                               # the first: at once
+    assert live_equals(damage, damage.weights_for(WEIGHT_MIX))
     damage.request({"bit_rot": 1.0})                                         # on its way...
     damage.request({})                                                       # ...then revive
     assert live_equals(damage, damage.pristine)                              # no worker, no swap needed
@@ -122,6 +128,10 @@ def test_an_urgent_change_is_live_at_once_when_a_recompute_is_cheap(damage):
     damage.request({"bit_rot": 0.9}, urgent=True)                            # a performer's knob
     assert live_equals(damage, damage.weights_for({"bit_rot": 0.9}))         # no worker, no swap
     assert not damage.busy()
+    damage.request({"bit_rot": 0.8}, urgent=True)                            # still turning: the worker
+    assert live_equals(damage, damage.weights_for({"bit_rot": 0.9}))
+    assert wait_and_swap(damage)
+    assert live_equals(damage, damage.weights_for({"bit_rot": 0.8}))
 
 
 def test_an_urgent_change_goes_through_the_worker_when_a_recompute_is_slow(damage):
@@ -178,6 +188,8 @@ def test_latent_and_output_chains_are_identity_when_healthy_and_finite_when_not(
 
 
 def test_a_dead_gpu_in_the_worker_is_raised_on_the_render_thread(damage, monkeypatch):
+    damage.compute_s = 10.0                         # recomputes go to the worker
+
     def dead(*a, **k):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
     monkeypatch.setattr(damage, "_compute", dead)
@@ -190,6 +202,8 @@ def test_a_dead_gpu_in_the_worker_is_raised_on_the_render_thread(damage, monkeyp
 
 
 def test_an_ordinary_worker_failure_keeps_the_weights_and_is_logged_once(damage, monkeypatch, caplog):
+    damage.compute_s = 10.0                         # recomputes go to the worker
+
     def broken(*a, **k):
         raise ValueError("a symptom failed")
     monkeypatch.setattr(damage, "_compute", broken)

@@ -59,6 +59,7 @@ class FieldCache:
         self._fields: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self.draws = 0                                   # fields drawn so far (cache misses)
 
     def get(self, key: tuple, draw: Callable[[], torch.Tensor]) -> torch.Tensor:
         with self._lock:
@@ -67,6 +68,7 @@ class FieldCache:
                 self._fields.move_to_end(key)
                 return field_
         field_ = draw()                                  # outside the lock: the other thread may draw
+        self.draws += 1
         size = field_.numel() * field_.element_size()
         if size > self.max_bytes:
             return field_
