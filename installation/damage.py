@@ -57,9 +57,17 @@ def _weight_levels(intensities: Mapping[str, float]) -> tuple[tuple[str, float],
     return tuple(levels)
 
 
-def _is_fatal_device_error(e: BaseException) -> bool:
-    """A CUDA failure (out of memory, a lost device): limping on would never recover."""
-    return isinstance(e, torch.cuda.OutOfMemoryError) or (isinstance(e, RuntimeError) and "CUDA" in str(e))
+_DEVICE_WORDS = ("CUDA error", "CUDA out of memory", "CUBLAS_STATUS", "CUDNN_STATUS", "cuDNN error",
+                 "device-side assert", "CUDA driver", "no CUDA-capable device")
+
+
+def is_device_fatal(exc: BaseException) -> bool:
+    """Whether an exception means the GPU (or its driver) is gone: only a new process can recover."""
+    candidates = (getattr(torch.cuda, "OutOfMemoryError", None), getattr(torch, "AcceleratorError", None))
+    fatal_types = tuple(t for t in candidates if isinstance(t, type))
+    if fatal_types and isinstance(exc, fatal_types):
+        return True
+    return isinstance(exc, RuntimeError) and any(word in str(exc) for word in _DEVICE_WORDS)
 
 
 class Damage:
@@ -292,7 +300,7 @@ class Damage:
                 with torch.no_grad():
                     weights = self._compute(levels, seed, targets, where="worker")
             except Exception as e:
-                if _is_fatal_device_error(e):           # the render thread raises it: exit, be restarted
+                if is_device_fatal(e):           # the render thread raises it: exit, be restarted
                     with self._cv:
                         self._fatal, self._in_flight = e, None
                     return

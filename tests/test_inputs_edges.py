@@ -19,28 +19,8 @@ from installation.inputs.live import PAIR_S, Inputs
 from installation.inputs.osc import malformed
 from installation.inputs.presence import FaceDetector, SceneGate
 from installation.piece import Piece
-from installation.settings import SettingsError, settings_from_dict
-
-QUIET = ["inputs.midi.enabled=false", "inputs.osc.enabled=false", "course.lucid.enabled=false",
-         "course.duration=1h", "course.steps=0", "sound.enabled=false"]
-
-
-def _settings(tmp_path, *overrides):
-    return settings_from_dict({}, [*QUIET, f"inputs.mappings_file={tmp_path / 'mappings.yaml'}", *overrides])
-
-
-def _wait(cond, timeout_s=3.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
-
-
-def cc(control, value, channel=0):
-    return ("midi", mido.Message("control_change", control=control, value=value, channel=channel), "fake")
-
+from installation.settings import SettingsError
+from test_inputs import _settings, _wait, cc   # the same settings and helpers as the main input tests
 
 def _message(address, *args):
     from pythonosc.osc_message_builder import OscMessageBuilder

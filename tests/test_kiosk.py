@@ -20,7 +20,8 @@ import torch
 from installation.course import CourseState, Overrides
 from installation.engine import Engine
 from installation.kiosk import persist
-from installation.kiosk.faults import FrameGuard, frame_fault, is_device_fatal
+from installation.damage import is_device_fatal
+from installation.kiosk.faults import FrameGuard, frame_fault
 from installation.kiosk.health import rss_bytes
 from installation.kiosk.notify import Notifier
 from installation.kiosk.persist import RunRecord, SavedState, StateStore, decide

@@ -148,19 +148,6 @@ class FrameGuard:
 
 # ---------------------------------------------------------------------------------------------
 
-_DEVICE_WORDS = ("CUDA error", "CUDA out of memory", "CUBLAS_STATUS", "CUDNN_STATUS", "cuDNN error",
-                 "device-side assert", "CUDA driver", "no CUDA-capable device")
-
-
-def is_device_fatal(exc: BaseException) -> bool:
-    """Whether an exception means the GPU (or its driver) is gone: only a new process can recover."""
-    candidates = (getattr(torch.cuda, "OutOfMemoryError", None), getattr(torch, "AcceleratorError", None))
-    fatal_types = tuple(t for t in candidates if isinstance(t, type))
-    if fatal_types and isinstance(exc, fatal_types):
-        return True
-    return isinstance(exc, RuntimeError) and any(word in str(exc) for word in _DEVICE_WORDS)
-
-
 def load_model_or_bundled(settings, load: Callable, errors: tuple[type[BaseException], ...]):
     """`load(settings)`; if the configured model is missing or corrupt, the bundled one, with a log line."""
     from .. import engine

@@ -27,7 +27,8 @@ from pathlib import Path
 from ..piece import Piece
 from ..settings import SettingsError
 from . import display
-from .faults import FrameGuard, is_device_fatal, load_model_or_bundled
+from ..damage import is_device_fatal
+from .faults import FrameGuard, load_model_or_bundled
 from .health import Health, flush_logs, log_path, setup_file_logging
 from .notify import Notifier
 from .persist import (RunRecord, SavedState, StateError, StateLocked, StateStore, boot_id, decide, piece_files,
