@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigJSON
@@ -90,6 +91,44 @@ def _act(kind: str) -> nn.Module:
     return nn.ReLU(inplace=True) if kind == "relu" else nn.LeakyReLU(0.2, inplace=True)
 
 
+class ResizeConv2d(nn.Conv2d):
+    """A 3x3 convolution of the 2x nearest-upsampled input, given the input before upsampling.
+
+    Nearest upsampling followed by a 3x3 convolution is exactly one transposed convolution
+    (kernel 4, stride 2, padding 1) whose kernel sums neighbouring taps: along each axis
+    [w2, w1 + w2, w0 + w1, w0]. Without autograd (rendering, evaluation) that form runs, on the
+    small input: 16 instead of 36 multiply-adds per output pixel and channel pair, and no
+    upsampled copy — about 2.5x less time on a CPU. The summed kernel is cached until the weight
+    changes (its version counter: every in-place change, such as the installation's damage,
+    bumps it). Training takes the plain path, so gradients are those of the published model."""
+
+    def _fused_weight(self) -> torch.Tensor:
+        w = self.weight
+        key = (w._version, w.data_ptr(), w.dtype, w.device)
+        cached = getattr(self, "_fused", None)
+        if cached is None or cached[0] != key:
+            def taps(t: torch.Tensor, dim: int) -> torch.Tensor:
+                w0, w1, w2 = t.unbind(dim)
+                return torch.stack([w2, w1 + w2, w0 + w1, w0], dim)
+            with torch.no_grad():
+                fused = taps(taps(w.detach(), 2), 3).transpose(0, 1).contiguous()   # [in, out, 4, 4]
+            cached = self._fused = (key, fused)
+        return cached[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            return super().forward(F.interpolate(x, scale_factor=2, mode="nearest"))
+        return F.conv_transpose2d(x, self._fused_weight(), self.bias, stride=2, padding=1)
+
+
+class ResizeConvUp(nn.Sequential):
+    """[Upsample, ResizeConv2d]: the children (and so the checkpoint names, `….1.weight`) of the
+    plain upsample + conv it equals; the convolution upsamples by itself."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self[1](x)
+
+
 def _up_conv(cfg: DCGANConfig, c_in: int, c_out: int, bias: bool) -> nn.Module:
     """One exact 2x upsampling convolution."""
     k = cfg.kernel_size
@@ -97,8 +136,11 @@ def _up_conv(cfg: DCGANConfig, c_in: int, c_out: int, bias: bool) -> nn.Module:
         padding = (k - 1) // 2
         return nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=padding,
                                   output_padding=2 + 2 * padding - k, bias=bias)
+    k = k if k % 2 else 3
+    if cfg.upsample == "nearest" and k == 3:
+        return ResizeConvUp(nn.Upsample(scale_factor=2, mode="nearest"), ResizeConv2d(c_in, c_out, 3, padding=1, bias=bias))
     return nn.Sequential(nn.Upsample(scale_factor=2, mode=cfg.upsample),
-                         nn.Conv2d(c_in, c_out, k if k % 2 else 3, padding=(k if k % 2 else 3) // 2, bias=bias))
+                         nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=bias))
 
 
 class UpBlock(nn.Module):

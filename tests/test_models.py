@@ -30,6 +30,33 @@ def test_layer_names_are_meaningful_and_match_modules(tiny_cfg):
     assert any(n.startswith("to_rgb") for n in params)
 
 
+def test_resize_conv_without_autograd_is_the_same_image_and_follows_weight_changes():
+    """Nearest upsampling + 3x3 conv runs as one transposed conv when nothing needs gradients:
+    the same picture, checkpoint names unchanged, and an in-place weight change (damage) seen."""
+    cfg = DCGANConfig(image_size=64, channels=3, latent_size=8, width=8, upsample="nearest", g_norm="pixel")
+    g = Generator(cfg).eval()
+    assert "to_rgb.1.weight" in g.state_dict() and "blocks.up16.conv.1.weight" in g.state_dict()
+    z = torch.randn(5, 8)
+
+    def plain() -> torch.Tensor:                 # the published path: upsample, then convolve
+        with torch.enable_grad():
+            return g(z.clone().requires_grad_(True)).detach()
+
+    def fast() -> torch.Tensor:
+        with torch.inference_mode():
+            return g(z)
+    before = fast()
+    assert torch.allclose(before, plain(), atol=1e-5)
+    live = g.state_dict()
+    with torch.inference_mode():                 # as the installation's damage writes weights
+        live["blocks.up16.conv.1.weight"].mul_(-0.5)
+    with torch.no_grad():
+        live["to_rgb.1.weight"][:, :2].zero_()
+    after = fast()
+    assert (after - before).abs().max() > 0.05
+    assert torch.allclose(after, plain(), atol=1e-5)
+
+
 @pytest.mark.parametrize("bad,word", [(dict(image_size=48), "image_size"), (dict(channels=2), "channels"),
                                       (dict(g_norm="layer"), "g_norm"), (dict(d_dropout=1.5), "d_dropout")])
 def test_config_errors_name_the_field(bad, word):
