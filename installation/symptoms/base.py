@@ -134,6 +134,13 @@ def integers(high: int, shape: Sequence[int], *parts, device: torch.device | str
     return _seeded(f"randint{high}", shape, parts, device, lambda s, g: torch.randint(0, high, s, generator=g))
 
 
+def zero_where(values: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
+    """`values` with the elements where `dead` (broadcast) set to 0: masked_fill(dead, 0) for
+    finite values, as a multiply by the kept flags, about 5x faster on a CPU (masked_fill and
+    where branch per element). Weights are always finite here (bit_rot makes its own so)."""
+    return values * dead.logical_not()
+
+
 def clean_intensity(intensity: float) -> float:
     """Intensities from sliders, MIDI or curves: clamp to [0, 1], NaN counts as healthy."""
     x = float(intensity)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import ParamInfo, WeightSymptom, onsets
+from .base import ParamInfo, WeightSymptom, onsets, zero_where
 
 
 def _channel_mask(units: int, channels: int | None, intensity: float, seed: int, layer: str) -> torch.Tensor:
@@ -35,7 +35,7 @@ def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx:
     dead = _channel_mask(pristine.shape[out_dim], channels, intensity, seed, layer).to(pristine.device)
     shape = [1] * pristine.ndim
     shape[out_dim] = -1
-    return pristine.masked_fill(dead.view(shape), 0.0)
+    return zero_where(pristine, dead.view(shape))
 
 
 SYMPTOM = WeightSymptom(

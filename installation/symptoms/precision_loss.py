@@ -8,6 +8,8 @@ layer's largest magnitude, so quantisation never clips.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .base import WeightSymptom, onsets
@@ -17,25 +19,25 @@ MIN_BITS = 1                    # depth at intensity 1: levels {-s, 0, +s}
 STEPS = MAX_BITS - MIN_BITS + 1  # bits lost, counting the first quantisation as one
 
 
-def _grid(y: torch.Tensor, scale: torch.Tensor, lost: int) -> torch.Tensor:
-    """y (weights / scale) rounded to the grid of MAX_BITS + 1 - lost bits, times scale."""
+def _grid(values: torch.Tensor, scale: float, lost: int) -> torch.Tensor:
+    """values rounded to the grid of MAX_BITS + 1 - lost bits over [-scale, scale] (a new tensor).
+    |values| <= scale and the level count is a power of two, so the result never leaves the range."""
     levels = 2.0 ** (max(MIN_BITS, MAX_BITS + 1 - lost) - 1)    # a power of two: exact, nested grids
-    return (torch.round(y * levels) / levels).clamp(-1.0, 1.0) * scale
+    return torch.mul(values, levels / scale).round_().mul_(scale / levels)
 
 
 def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx) -> torch.Tensor:
-    scale = pristine.abs().max()
-    if not torch.isfinite(scale) or scale == 0:
+    scale = float(pristine.abs().max())
+    if not math.isfinite(scale) or scale == 0:
         return pristine.clone()
     # bits lost: `whole` for every weight, one more for those whose onset the remainder passed
     # (0 = untouched; non-decreasing in intensity); so only two grids are ever in play
     level = intensity * STEPS
     whole = min(int(level), STEPS)
     extra = (level - int(level)) > onsets(pristine.shape, seed, "precision_loss", name, device=pristine.device)
-    y = pristine / scale
-    coarse = _grid(y, scale, min(whole + 1, STEPS))
-    fine = pristine if whole == 0 else _grid(y, scale, whole)
-    return torch.where(extra, coarse, fine)
+    coarse = _grid(pristine, scale, min(whole + 1, STEPS))
+    fine = pristine if whole == 0 else _grid(pristine, scale, whole)
+    return coarse.sub_(fine).mul_(extra).add_(fine)      # coarse where extra, else fine (in place: one tensor)
 
 
 SYMPTOM = WeightSymptom(

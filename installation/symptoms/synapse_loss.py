@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from .base import WeightSymptom, onsets
+from .base import WeightSymptom, onsets, zero_where
 
 
 def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx) -> torch.Tensor:
     lost = intensity > onsets(pristine.shape, seed, "synapse_loss", name, device=pristine.device)
-    return pristine.masked_fill(lost, 0.0)
+    return zero_where(pristine, lost)
 
 
 SYMPTOM = WeightSymptom(

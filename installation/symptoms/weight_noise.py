@@ -16,7 +16,7 @@ AMPLITUDE_AT_1 = 1.0            # noise std at intensity 1, in units of the laye
 def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx) -> torch.Tensor:
     noise = normal(pristine.shape, seed, "weight_noise", name, device=pristine.device)
     spread = pristine.float().std(correction=0) if pristine.numel() > 1 else pristine.abs().float().mean()
-    return pristine + (intensity * AMPLITUDE_AT_1 * spread * noise).to(pristine.dtype)
+    return torch.add(pristine, noise.to(pristine.dtype), alpha=float(intensity * AMPLITUDE_AT_1 * spread))  # one pass
 
 
 SYMPTOM = WeightSymptom(
