@@ -83,14 +83,24 @@ class Output:
             small = (small.astype(np.float32) * mask).astype(np.uint8)
         sw, sh, x0, y0 = self.placement(h, w)
         interp = INTERPOLATION[self.spec.upscale] if (sw >= w) else cv2.INTER_AREA
-        scaled = cv2.resize(small, (sw, sh), interpolation=interp)
         W, H = self.spec.width, self.spec.height
         # the placed image intersected with the screen (fit: bars; fill: crop)
         fx0, fy0 = max(0, x0), max(0, y0)
         fx1, fy1 = min(W, x0 + sw), min(H, y0 + sh)
         if (sw, sh) == (W, H):
-            frame = scaled
+            frame = cv2.resize(small, (sw, sh), interpolation=interp)
+        elif x0 >= 0 and y0 >= 0:       # fit: scaled straight into its place, only the bars cleared
+            frame = np.empty((H, W, 3), np.uint8)
+            frame[:y0] = 0
+            frame[y0 + sh:] = 0
+            frame[y0:y0 + sh, :x0] = 0
+            frame[y0:y0 + sh, x0 + sw:] = 0
+            place = frame[y0:y0 + sh, x0:x0 + sw]
+            scaled = cv2.resize(small, (sw, sh), dst=place, interpolation=interp)
+            if scaled is not place:     # OpenCV wrote elsewhere (it may, for a view it cannot use)
+                place[...] = scaled
         else:
+            scaled = cv2.resize(small, (sw, sh), interpolation=interp)
             frame = np.zeros((H, W, 3), np.uint8)
             frame[fy0:fy1, fx0:fx1] = scaled[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
         if self._grain is not None:     # on the picture only: the bars stay black, as the room around it
