@@ -28,6 +28,7 @@ import numpy as np
 from .audio.features import cues_for
 from .audio.track import FilmSound, frame_rate
 from .course import CourseState
+from .damage import WEIGHT_ORDER
 from .engine import Engine
 from .piece import Piece
 from .state import FrameState
@@ -78,12 +79,20 @@ def share_cores_with_encoder(engine: Engine) -> int:
 
 def frame_states(settings, job: RenderJob, frames: range | None = None) -> Iterator[tuple[int, FrameState]]:
     """(frame index, state) for the job's frames (or the given ones). Without --from/--to the
-    course runs at the live clock's pace from its start, exactly as an unattended room would see it."""
+    course runs at the live clock's pace from its start, exactly as an unattended room would see it.
+
+    The weight damage is sampled once per generation block (BLOCK frames: 0.27 s at 30 fps) — each
+    frame carries the weight-symptom intensities of its block's first frame — while everything
+    else (walk, activations, latents, output, sound) follows every frame. A block then needs one
+    recompute of the damaged weights (~25 ms on a small CPU) instead of one per frame when the
+    course is compressed into a film, and the live piece, whose weights follow the course through
+    a background recompute, changes them no more finely. Still a pure function of the frame index."""
     piece = Piece(settings)
     seed = piece.course_state.seed if job.seed is None else int(job.seed)
     duration = piece.course.duration_s
     last = max(1, job.total_frames - 1)
-    for i in (job.frame_range() if frames is None else frames):
+
+    def at(i: int) -> FrameState:
         t = i / job.fps
         if job.start is None:
             elapsed = t
@@ -92,7 +101,22 @@ def frame_states(settings, job: RenderJob, frames: range | None = None) -> Itera
         piece.t = piece.walk_phase = t
         piece.course_state = CourseState(elapsed_s=elapsed, seed=seed)
         piece._sample = None
-        yield i, piece.frame_state()
+        return piece.frame_state()
+
+    block, first = None, None
+    for i in (job.frame_range() if frames is None else frames):
+        state = at(i)
+        if i // BLOCK != block:
+            block, first = i // BLOCK, (state if i % BLOCK == 0 else at(i - i % BLOCK))
+        yield i, with_weights_of(state, first)
+
+
+def with_weights_of(state: FrameState, first: FrameState) -> FrameState:
+    """`state` with the weight-symptom intensities of `first` (its block's first frame)."""
+    if state is first:
+        return state
+    own = {k: v for k, v in state.intensities.items() if k not in WEIGHT_ORDER}
+    return state.with_(intensities={**own, **{k: v for k, v in first.intensities.items() if k in WEIGHT_ORDER}})
 
 
 def tail_state(settings, job: RenderJob) -> FrameState | None:
