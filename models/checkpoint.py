@@ -136,8 +136,13 @@ def save_generator(path: str | Path, generator: torch.nn.Module, meta: Generator
 
 def _refuse_pickles(path: Path) -> None:
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:1] == b"\x80" or head[:2] == b"PK":
+        head = f.read(9)
+    size = path.stat().st_size
+    # a safetensors file: a little-endian header length (whose low byte may be anything, 0x80
+    # too), then the JSON header
+    if len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8:
+        return
+    if (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or head[:4] == b"PK\x03\x04":
         raise CheckpointError(
             f"{path}: this is a pickled (torch.save) file, not a safetensors checkpoint. Lapses never "
             "unpickles model files because they can run code. Convert it with a trusted script, or "
