@@ -77,12 +77,12 @@ def measure(model=str(ROOT / "assets" / "memories.safetensors"), size=(1920, 108
          f"{render_threads} torch thread(s) beside the encoder, {engine.device_name}")
     show(f"{'stretch':<32} {'x264 alone':>11} {'whole render':>13} {'vs encoder':>11} {'x real time':>12}")
     for name, enc, whole in rows:
-        show(f"{name:<32} {enc:9.1f}/s {whole:11.1f}/s {whole / enc:10.0%} {whole / fps:11.2f}x")
+        show(f"{name:<32} {enc:9.1f}/s {whole:11.1f}/s {whole / enc:10.1%} {whole / fps:11.2f}x")
     name, enc, whole = min(rows[:2], key=lambda r: r[2] / r[1])        # the figure: the worse of the two
     gpu = torch.cuda.is_available()
     slowest = min(r[2] for r in rows[:2])
     figs = [Figure(f"offline {w}x{h}: x264 {preset} alone", f"{enc:.1f} frames/s ({name})", "", None),
-            Figure("offline: whole render / encoder alone", f"{whole / enc:.0%} ({whole:.1f} frames/s, {name})",
+            Figure("offline: whole render / encoder alone", f"{whole / enc:.1%} ({whole:.1f} frames/s, {name})",
                    ">= 70% (CPU)", None if gpu else whole / enc >= 0.7),
             Figure("offline: whole render / real time", f"{slowest / fps:.2f}x", ">= 3x (GPU)",
                    slowest / fps >= 3 if gpu else None)]
