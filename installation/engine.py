@@ -140,8 +140,17 @@ class Engine:
         img = draw(z)
         if self.guard is not None:   # before the output symptoms: an intended blackout is not a fault
             img = self.guard.check(draw, z, img, state)
+        return self._finished(img, state)
+
+    def _finished(self, img: torch.Tensor, state: FrameState) -> torch.Tensor:
+        """Generator output after this state's output symptoms, finite and in [-1, 1]."""
         img = self.damage.output(img, state.intensities, state.t, seed=state.seed)
         return torch.nan_to_num(img, nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
+
+    def _screen(self, small: np.ndarray, state: FrameState) -> np.ndarray:
+        """A generator-sized frame -> the screen's frame (grain changes 24 times a second, from t alone)."""
+        self.frames_rendered += 1
+        return self.output(small, int(state.t * 24))
 
     def small_frames(self, z: torch.Tensor, state: FrameState) -> list[np.ndarray]:
         """Frames for given latents [N, L] under this state's damage, at the generator's size."""
@@ -156,10 +165,7 @@ class Engine:
         """The frame the screen shows for this state. `sync=False` (live) lets weight damage be
         recomputed in the background and swapped in between frames instead of waiting for it;
         `urgent` asks for a performer's change to be shown on this very frame when that is cheap."""
-        grain_index = int(state.t * 24)  # grain changes 24 times a second, from t alone
-        frame = self.output(self.small_frame(state, sync=sync, urgent=urgent), grain_index)
-        self.frames_rendered += 1
-        return frame
+        return self._screen(self.small_frame(state, sync=sync, urgent=urgent), state)
 
     def render_batch(self, states: list[FrameState]) -> list[np.ndarray]:
         """Frames for several states that share their weight damage (offline rendering): one
@@ -178,13 +184,7 @@ class Engine:
                 img = self.generator(z)
             finally:
                 self.damage.set_activation(first.intensities, first.t, seed=first.seed)
-            frames = []
-            for k, s in enumerate(states):
-                one = self.damage.output(img[k:k + 1], s.intensities, s.t, seed=s.seed)
-                one = torch.nan_to_num(one, nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
-                frames.append(self.output(img_to_uint8(one[0]), int(s.t * 24)))
-                self.frames_rendered += 1
-        return frames
+            return [self._screen(img_to_uint8(self._finished(img[k:k + 1], s)[0]), s) for k, s in enumerate(states)]
 
     def resize(self, width: int, height: int) -> None:
         """Frames of another size from now on (the display changed under the live app)."""
