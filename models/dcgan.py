@@ -112,13 +112,11 @@ class ResizeConv2d(nn.Conv2d):
         cached = getattr(self, "_fused", None)
         if cached is None or cached[0] != key:
             with torch.no_grad():
+                k = _summed_taps(_summed_taps(w.detach(), 2), 3)                       # [out, in, 4, 4]
                 if self.out_channels <= self.PHASES_MAX_OUT:
-                    fused = _phase_kernels(w.detach())
+                    fused = _phase_kernels(k)
                 else:
-                    def taps(t: torch.Tensor, dim: int) -> torch.Tensor:
-                        w0, w1, w2 = t.unbind(dim)
-                        return torch.stack([w2, w1 + w2, w0 + w1, w0], dim)
-                    fused = taps(taps(w.detach(), 2), 3).transpose(0, 1).contiguous()   # [in, out, 4, 4]
+                    fused = k.transpose(0, 1).contiguous()                              # [in, out, 4, 4]
             cached = self._fused = (key, fused)
         return cached[1]
 
@@ -138,15 +136,21 @@ class ResizeConv2d(nn.Conv2d):
         return out if self.bias is None else out.add_(self.bias.view(1, -1, 1, 1))
 
 
-def _phase_kernels(w: torch.Tensor) -> torch.Tensor:
-    """3x3 kernels [out, in, 3, 3] -> the four phases' 2x2 kernels [4 * out, in, 2, 2], phase
-    (a, b) at rows a * 2 * out + b * out: along each axis, phase 0 reads (i - 1, i) with taps
+def _summed_taps(w: torch.Tensor, dim: int) -> torch.Tensor:
+    """Along one axis, 3 taps of a conv after nearest upsampling -> the 4 taps of the transposed
+    conv it equals: [w2, w1 + w2, w0 + w1, w0]."""
+    w0, w1, w2 = w.unbind(dim)
+    return torch.stack([w2, w1 + w2, w0 + w1, w0], dim)
+
+
+_PHASE_TAPS = (torch.tensor([3, 1]), torch.tensor([2, 0]))   # of the 4 summed taps, per output phase
+
+
+def _phase_kernels(k: torch.Tensor) -> torch.Tensor:
+    """Summed 4x4 kernels [out, in, 4, 4] -> the four output phases' 2x2 kernels [4 * out, in, 2, 2],
+    phase (a, b) at rows a * 2 * out + b * out: along each axis, phase 0 reads (i - 1, i) with taps
     (w0, w1 + w2) and phase 1 reads (i, i + 1) with (w0 + w1, w2)."""
-    def halves(t: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        w0, w1, w2 = t.unbind(dim)
-        return torch.stack([w0, w1 + w2], dim), torch.stack([w0 + w1, w2], dim)
-    rows = halves(w, 2)
-    return torch.cat([col for r in rows for col in halves(r, 3)], 0).contiguous()
+    return torch.cat([k[:, :, _PHASE_TAPS[a]][:, :, :, _PHASE_TAPS[b]] for a in (0, 1) for b in (0, 1)], 0).contiguous()
 
 
 class ResizeConvUp(nn.Sequential):
