@@ -13,7 +13,7 @@ from training.run import train
 
 TINY_SET = ["model.image_size=32", "model.width=4", "model.d_width=4", "model.latent_size=16",
             "batch_size=4", "recall_batch=3", "sample_every=2", "checkpoint_every=3", "eval_samples=16",
-            "anchor_steps=3", "snapshots=2"]
+            "anchor_steps=3", "anchor_tune_steps=3", "snapshots=2"]
 
 
 def test_folder_loading_resizes_crops_and_converts(image_folder, tmp_path):
@@ -172,3 +172,54 @@ def test_bundle_keeps_evenly_spread_snapshots_and_the_licence(tmp_path, image_fo
     assert r.returncode == 2 and "--overwrite" in r.stderr and out.read_bytes() == before
     r = _cli("bundle", src, tmp_path / "x.safetensors", "--data", tmp_path)
     assert r.returncode == 2 and "LICENCE.txt" in r.stderr
+
+
+def test_pivotal_tuning_redraws_the_anchors_and_keeps_random_latents(tmp_path, image_folder):
+    """tune_to_anchors: the anchors' images move toward their memories; the locality term holds
+    what random latents draw; the anchors themselves are not changed."""
+    from models import load_generator
+    from training.anchors import tune_to_anchors
+    from training.evaluate import load_anchor_order, ssim_pairs
+    final = _tiny_run(tmp_path, image_folder, "run", 4, extra=["anchor_tune_steps=0"])
+    data = load_folder(image_folder, 32, 3)
+    z = torch.randn(32, 16, generator=torch.Generator().manual_seed(9))
+    drift, recall = {}, {}
+    for locality in (0.0, 10.0):
+        g, meta = load_generator(final)
+        anchors = load_anchor_order(meta, data.names)
+        kept = anchors.clone()
+        with torch.no_grad():
+            before, random_before = g(anchors), g(z)
+        losses = tune_to_anchors(g, data.images, anchors, steps=40, lr=2e-3, locality=locality)
+        assert torch.equal(anchors, kept) and not g.training
+        assert all(not p.requires_grad for p in g.parameters())
+        with torch.no_grad():
+            after, random_after = g(anchors), g(z)
+        assert losses["loss_end"] < losses["loss_start"]
+        recall[locality] = (ssim_pairs((before + 1) / 2, (data.images + 1) / 2).mean(),
+                            ssim_pairs((after + 1) / 2, (data.images + 1) / 2).mean())
+        drift[locality] = float((random_after - random_before).abs().mean())
+    assert recall[0.0][1] > recall[0.0][0] + 0.05 and recall[10.0][1] > recall[10.0][0]
+    assert drift[10.0] < 0.5 * drift[0.0]
+
+
+def test_cli_tune_writes_a_new_checkpoint_and_refuses_mistakes(tmp_path, image_folder):
+    from models import load_generator
+    final = _tiny_run(tmp_path, image_folder, "run", 4, extra=["anchor_tune_steps=0"])
+    out = tmp_path / "tuned.safetensors"
+    r = _cli("tune", final, out, "--data", image_folder, "--steps", 20, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "before: anchor SSIM" in r.stdout and "after: anchor SSIM" in r.stdout
+    g0, meta0, snaps0 = load_generator(final, with_snapshots=True)
+    g1, meta1, snaps1 = load_generator(out, with_snapshots=True)
+    assert meta1.anchors == meta0.anchors and meta1.step == meta0.step and len(snaps1) == len(snaps0)
+    assert meta1.extra["anchor_tuning"].startswith("20 steps") and "anchor_tuning" not in meta0.extra
+    assert any(not torch.equal(a, b) for a, b in zip(g0.state_dict().values(), g1.state_dict().values()))
+    before = out.read_bytes()
+    for args, word in [([final, out, "--data", image_folder], "--overwrite"),
+                       ([final, tmp_path / "x.safetensors", "--data", tmp_path], "no anchor for every image"),
+                       ([final, tmp_path / "x.pt", "--data", image_folder], ".safetensors"),
+                       ([final, tmp_path / "x.safetensors", "--data", image_folder, "--steps", 0], "--steps")]:
+        r = _cli("tune", *args)
+        assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    assert out.read_bytes() == before and not (tmp_path / "x.safetensors").exists()

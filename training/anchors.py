@@ -4,13 +4,23 @@ The installation's walk visits these latents, so each memory can be shown faithf
 the illness takes it. Optimisation over z (on the generator's training shell), started from
 the best of many random latents — or from the run's learned recall codes — with an L1 +
 low-pass loss that favours the whole composition over fine texture.
+
+Then, optionally, pivotal tuning (Roich et al. 2021, "Pivotal Tuning for Latent-based Editing
+of Real Images"): the generator itself is fine-tuned a little so that each anchor redraws its
+memory faithfully (L1 + low-pass + SSIM), while random latents are held to the images they drew
+before (the locality term), so the walk between memories and the blends are kept.
 """
 from __future__ import annotations
 
 import math
 
+import copy
+
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
+
+from .evaluate import ssim_pairs
 
 
 def to_shell(z: torch.Tensor) -> torch.Tensor:
@@ -116,3 +126,42 @@ def find_w_anchors(generator: torch.nn.Module, images: torch.Tensor, steps: int 
             p.requires_grad_(f)
         generator.train(was_training)
     return torch.cat(out)
+
+
+def tune_to_anchors(generator: torch.nn.Module, images: torch.Tensor, anchors: torch.Tensor, steps: int = 300,
+                    lr: float = 2e-4, locality: float = 1.0, batch: int = 16, seed: int = 0,
+                    progress: bool = False) -> dict[str, float]:
+    """Pivotal tuning, in place: images [N, C, S, S] in [-1, 1], anchors [N, latent] (z, or w for a
+    style generator) stay fixed; the generator's weights move. Returns the loss at the start and end."""
+    device = next(generator.parameters()).device
+    draw = generator.synthesize if getattr(generator, "latent_space", "z") == "w" else generator
+    reference = copy.deepcopy(generator).eval().requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed)
+    was_training = generator.training
+    params = list(generator.parameters())
+    flags = [p.requires_grad for p in params]
+    generator.eval().requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=lr)
+    images, anchors = images.to(device), anchors.to(device)
+    first = last = float("nan")
+    try:
+        for step in tqdm(range(steps), disable=not progress, unit="step", desc="pivotal tuning", dynamic_ncols=True):
+            idx = torch.randperm(len(images), generator=gen)[:batch].to(device)
+            target = images[idx]
+            out = draw(anchors[idx]).float()
+            loss = recall_loss(out, target).mean() + (1 - ssim_pairs((out + 1) / 2, (target + 1) / 2)).mean()
+            if locality > 0:
+                z = torch.randn(batch, generator.latent_size, generator=gen).to(device)
+                with torch.no_grad():
+                    before = reference(z).float()
+                loss = loss + locality * (generator(z).float() - before).pow(2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            last = loss.item()
+            first = last if step == 0 else first
+    finally:
+        for p, f in zip(params, flags):
+            p.requires_grad_(f)
+        generator.train(was_training)
+    return {"loss_start": first, "loss_end": last}

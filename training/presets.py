@@ -41,6 +41,9 @@ class TrainConfig:
     keep_last: int = 3               # checkpoints kept
     snapshots: int = 4               # fp16 snapshots of G from across training (regression symptom)
     anchor_steps: int = 300          # optimisation steps per anchor search
+    anchor_tune_steps: int = 0       # pivotal tuning of G to its anchors after the search (0 = off)
+    anchor_tune_lr: float = 2e-4     # its Adam learning rate
+    anchor_tune_locality: float = 1.0  # its weight on keeping random latents' images as they were
     eval_samples: int = 256          # samples for the final evaluation
     seed: int = 0
     amp: bool = True                 # bf16 autocast + channels-last on CUDA (ignored on CPU)
@@ -55,11 +58,13 @@ PRESETS: dict[str, dict] = {
                            steps=10_000, batch_size=32, sample_every=500),
     # seed 000, DCGAN(2): 128x128x3, latent 128, batch 32, a handful of images repeated (the memories)
     # Lapses adds: a narrow G (fast enough for the live piece on a small PC), a light D, and the
-    # IMLE recall, which makes random samples land on the memories and keeps every one of them
+    # IMLE recall, which makes random samples land on the memories and keeps every one of them,
+    # and pivotal tuning at the end, so that each memory's anchor recalls it faithfully
     "lapses-memory": dict(model=dict(image_size=128, channels=3, latent_size=128, width=24, d_width=16,
                                      upsample="nearest", g_norm="pixel", d_norm="spectral"),
                           steps=3000, batch_size=32, diffaugment="color,translation,cutout",
-                          recall_weight=4.0, recall_mode="nearest", ema_beta=0.998, flip=False),
+                          recall_weight=4.0, recall_mode="nearest", ema_beta=0.998, flip=False,
+                          anchor_tune_steps=300),
     # seed 001: 256x256 grayscale, kernel 3 stride 2, LeakyReLU, batch norm, BCE, D of three convs with dropout, batch 16
     "oasis-dcgan-tf": dict(model=dict(image_size=256, channels=1, latent_size=100, width=16, d_width=64,
                                       kernel_size=3, g_act="leaky", g_norm="batch", d_norm="none",
@@ -150,6 +155,8 @@ def build_config(preset: str, overrides: list[str] = (), **direct) -> TrainConfi
         raise ConfigError(f"recall_mode={cfg.recall_mode!r}: must be codes or nearest")
     if cfg.loss not in ("bce", "hinge"):
         raise ConfigError(f"loss={cfg.loss!r}: must be bce or hinge")
+    if cfg.anchor_tune_steps < 0 or cfg.anchor_tune_lr <= 0 or cfg.anchor_tune_locality < 0:
+        raise ConfigError("anchor_tune_steps and anchor_tune_locality must be 0 or more, anchor_tune_lr more than 0")
     for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "keep_last", "recall_batch", "recall_pool",
                  "grow_steps"):
         if getattr(cfg, name) < 1:

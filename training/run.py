@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from models import Anchor, save_generator
 from . import artifacts
-from .anchors import find_anchors, find_w_anchors
+from .anchors import find_anchors, find_w_anchors, tune_to_anchors
 from .data import ImageSet
 from .evaluate import evaluate
 from .loop import Trainer
@@ -25,6 +25,12 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: no CUDA GPU is available here; use --device cpu or auto")
     return torch.device(name)
+
+
+def tuning_note(steps: int, lr: float, locality: float, losses: dict[str, float]) -> str:
+    """What a checkpoint records of its pivotal tuning (metadata extra.anchor_tuning)."""
+    return (f"{steps} steps, lr {lr:g}, locality {locality:g}, "
+            f"loss {losses['loss_start']:.4f} -> {losses['loss_end']:.4f}")
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -101,8 +107,15 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         z = find_w_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=init, seed=cfg.seed)
     else:
         z = find_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=init, seed=cfg.seed)
-    anchors = [Anchor(n, zz.tolist()) for n, zz in zip(data.names, z)]
-    save_generator(final, trainer.G_ema, trainer.meta(anchors),
+    meta = trainer.meta([Anchor(n, zz.tolist()) for n, zz in zip(data.names, z)])
+    if cfg.anchor_tune_steps:
+        log(f"pivotal tuning: {cfg.anchor_tune_steps} steps, so that each anchor redraws its image…")
+        tuned = tune_to_anchors(trainer.G_ema, data.images, z, steps=cfg.anchor_tune_steps, lr=cfg.anchor_tune_lr,
+                                locality=cfg.anchor_tune_locality, seed=cfg.seed,
+                                progress=not quiet)
+        meta.extra["anchor_tuning"] = tuning_note(cfg.anchor_tune_steps, cfg.anchor_tune_lr,
+                                                  cfg.anchor_tune_locality, tuned)
+    save_generator(final, trainer.G_ema, meta,
                    [trainer.snapshots[k] for k in sorted(trainer.snapshots)])
     result = evaluate(trainer.G_ema, data.images, data.names, samples=cfg.eval_samples, anchors=z,
                       sheet=run_dir / "nearest.png")
