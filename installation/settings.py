@@ -222,11 +222,14 @@ class KioskSettings:
     health_every_s: float = _opt(60.0, lo=1.0, hi=86400.0)
     quit_combo: str = "ctrl+shift+q"
 
-    def state_path(self, environ: Mapping[str, str] | None = None) -> Path:
-        """Where the course state lives: the setting, else $XDG_STATE_HOME/lapses, else ~/.local/state/lapses."""
+    def state_path(self, environ: Mapping[str, str] | None = None, beside: Path | None = None) -> Path:
+        """Where the course state lives: the setting (a relative one beside the settings file,
+        `beside`, so it does not depend on where the service was started), else
+        $XDG_STATE_HOME/lapses, else ~/.local/state/lapses."""
         environ = os.environ if environ is None else environ
         if self.state_file:
-            return Path(os.path.expandvars(os.path.expanduser(self.state_file)))
+            p = Path(os.path.expandvars(os.path.expanduser(self.state_file)))
+            return p if p.is_absolute() or beside is None else beside / p
         base = environ.get("XDG_STATE_HOME") or ""
         root = Path(base) if base and Path(base).is_absolute() else Path(environ.get("HOME", str(Path.home()))) / ".local" / "state"
         return root / "lapses" / "state.json"
@@ -490,6 +493,10 @@ class Settings:
     def to_yaml(self) -> str:
         head = f"# Lapses settings, resolved (from {self.source or 'defaults'})\n"
         return head + yaml.dump(self.as_dict(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+
+    def state_path(self, environ: Mapping[str, str] | None = None) -> Path:
+        """The kiosk's state file (KioskSettings.state_path), a relative one beside the settings file."""
+        return self.kiosk.state_path(environ, Path(self.source).resolve().parent if self.source else None)
 
     def resolve_path(self, value: str) -> Path:
         """A path from the settings: relative ones are looked up beside the settings file, then in

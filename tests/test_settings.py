@@ -167,6 +167,17 @@ def test_kiosk_state_file_defaults_to_the_users_state_directory(tmp_path):
     assert mine.state_path({}) == tmp_path / "s.json"
 
 
+def test_a_relative_state_file_lies_beside_the_settings_file_wherever_it_is_started(tmp_path, monkeypatch):
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    path = gallery / "settings.yaml"
+    path.write_text("kiosk: {state_file: state/course.json}\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(path).state_path({}) == gallery / "state" / "course.json"
+    absolute = load_settings(path, overrides=[f"kiosk.state_file={tmp_path}/elsewhere.json"])
+    assert absolute.state_path({}) == tmp_path / "elsewhere.json"
+
+
 def test_a_key_given_twice_names_both_lines(tmp_path):
     # YAML would silently keep the last: a second `course:` appended to a copy of settings.yaml
     # would throw away every curve of the first

@@ -69,7 +69,7 @@ class KioskRun:
     @classmethod
     def start(cls, settings, environ=None) -> "KioskRun":
         environ = os.environ if environ is None else environ
-        path = settings.kiosk.state_path(environ)
+        path = settings.state_path(environ)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:

@@ -45,7 +45,7 @@ def _when(wall_s: float) -> str:
 
 def _state_path(settings, usage_error) -> Path:
     """The settings' state file, unless it names something that is no state file (persist.refusal)."""
-    path = settings.kiosk.state_path()
+    path = settings.state_path()
     why = refusal(path, [*piece_files(settings), log_path(path.parent)])
     if why:
         raise usage_error(f"kiosk.state_file: {why}")
