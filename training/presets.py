@@ -71,11 +71,12 @@ PRESETS: dict[str, dict] = {
                                       d_depth=3, d_dropout=0.3),
                            steps=2500, batch_size=16, lr_g=1e-4, lr_d=1e-4),
     # seed 002: 128x128 grayscale, six conv / transposed-conv layers each, Adam, lr G 2e-4 / D 2e-5, BCE
-    # (Lapses adds the same narrow G, light D and IMLE recall as lapses-memory)
+    # (Lapses adds the same narrow G, light D, IMLE recall and pivotal tuning as lapses-memory)
     "oasis-dcgan": dict(model=dict(image_size=128, channels=1, latent_size=128, width=24, d_width=16,
                                    upsample="nearest", g_norm="pixel", d_norm="spectral"),
                         steps=4000, batch_size=32, lr_g=2e-4, lr_d=2e-5, diffaugment="translation",
-                        recall_weight=4.0, recall_batch=16, recall_mode="nearest", ema_beta=0.998, flip=True),
+                        recall_weight=4.0, recall_batch=16, recall_mode="nearest", ema_beta=0.998, flip=True,
+                        anchor_tune_steps=300),
     # seed 003: StyleGAN on OASIS at 256x256 grayscale: latent 512, filters 512, kernel 3, random
     # horizontal flips, Adam beta 0.5/0.999, batch 32. Its learning rates (8e-7 / 1e-7) were tuned
     # for a TF model without equalised learning rates and barely move this one: StyleGAN2's 2e-3.
