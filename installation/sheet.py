@@ -29,10 +29,15 @@ class SheetRow:
     frames: list[np.ndarray]
 
 
-def sheet_latents(engine: Engine, columns: int, seed: int) -> torch.Tensor:
-    """The memories' anchors (as many as there are columns), then seeded random shell points
-    (a style model's anchors and random points are in w: see Engine.random_latents)."""
-    anchors = engine.anchors.cpu()[:columns]
+def sheet_latents(engine: Engine, columns: int, seed: int, spread: bool = False) -> torch.Tensor:
+    """The memories' anchors (the first, as many as there are columns; with `spread`, chosen
+    evenly from first to last, so that 137 brain slices show from the base of the brain to its
+    crown rather than six neighbours), then seeded random shell points (a style model's anchors
+    and random points are in w: see Engine.random_latents)."""
+    anchors = engine.anchors.cpu()
+    if spread and len(anchors) > columns:
+        anchors = anchors[torch.linspace(0, len(anchors) - 1, columns).round().long()]
+    anchors = anchors[:columns]
     L = engine.latent_size
     extra = columns - len(anchors)
     if getattr(engine, "space", "z") == "w":    # w has no shell: anchors as they are, then mapped latents
@@ -49,9 +54,10 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def decay_rows(engine: Engine, course: Course, progresses, columns: int = 6, seed: int = 1,
-               t: float = 0.0) -> list[SheetRow]:
-    """Frames of fixed latents at each progress (course curves, no lucid interval, no overrides)."""
-    z = sheet_latents(engine, columns, seed)
+               t: float = 0.0, spread: bool = False) -> list[SheetRow]:
+    """Frames of fixed latents (sheet_latents) at each progress (course curves, no lucid
+    interval, no overrides)."""
+    z = sheet_latents(engine, columns, seed, spread)
     rows, pristine = [], None
     for p in progresses:
         state = FrameState(t=t, progress=float(p), intensities=course.curve_intensities(float(p)), seed=seed)
@@ -91,5 +97,5 @@ def compose(rows: list[SheetRow], title: str) -> np.ndarray:
 def make_sheet(engine: Engine, course: Course, stages: int = 8, columns: int = 6, seed: int = 1,
                title: str = "") -> tuple[np.ndarray, list[SheetRow]]:
     progresses = np.linspace(0.0, 1.0, max(2, stages))
-    rows = decay_rows(engine, course, progresses, columns, seed)
+    rows = decay_rows(engine, course, progresses, columns, seed, spread=True)
     return compose(rows, title or f"Lapses - {engine.model.path.name} - seed {seed}"), rows

@@ -142,6 +142,23 @@ def test_sheet_has_one_labelled_row_per_stage(tiny_checkpoint):
     e.close()
 
 
+def test_the_contact_sheet_spreads_its_columns_over_many_memories(tmp_path):
+    """Seven anchors in three columns: the first, the middle and the last, not three neighbours."""
+    from conftest import make_tiny_checkpoint
+    from installation.sheet import sheet_latents
+    s = _settings(make_tiny_checkpoint(tmp_path / "seven.safetensors", anchors=7))
+    e = _engine(s)
+    a = e.anchors.cpu()
+    shell = a * (e.latent_size ** 0.5) / a.norm(dim=1, keepdim=True)
+    assert torch.allclose(sheet_latents(e, 3, seed=1, spread=True), shell[[0, 3, 6]])
+    assert torch.allclose(sheet_latents(e, 3, seed=1), shell[:3])
+    assert torch.allclose(sheet_latents(e, 9, seed=1, spread=True)[:7], shell)   # all of them, then random points
+    rows = make_sheet(e, Course(s.course), stages=2, columns=3)[1]
+    direct = e.small_frames(shell[[0, 3, 6]], FrameState(seed=1))
+    assert all(np.array_equal(f, g) for f, g in zip(rows[0].frames, direct))
+    e.close()
+
+
 # ------------------------------------------------------------------ the live app, headless
 
 def test_app_runs_headless_with_scripted_keys(tiny_checkpoint, tmp_path):
