@@ -303,3 +303,23 @@ def test_walk_in_w_keeps_anchors_and_moves_straight():
     assert torch.allclose(walk.z_at(5.0), torch.lerp(p, q, mid.fraction).float(), atol=1e-5)
     with pytest.raises(ValueError, match="needs points"):
         Walk(None, 8, space="w")
+
+
+def test_pivotal_tuning_of_a_style_generator_moves_synthesis_and_keeps_its_mapping():
+    """Anchors in w; the mapping (and w_avg, which forgetting and the walk draw on) stays."""
+    from training.anchors import tune_to_anchors
+    g = tiny_style(3)
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    g.mapping.requires_grad_(False)                   # mixed flags, as they were, come back
+    flags = [p.requires_grad for p in g.parameters()]
+    images = torch.rand(3, TINY["channels"], TINY["image_size"], TINY["image_size"]) * 2 - 1
+    w = g.mapping(torch.randn(3, TINY["latent_size"])).detach()
+    with torch.no_grad():
+        start = (g.synthesize(w) - images).abs().mean()
+    tune_to_anchors(g, images, w, steps=15, lr=2e-3, locality=1.0, batch=3)
+    after = g.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in before if k.startswith("mapping."))
+    assert any(not torch.equal(after[k], before[k]) for k in before if not k.startswith("mapping."))
+    with torch.no_grad():
+        assert (g.synthesize(w) - images).abs().mean() < start
+    assert not g.training and [p.requires_grad for p in g.parameters()] == flags

@@ -55,8 +55,10 @@ def test_presets_reproduce_seed_settings_and_refuse_bad_overrides():
     oasis = build_config("oasis-dcgan")
     assert (oasis.lr_g, oasis.lr_d, oasis.loss) == (2e-4, 2e-5, "bce")
     assert build_config("lapses-memory", ["model.width=8"]).model["width"] == 8
+    assert build_config("lapses-memory", ["lr_g=1e-3"]).lr_g == 1e-3      # YAML 1.1 reads 1e-3 as a string
     for bad, word in [("bogus=1", "unknown training setting"), ("model.bogus=1", "unknown model setting"),
-                      ("steps=ten", "integer"), ("model.image_size=48", "image_size"), ("loss=l2", "loss")]:
+                      ("steps=ten", "integer"), ("model.image_size=48", "image_size"), ("loss=l2", "loss"),
+                      ("anchor_tune_lr=.nan", "expected a number"), ("lr_g=fast", "expected a number")]:
         with pytest.raises(ConfigError, match=word):
             build_config("lapses-memory", [bad])
 
@@ -76,6 +78,7 @@ def test_tiny_training_run_leaves_every_artefact(tmp_path, image_folder):
     from models import load_generator
     g, meta, snaps = load_generator(final, with_snapshots=True)
     assert len(meta.anchors) == 6 and meta.step == 4 and len(snaps) == 2
+    assert meta.extra["anchor_tuning"].startswith("3 steps")      # TINY_SET's pivotal tuning ran
     ev = json.loads((run / "evaluation.json").read_text())
     assert set(ev["recall"]) == set(meta_a.name for meta_a in meta.anchors)
 
@@ -223,3 +226,25 @@ def test_cli_tune_writes_a_new_checkpoint_and_refuses_mistakes(tmp_path, image_f
         r = _cli("tune", *args)
         assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
     assert out.read_bytes() == before and not (tmp_path / "x.safetensors").exists()
+    for args, word in [([final, tmp_path / "x.safetensors", "--data", image_folder, "--lr", "nan"], "--lr"),
+                       ([final, tmp_path / "x.safetensors", "--data", image_folder, "--device", "gpu0"], "not a device"),
+                       ([final, tmp_path / "no" / "x.safetensors", "--data", image_folder], "writable folder")]:
+        r = _cli("tune", *args)
+        assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    # in place, as the README does it: the file is replaced whole, and a second tuning is recorded beside the first
+    r = _cli("tune", out, out, "--data", image_folder, "--steps", 5, "--device", "cpu", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    g2, meta2 = load_generator(out)
+    assert meta2.extra["anchor_tuning"].startswith("20 steps") and "; then 5 steps" in meta2.extra["anchor_tuning"]
+    assert meta2.anchors == meta0.anchors
+
+
+def test_resume_may_change_what_happens_after_the_steps(tmp_path, image_folder):
+    """Anchor search and tuning settings act after the last step: a resumed run may change them
+    (a run from before tuning existed, or one finished with another tuning), not the training."""
+    _tiny_run(tmp_path, image_folder, "run", 3)
+    final = _tiny_run(tmp_path, image_folder, "run", 4, resume=True, extra=["anchor_tune_steps=0", "anchor_steps=2"])
+    from models import load_generator
+    assert "anchor_tuning" not in load_generator(final)[1].extra
+    with pytest.raises(ValueError, match="recall_weight"):
+        _tiny_run(tmp_path, image_folder, "run", 5, resume=True, extra=["recall_weight=1.0"])

@@ -132,16 +132,25 @@ def tune_to_anchors(generator: torch.nn.Module, images: torch.Tensor, anchors: t
                     lr: float = 2e-4, locality: float = 1.0, batch: int = 16, seed: int = 0,
                     progress: bool = False) -> dict[str, float]:
     """Pivotal tuning, in place: images [N, C, S, S] in [-1, 1], anchors [N, latent] (z, or w for a
-    style generator) stay fixed; the generator's weights move. Returns the loss at the start and end."""
+    style generator) stay fixed; the generator's weights move (a style generator's synthesis
+    only: its mapping, and so the w its walk and symptoms draw from, stays as it was). Returns the
+    loss at the start and end; raises ValueError, leaving the weights as they were, if the tuning
+    diverged (a loss or weight not finite)."""
+    if not (math.isfinite(lr) and lr > 0 and math.isfinite(locality) and locality >= 0):
+        raise ValueError(f"pivotal tuning: lr ({lr}) must be a number above 0 and locality ({locality}) 0 or more")
     device = next(generator.parameters()).device
-    draw = generator.synthesize if getattr(generator, "latent_space", "z") == "w" else generator
+    style = getattr(generator, "latent_space", "z") == "w"
+    draw = generator.synthesize if style else generator
     reference = copy.deepcopy(generator).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     was_training = generator.training
-    params = list(generator.parameters())
-    flags = [p.requires_grad for p in params]
-    generator.eval().requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=lr)
+    named = list(generator.named_parameters())
+    flags = [p.requires_grad for _, p in named]
+    tuned = [p for n, p in named if not (style and n.startswith("mapping."))]
+    generator.eval().requires_grad_(False)
+    for p in tuned:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(tuned, lr=lr)
     images, anchors = images.to(device), anchors.to(device)
     first = last = float("nan")
     try:
@@ -153,15 +162,19 @@ def tune_to_anchors(generator: torch.nn.Module, images: torch.Tensor, anchors: t
             if locality > 0:
                 z = torch.randn(batch, generator.latent_size, generator=gen).to(device)
                 with torch.no_grad():
-                    before = reference(z).float()
-                loss = loss + locality * (generator(z).float() - before).pow(2).mean()
+                    code = reference.mapping(z) if style else z
+                    before = (reference.synthesize if style else reference)(code).float()
+                loss = loss + locality * (draw(code).float() - before).pow(2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             last = loss.item()
             first = last if step == 0 else first
+        if not math.isfinite(last) or not all(bool(torch.isfinite(p).all()) for p in tuned):
+            generator.load_state_dict(reference.state_dict())
+            raise ValueError(f"pivotal tuning diverged (loss {last}); nothing was changed: try a smaller lr than {lr:g}")
     finally:
-        for p, f in zip(params, flags):
+        for (_, p), f in zip(named, flags):
             p.requires_grad_(f)
         generator.train(was_training)
     return {"loss_start": first, "loss_end": last}

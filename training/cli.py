@@ -111,7 +111,8 @@ def _bundle(args) -> int:
 
 
 def _tune(args) -> int:
-    import torch
+    import math
+    import os
     from models import load_generator, save_generator
     from .anchors import tune_to_anchors
     from .data import load_folder
@@ -121,8 +122,14 @@ def _tune(args) -> int:
         raise UsageError(f"{args.out}: a generator is a .safetensors file; give a name ending in .safetensors")
     if args.out.exists() and not args.overwrite:
         raise UsageError(f"{args.out} exists; add --overwrite to replace it")
-    if args.steps < 1 or args.lr <= 0 or args.locality < 0:
-        raise UsageError("--steps must be at least 1, --lr more than 0, --locality 0 or more")
+    if args.out.is_dir():
+        raise UsageError(f"{args.out} is a folder; give the path of a .safetensors file")
+    folder = args.out.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UsageError(f"{folder}: not a writable folder; create it or choose another OUT")
+    if args.steps < 1 or not (math.isfinite(args.lr) and args.lr > 0) or not (math.isfinite(args.locality)
+                                                                              and args.locality >= 0):
+        raise UsageError("--steps must be at least 1, --lr a number above 0, --locality a number, 0 or more")
     g, meta, snaps = load_generator(args.checkpoint, device=pick_device(args.device), with_snapshots=True)
     data = load_folder(args.data, meta.image_size, meta.channels)
     anchors = load_anchor_order(meta, data.names)
@@ -133,9 +140,10 @@ def _tune(args) -> int:
     losses = tune_to_anchors(g, data.images, anchors, steps=args.steps, lr=args.lr, locality=args.locality,
                              progress=True)
     after = evaluate(g, data.images, data.names, samples=256, anchors=anchors)
-    meta.extra["anchor_tuning"] = tuning_note(args.steps, args.lr, args.locality, losses)
+    note = tuning_note(args.steps, args.lr, args.locality, losses)
+    earlier = meta.extra.get("anchor_tuning")       # tuned before: the record keeps both
+    meta.extra["anchor_tuning"] = f"{earlier}; then {note}" if earlier else note
     save_generator(args.out, g.cpu(), meta, snaps)
-    torch.set_grad_enabled(False)
     for label, r in (("before", before), ("after", after)):
         worst = min(r.anchor_ssim, key=r.anchor_ssim.get)
         print(f"{label}: anchor SSIM min {r.anchor_ssim[worst]:.3f} ({worst}), median best-SSIM of 256 samples "
@@ -172,6 +180,6 @@ def main(argv: list[str] | None = None) -> int:
         return {"prepare": _prepare, "train": _train, "evaluate": _evaluate, "bundle": _bundle,
                 "tune": _tune}[args.command](args)
     except (UsageError, CheckpointError, DataError, ConfigError, PrepareError, FileExistsError,
-            FileNotFoundError, ValueError, PermissionError) as e:
+            FileNotFoundError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -21,6 +21,10 @@ import torch.nn.functional as F
 from models import Anchor, GeneratorMeta, load_resume, registry, save_generator, save_resume
 from . import artifacts
 from .anchors import find_anchors, recall_loss, to_shell
+
+# settings that only act once the steps are done (or say when they end): a resumed run may change them
+AFTER_TRAINING = ("steps", "anchor_steps", "anchor_tune_steps", "anchor_tune_lr", "anchor_tune_locality",
+                  "eval_samples")
 from .augment import diff_augment, parse_policy, random_flip
 from .data import Batches, ImageSet
 from .presets import TrainConfig
@@ -199,7 +203,7 @@ class Trainer:
         mine = json.loads(json.dumps(asdict(self.cfg), sort_keys=True))
         # a setting newer than the saved run was at its default there
         defaults = json.loads(json.dumps(asdict(type(self.cfg)()), sort_keys=True))
-        changed = sorted(k for k in mine if k not in ("steps",) and mine[k] != saved_cfg.get(k, defaults[k]))
+        changed = sorted(k for k in mine if k not in AFTER_TRAINING and mine[k] != saved_cfg.get(k, defaults[k]))
         if changed:
             raise ValueError(f"cannot resume: settings differ from the saved run ({', '.join(changed)}); "
                              "resume with the same preset and overrides, or use a new --out folder")

@@ -4,6 +4,7 @@ snapshots). Every value can be overridden with `--set key=value`."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import yaml
@@ -114,7 +115,12 @@ def _coerce(key: str, value, current):
             raise ConfigError(f"{key}={value!r}: expected an integer")
         return value
     if isinstance(current, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, str):          # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"{key}={value!r}: expected a number")
         return float(value)
     if isinstance(current, str) and not isinstance(value, str):
