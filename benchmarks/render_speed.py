@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from installation.audio import Soundscape  # noqa: E402
 from installation.audio.track import FilmSound  # noqa: E402
 from installation.engine import Engine  # noqa: E402
-from installation.render import (RenderJob, VideoSink, _generated, frame_states, render,  # noqa: E402
+from installation.render import (RenderJob, VideoSink, generated_frames, frame_states, render,  # noqa: E402
                                  share_cores_with_encoder)
 from installation.settings import load_settings  # noqa: E402
 
@@ -62,7 +62,7 @@ def measure(model=str(ROOT / "assets" / "memories.safetensors"), size=(1920, 108
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, job, span in stretches:
-            prepared = [f for _, _, f in _generated(engine, frame_states(settings, job, span), None)]
+            prepared = [f for _, _, f in generated_frames(engine, frame_states(settings, job, span), None)]
             alone = _encode_alone(prepared, Path(tmp) / "enc.mp4", size, fps, preset)
             del prepared
             t0 = time.perf_counter()

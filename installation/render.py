@@ -251,7 +251,7 @@ def _audio_frame(samples: np.ndarray, start_sample: int, sample_rate: int) -> av
     return frame
 
 
-def _generated(engine: Engine, states, keep: range | None) -> Iterator[tuple[int, FrameState, np.ndarray]]:
+def generated_frames(engine: Engine, states, keep: range | None) -> Iterator[tuple[int, FrameState, np.ndarray]]:
     """(i, state, frame) in order: frames of one block (i // BLOCK) that share their weight damage
     are generated together; only frames in `keep` (all when None) come out."""
     group: list[tuple[int, FrameState]] = []
@@ -282,7 +282,7 @@ def render(engine: Engine, states, sink, state_log: Path | None = None, progress
     log_f = open(state_log, "w", encoding="utf-8") if state_log else None
     ok, n = False, 0
     try:
-        for i, state, frame in _generated(engine, states, keep):
+        for i, state, frame in generated_frames(engine, states, keep):
             sink.write(i, frame)
             if sound is not None:
                 for start, samples in sound.add(i, state, cues_for(engine, state, frame)):

@@ -106,6 +106,10 @@ class ResizeConv2d(nn.Conv2d):
 
     PHASES_MAX_OUT = 4          # output channels up to which the four-phase form is the faster
 
+    @property
+    def _phased(self) -> bool:
+        return self.out_channels <= self.PHASES_MAX_OUT
+
     def _fused_weight(self) -> torch.Tensor:
         w = self.weight
         key = (w._version, w.data_ptr(), w.dtype, w.device)
@@ -113,7 +117,7 @@ class ResizeConv2d(nn.Conv2d):
         if cached is None or cached[0] != key:
             with torch.no_grad():
                 k = _summed_taps(_summed_taps(w.detach(), 2), 3)                       # [out, in, 4, 4]
-                if self.out_channels <= self.PHASES_MAX_OUT:
+                if self._phased:
                     fused = _phase_kernels(k)
                 else:
                     fused = k.transpose(0, 1).contiguous()                              # [in, out, 4, 4]
@@ -123,7 +127,7 @@ class ResizeConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
             return super().forward(F.interpolate(x, scale_factor=2, mode="nearest"))
-        if self.out_channels > self.PHASES_MAX_OUT:
+        if not self._phased:
             return F.conv_transpose2d(x, self._fused_weight(), self.bias, stride=2, padding=1)
         n, _, h, w = x.shape
         c = self.out_channels
