@@ -98,6 +98,22 @@ def test_a_corrupt_state_is_set_aside_and_the_course_restarts(tmp_path, tiny_che
     assert not StateStore(path).read().run.running
 
 
+def test_a_relative_state_file_is_kept_beside_the_settings_whatever_folder_the_kiosk_starts_in(
+        tmp_path, tiny_checkpoint, monkeypatch):
+    from installation.settings import load_settings
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    settings_file = gallery / "settings.yaml"
+    settings_file.write_text(f"model: {{path: {tiny_checkpoint}, device: cpu}}\nsound: {{enabled: false}}\n"
+                             "kiosk: {state_file: state/course.json}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)                  # as a service started from its own folder
+    KioskRun.start(load_settings(settings_file), environ={"HOME": str(tmp_path)}).close()
+    assert StateStore(gallery / "state" / "course.json").read() is not None
+    assert not any(elsewhere.iterdir())
+
+
 def test_a_state_file_that_names_a_folder_or_the_settings_is_refused_untouched(tmp_path, tiny_checkpoint):
     from installation.kiosk.runtime import KioskError
     from installation.settings import load_settings
