@@ -12,9 +12,9 @@ before (the locality term), so the walk between memories and the blends are kept
 """
 from __future__ import annotations
 
-import math
-
 import copy
+import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,21 @@ def recall_loss(img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return full + low
 
 
+@contextmanager
+def _frozen(generator: torch.nn.Module):
+    """The generator in eval mode with no parameter needing gradients; both as they were after."""
+    was_training = generator.training
+    params = list(generator.parameters())
+    flags = [p.requires_grad for p in params]
+    generator.eval().requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, f in zip(params, flags):
+            p.requires_grad_(f)
+        generator.train(was_training)
+
+
 def find_anchors(generator: torch.nn.Module, images: torch.Tensor, steps: int = 300,
                  init: torch.Tensor | None = None, candidates: int = 256, seed: int = 0,
                  chunk: int = 16) -> torch.Tensor:
@@ -41,14 +56,8 @@ def find_anchors(generator: torch.nn.Module, images: torch.Tensor, steps: int = 
     device = next(generator.parameters()).device
     latent = generator.latent_size
     gen = torch.Generator().manual_seed(seed)
-    was_training = generator.training
-    generator.eval()
-    params = [p for p in generator.parameters()]
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
     out = []
-    try:
+    with _frozen(generator):
         for start in range(0, images.shape[0], chunk):
             target = images[start:start + chunk].to(device)
             n = target.shape[0]
@@ -70,10 +79,6 @@ def find_anchors(generator: torch.nn.Module, images: torch.Tensor, steps: int = 
                 opt.step()
                 sched.step()
             out.append(to_shell(z.detach()).cpu())
-    finally:
-        for p, f in zip(params, flags):
-            p.requires_grad_(f)
-        generator.train(was_training)
     return torch.cat(out)
 
 
@@ -88,14 +93,8 @@ def find_w_anchors(generator: torch.nn.Module, images: torch.Tensor, steps: int 
     with the same recall loss as the z search; the step size follows the spread of w."""
     device = next(generator.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    was_training = generator.training
-    generator.eval()
-    params = list(generator.parameters())
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
     out = []
-    try:
+    with _frozen(generator):
         with torch.no_grad():
             pool = torch.cat([generator.mapping(torch.randn(min(64, candidates - i), generator.latent_size,
                                                             generator=gen).to(device))
@@ -121,10 +120,6 @@ def find_w_anchors(generator: torch.nn.Module, images: torch.Tensor, steps: int 
                 opt.step()
                 sched.step()
             out.append(w.detach().cpu())
-    finally:
-        for p, f in zip(params, flags):
-            p.requires_grad_(f)
-        generator.train(was_training)
     return torch.cat(out)
 
 
@@ -142,18 +137,15 @@ def tune_to_anchors(generator: torch.nn.Module, images: torch.Tensor, anchors: t
     style = getattr(generator, "latent_space", "z") == "w"
     draw = generator.synthesize if style else generator
     reference = copy.deepcopy(generator).eval().requires_grad_(False)
+    draw_before = reference.synthesize if style else reference
     gen = torch.Generator().manual_seed(seed)
-    was_training = generator.training
-    named = list(generator.named_parameters())
-    flags = [p.requires_grad for _, p in named]
-    tuned = [p for n, p in named if not (style and n.startswith("mapping."))]
-    generator.eval().requires_grad_(False)
-    for p in tuned:
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(tuned, lr=lr)
+    tuned = [p for n, p in generator.named_parameters() if not (style and n.startswith("mapping."))]
     images, anchors = images.to(device), anchors.to(device)
     first = last = float("nan")
-    try:
+    with _frozen(generator):
+        for p in tuned:
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(tuned, lr=lr)
         for step in tqdm(range(steps), disable=not progress, unit="step", desc="pivotal tuning", dynamic_ncols=True):
             idx = torch.randperm(len(images), generator=gen)[:batch].to(device)
             target = images[idx]
@@ -163,7 +155,7 @@ def tune_to_anchors(generator: torch.nn.Module, images: torch.Tensor, anchors: t
                 z = torch.randn(batch, generator.latent_size, generator=gen).to(device)
                 with torch.no_grad():
                     code = reference.mapping(z) if style else z
-                    before = (reference.synthesize if style else reference)(code).float()
+                    before = draw_before(code).float()
                 loss = loss + locality * (draw(code).float() - before).pow(2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -173,8 +165,4 @@ def tune_to_anchors(generator: torch.nn.Module, images: torch.Tensor, anchors: t
         if not math.isfinite(last) or not all(bool(torch.isfinite(p).all()) for p in tuned):
             generator.load_state_dict(reference.state_dict())
             raise ValueError(f"pivotal tuning diverged (loss {last}); nothing was changed: try a smaller lr than {lr:g}")
-    finally:
-        for (_, p), f in zip(named, flags):
-            p.requires_grad_(f)
-        generator.train(was_training)
     return {"loss_start": first, "loss_end": last}

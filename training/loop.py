@@ -21,13 +21,13 @@ import torch.nn.functional as F
 from models import Anchor, GeneratorMeta, load_resume, registry, save_generator, save_resume
 from . import artifacts
 from .anchors import find_anchors, recall_loss, to_shell
+from .augment import diff_augment, parse_policy, random_flip
+from .data import Batches, ImageSet
+from .presets import TrainConfig
 
 # settings that only act once the steps are done (or say when they end): a resumed run may change them
 AFTER_TRAINING = ("steps", "anchor_steps", "anchor_tune_steps", "anchor_tune_lr", "anchor_tune_locality",
                   "eval_samples")
-from .augment import diff_augment, parse_policy, random_flip
-from .data import Batches, ImageSet
-from .presets import TrainConfig
 
 
 def d_loss_fn(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
