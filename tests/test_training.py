@@ -248,3 +248,53 @@ def test_resume_may_change_what_happens_after_the_steps(tmp_path, image_folder):
     assert "anchor_tuning" not in load_generator(final)[1].extra
     with pytest.raises(ValueError, match="recall_weight"):
         _tiny_run(tmp_path, image_folder, "run", 5, resume=True, extra=["recall_weight=1.0"])
+
+
+def test_warm_start_continues_a_trained_generator_with_a_fresh_d(tmp_path, image_folder):
+    """--init: G and its EMA begin as the given generator, the step count and snapshots carry on,
+    its anchors seed the recall codes, and during d_warmup only D moves."""
+    from models import load_generator
+    from training.loop import Trainer
+    first = _tiny_run(tmp_path, image_folder, "a", 4, extra=["recall_mode=codes"])
+    g0, meta0, snaps0 = load_generator(first, with_snapshots=True)
+    cfg = build_config("lapses-memory", TINY_SET + ["steps=8", "d_warmup=2", "recall_mode=codes"])
+    trainer = Trainer(cfg, load_folder(image_folder, 32, 3), tmp_path / "b", torch.device("cpu"))
+    d0 = {k: v.clone() for k, v in trainer.D.state_dict().items()}
+    trainer.warm_start(first)
+    assert trainer.step == 4 and sorted(trainer.snapshots) == meta0.snapshot_steps
+    for k, v in g0.state_dict().items():
+        assert torch.equal(trainer.G.state_dict()[k], v) and torch.equal(trainer.G_ema.state_dict()[k], v), k
+    names = trainer.data.names
+    for a in meta0.anchors:
+        assert torch.allclose(trainer.codes[names.index(a.name)], torch.tensor(a.z))
+    for _ in range(2):                                    # the warm-up: D learns, G holds still
+        stats = trainer.train_step()
+        assert stats["g_loss"] == 0.0
+    assert all(torch.equal(trainer.G.state_dict()[k], v) for k, v in g0.state_dict().items())
+    assert any(not torch.equal(trainer.D.state_dict()[k], v) for k, v in d0.items())
+    trainer.train_step()
+    assert any(not torch.equal(trainer.G.state_dict()[k], v) for k, v in g0.state_dict().items())
+
+    final = train(build_config("lapses-memory", TINY_SET + ["steps=7", "recall_mode=codes"]),
+                  load_folder(image_folder, 32, 3), tmp_path / "c", "cpu", quiet=True, log=lambda *_: None, init=first)
+    g1, meta1, snaps1 = load_generator(final, with_snapshots=True)
+    assert meta1.step == 7 and meta1.snapshot_steps == meta0.snapshot_steps and len(snaps1) == len(snaps0)
+    assert meta1.extra["init_from"] == "generator.safetensors at step 4"
+
+
+def test_warm_start_refuses_what_cannot_continue(tmp_path, image_folder):
+    first = _tiny_run(tmp_path, image_folder, "a", 3)
+    data = load_folder(image_folder, 32, 3)
+    quiet = dict(quiet=True, log=lambda *_: None)
+    with pytest.raises(ValueError, match="width 4 \\(preset 8\\)"):
+        train(build_config("lapses-memory", TINY_SET + ["steps=5", "model.width=8"]), data, tmp_path / "b", "cpu",
+              init=first, **quiet)
+    with pytest.raises(ValueError, match="already at step 3; .*--steps 1003"):
+        train(build_config("lapses-memory", TINY_SET + ["steps=3"]), data, tmp_path / "c", "cpu", init=first, **quiet)
+    r = _cli("train", "--preset", "lapses-memory", "--data", image_folder, "--out", tmp_path / "a", "--resume",
+             "--init", first, *sum([["--set", s] for s in TINY_SET], []))
+    assert r.returncode == 2 and "give one of them" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("train", "--preset", "lapses-memory", "--data", image_folder, "--out", tmp_path / "d",
+             "--init", tmp_path / "missing.safetensors", *sum([["--set", s] for s in TINY_SET], []))
+    assert r.returncode == 2 and "missing.safetensors" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "b" / "checkpoints").exists() and not (tmp_path / "d").exists()

@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, help="generator updates (overrides the preset)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    tr.add_argument("--init", type=Path, metavar="CKPT",
+                    help="start from a trained generator (e.g. a bundled model) instead of from noise; "
+                         "--steps counts on from its step")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a preset value, e.g. --set batch_size=16 --set model.width=32")
     tr.add_argument("--seed", type=int)
@@ -79,7 +82,7 @@ def _train(args) -> int:
     data = load_folder(args.data, model.image_size, model.channels)
     print(f"{cfg.preset}: {len(data)} images from {args.data} ({data.name}), {cfg.steps} steps, batch {cfg.batch_size}")
     try:
-        train(cfg, data, args.out, args.device, resume=args.resume, quiet=args.quiet)
+        train(cfg, data, args.out, args.device, resume=args.resume, quiet=args.quiet, init=args.init)
     except KeyboardInterrupt:
         return 130
     return 0

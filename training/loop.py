@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from models import Anchor, GeneratorMeta, load_resume, registry, save_generator, save_resume
+from models import Anchor, GeneratorMeta, load_generator, load_resume, registry, save_generator, save_resume
 from . import artifacts
 from .anchors import find_anchors, recall_loss, to_shell
 from .augment import diff_augment, parse_policy, random_flip
@@ -89,7 +89,8 @@ class Trainer:
         self.batches = Batches(self.images, cfg.batch_size, torch.Generator().manual_seed(cfg.seed * 1000 + rank))
         self.policy = parse_policy(cfg.diffaugment)
         self.fixed_z = torch.randn(16, model_cfg.latent_size, generator=torch.Generator().manual_seed(cfg.seed)).to(device)
-        self.step = 0
+        self.step = self.start_step = 0
+        self.init_from = ""             # the generator a warm start began from
         self.snapshot_at = snapshot_steps(cfg.steps, cfg.snapshots)
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
         self.ckpt_dir = self.run_dir / "checkpoints"
@@ -124,6 +125,35 @@ class Trainer:
         dist = torch.cdist(F.avg_pool2d(target.float(), 4).flatten(1), F.avg_pool2d(samples.float(), 4).flatten(1))
         return pool[dist.argmin(dim=1)]
 
+    def warm_start(self, path: Path) -> None:
+        """Begin from a trained generator instead of from noise: its weights for G and its EMA, its
+        step count (so --steps is the total, as with --resume) and its snapshots (so the
+        `regression` symptom still reaches back to the young network); anchors it found for
+        images of the same names seed the recall codes. D starts fresh (see d_warmup)."""
+        g, meta, snaps = load_generator(path, device=self.device, with_snapshots=True)
+        if meta.architecture != self.cfg.architecture or meta.config != self.G.cfg:
+            mine, theirs = asdict(self.G.cfg), asdict(meta.config)
+            differ = [f"{k} {theirs.get(k)} (preset {v})" for k, v in mine.items() if theirs.get(k) != v]
+            raise ValueError(f"--init {path}: a {meta.architecture} generator that does not fit this preset's "
+                             f"{self.cfg.architecture} model ({', '.join(differ) or 'architecture'}); use the preset "
+                             f"it was trained with, or --set model.<field>=<value> to match it")
+        if meta.step >= self.cfg.steps:
+            raise ValueError(f"--init {path}: it is already at step {meta.step}; --steps is the total, "
+                             f"so give more (e.g. --steps {meta.step + 1000})")
+        self.G.load_state_dict(g.state_dict())
+        self.G_ema.load_state_dict(g.state_dict())
+        self.step = self.start_step = meta.step
+        self.init_from = f"{Path(path).name} at step {meta.step}"
+        if snaps:
+            self.snapshots = {s: {k: v.to(torch.float16) for k, v in snap.items()}
+                              for s, snap in zip(meta.snapshot_steps, snaps)}
+        self.snapshot_at = [s for s in self.snapshot_at if s > meta.step]
+        known = {a.name: a.z for a in meta.anchors}
+        with torch.no_grad():
+            for i, name in enumerate(self.data.names):
+                if name in known and len(known[name]) == self.codes.shape[1]:
+                    self.codes[i] = torch.tensor(known[name], device=self.device)
+
     def after_step(self, final: bool = False) -> None:
         """Artefacts at the end of a phase of training; plain training has no phases."""
 
@@ -148,6 +178,11 @@ class Trainer:
             (grad,) = torch.autograd.grad(out.sum(), real_r1, create_graph=True)
             (cfg.r1_gamma / 2 * grad.pow(2).sum(dim=(1, 2, 3)).mean() * cfg.r1_every).backward()
         self.opt_d.step()
+        if self.step < self.start_step + cfg.d_warmup:       # D alone catches up with a warm-started G
+            self.step += 1
+            return {"d_loss": d_loss.item(), "g_loss": 0.0, "recall_loss": 0.0,
+                    "d_real": torch.sigmoid(d_real.float()).mean().item(),
+                    "d_fake": torch.sigmoid(d_fake.float()).mean().item()}
 
         # (2) update G: maximise log D(G(z)) (non-saturating), plus recall of the memories
         with self._autocast():
@@ -193,7 +228,8 @@ class Trainer:
              "codes": self.codes.detach().cpu(), "opt_codes": self.opt_codes.state_dict(),
              "batches": self.batches.state(), "batch_rng": self.batches.generator.get_state(),
              "rng": torch.get_rng_state(), "config": json.dumps(asdict(self.cfg), sort_keys=True),
-             "snapshots": {str(k): v for k, v in self.snapshots.items()}}
+             "snapshots": {str(k): v for k, v in self.snapshots.items()},
+             "start_step": self.start_step, "init_from": self.init_from}
         if self.cuda:
             s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return s
@@ -222,12 +258,14 @@ class Trainer:
         if self.cuda and "cuda_rng" in s:
             torch.cuda.set_rng_state(s["cuda_rng"], self.device)
         self.snapshots = {int(k): v for k, v in s["snapshots"].items()}
+        self.start_step, self.init_from = int(s.get("start_step", 0)), s.get("init_from", "")
 
     def meta(self, anchors: list[Anchor] | None = None) -> GeneratorMeta:
         steps = sorted(self.snapshots)
+        extra = {"preset": self.cfg.preset, **({"init_from": self.init_from} if self.init_from else {})}
         return GeneratorMeta(architecture=self.cfg.architecture, config=self.G.cfg, step=self.step,
                              dataset=self.data.name, dataset_licence=self.data.licence, anchors=anchors or [],
-                             snapshot_steps=steps, extra={"preset": self.cfg.preset})
+                             snapshot_steps=steps, extra=extra)
 
     def save_checkpoint(self) -> Path:
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ class TrainConfig:
     grow_from: int = 0               # style models: grow progressively from this resolution (e.g. 4); 0 = full size
     grow_steps: int = 1000           # progressive growing: steps per resolution, the first half fading it in
     ema_beta: float = 0.999          # EMA of G's weights per step (0 = no EMA)
+    d_warmup: int = 0                # the first N steps of a run update D alone (a warm start's fresh D catches up)
     sample_every: int = 250          # steps between sample grids
     checkpoint_every: int = 1000     # steps between checkpoints
     keep_last: int = 3               # checkpoints kept
@@ -164,6 +165,8 @@ def build_config(preset: str, overrides: list[str] = (), **direct) -> TrainConfi
         raise ConfigError(f"loss={cfg.loss!r}: must be bce or hinge")
     if cfg.anchor_tune_steps < 0 or cfg.anchor_tune_lr <= 0 or cfg.anchor_tune_locality < 0:
         raise ConfigError("anchor_tune_steps and anchor_tune_locality must be 0 or more, anchor_tune_lr more than 0")
+    if cfg.d_warmup < 0:
+        raise ConfigError(f"d_warmup={cfg.d_warmup}: must be 0 or more")
     for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "keep_last", "recall_batch", "recall_pool",
                  "grow_steps"):
         if getattr(cfg, name) < 1:

@@ -46,8 +46,12 @@ def _distributed() -> tuple[int, int, int]:
 
 
 def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "auto", resume: bool = False,
-          quiet: bool = False, log=print) -> Path:
-    """Train, and return the path of the final generator (run_dir/generator.safetensors)."""
+          quiet: bool = False, log=print, init: Path | None = None) -> Path:
+    """Train, and return the path of the final generator (run_dir/generator.safetensors).
+    `init`: a trained generator to start from (a warm start, see Trainer.warm_start)."""
+    if init is not None and resume:
+        raise ValueError("--init starts a new run from a trained generator and --resume continues a run; "
+                         "give one of them")
     rank, world, local = _distributed()
     device = pick_device(device_name)
     if world > 1:
@@ -67,6 +71,9 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         log(f"resumed at step {trainer.step}")
     elif (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise FileExistsError(f"{run_dir}: already holds a run; pass --resume to continue it or choose a new --out")
+    elif init is not None:
+        trainer.warm_start(Path(init))
+        log(f"starting from {trainer.init_from}")
     main = trainer.is_main
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
