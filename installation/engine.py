@@ -147,10 +147,11 @@ class Engine:
         img = self.damage.output(img, state.intensities, state.t, seed=state.seed)
         return torch.nan_to_num(img, nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
 
-    def _screen(self, small: np.ndarray, state: FrameState) -> np.ndarray:
-        """A generator-sized frame -> the screen's frame (grain changes 24 times a second, from t alone)."""
+    def _screen(self, small: np.ndarray, state: FrameState, form: str = "rgb") -> np.ndarray:
+        """A generator-sized frame -> the screen's frame (grain changes 24 times a second, from t alone):
+        RGB [H, W, 3], or for an encoder ("i420") YUV 4:2:0 [H * 3/2, W] (Output.i420)."""
         self.frames_rendered += 1
-        return self.output(small, int(state.t * 24))
+        return (self.output.i420 if form == "i420" else self.output)(small, int(state.t * 24))
 
     def small_frames(self, z: torch.Tensor, state: FrameState) -> list[np.ndarray]:
         """Frames for given latents [N, L] under this state's damage, at the generator's size."""
@@ -167,12 +168,13 @@ class Engine:
         `urgent` asks for a performer's change to be shown on this very frame when that is cheap."""
         return self._screen(self.small_frame(state, sync=sync, urgent=urgent), state)
 
-    def render_batch(self, states: list[FrameState]) -> list[np.ndarray]:
+    def render_batch(self, states: list[FrameState], form: str = "rgb") -> list[np.ndarray]:
         """Frames for several states that share their weight damage (offline rendering): one
         generator call for all of them, far cheaper per image than one call each. Every other
-        step is taken per frame, as `render(state)` would, so each frame is that state's alone."""
+        step is taken per frame, as `render(state)` would, so each frame is that state's alone.
+        `form`: "rgb" (the screen's frames) or "i420" (the same frames as YUV 4:2:0, for an encoder)."""
         if len(states) == 1 or self.style is not None or self.guard is not None:
-            return [self.render(s, sync=True) for s in states]
+            return [self._screen(self.small_frame(s, sync=True), s, form) for s in states]
         first = states[0]
         assert all(self.damage.same_weights(first.intensities, s.intensities, first.seed, s.seed) for s in states), \
             "render_batch: the states' weight damage differs"
@@ -184,7 +186,8 @@ class Engine:
                 img = self.generator(z)
             finally:
                 self.damage.set_activation(first.intensities, first.t, seed=first.seed)
-            return [self._screen(img_to_uint8(self._finished(img[k:k + 1], s)[0]), s) for k, s in enumerate(states)]
+            return [self._screen(img_to_uint8(self._finished(img[k:k + 1], s)[0]), s, form)
+                    for k, s in enumerate(states)]
 
     def resize(self, width: int, height: int) -> None:
         """Frames of another size from now on (the display changed under the live app)."""

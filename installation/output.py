@@ -4,6 +4,12 @@ screen (fit with bars, or fill and crop), upscaled well, with optional vignette 
 Vignette is applied at the generator's resolution (it is smooth, so upscaling keeps it) and
 grain is one precomputed field seen through a window that moves with the frame number: both cost almost nothing per
 frame, which matters on a small gallery PC.
+
+A film is encoded as YUV 4:2:0, and `Output.i420` makes that frame directly: the small image is
+converted to YUV at its own size (BT.601 limited range, as the RGB frame's conversion would be),
+then its luma is upscaled to the picture and its chroma to half of that, and the grain goes on
+the luma alone (equal grain on R, G and B changes only Y). That is half the upscaling and no
+full-size colour conversion, which a CPU machine's encoder otherwise pays for every frame.
 """
 from __future__ import annotations
 
@@ -37,6 +43,41 @@ def img_to_uint8(img: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.permute(1, 2, 0).cpu().numpy())
 
 
+# BT.601 limited range (studio swing), RGB [0, 255] -> Y [16, 235], U and V [16, 240]
+RGB_TO_YUV = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]],
+                      np.float32) / 255.0
+YUV_OFFSET = np.array([16.0, 128.0, 128.0], np.float32)
+YUV_TO_RGB = np.linalg.inv(RGB_TO_YUV).astype(np.float32)
+LUMA_RANGE = 219.0 / 255.0      # a step of one level on R, G and B is this much on Y
+
+
+def rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:
+    """uint8 [..., 3] RGB -> uint8 [..., 3] YUV (BT.601, limited range), pixel for pixel."""
+    yuv = rgb.astype(np.float32) @ RGB_TO_YUV.T + YUV_OFFSET
+    return np.clip(np.rint(yuv), 0, 255).astype(np.uint8)
+
+
+def yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
+    """float or uint8 [..., 3] YUV (BT.601, limited range) -> float32 RGB in [0, 255]."""
+    rgb = (np.asarray(yuv, np.float32) - YUV_OFFSET) @ YUV_TO_RGB.T
+    return np.clip(rgb, 0.0, 255.0)
+
+
+def i420_planes(buf: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y [H, W], U and V [H/2, W/2] planes of an I420 frame [H * 3/2, W] (OpenCV's layout)."""
+    flat = buf.reshape(-1)
+    q = (height // 2) * (width // 2)
+    return (flat[:height * width].reshape(height, width),
+            flat[height * width:height * width + q].reshape(height // 2, width // 2),
+            flat[height * width + q:height * width + 2 * q].reshape(height // 2, width // 2))
+
+
+def _scale_into(small: np.ndarray, place: np.ndarray, interp: int) -> None:
+    scaled = cv2.resize(small, (place.shape[1], place.shape[0]), dst=place, interpolation=interp)
+    if scaled is not place:     # OpenCV wrote elsewhere (it may, for a view it cannot use)
+        place[...] = scaled
+
+
 def _vignette_mask(h: int, w: int, strength: float) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r = np.sqrt(((xx + 0.5) / w - 0.5) ** 2 + ((yy + 0.5) / h - 0.5) ** 2) / np.sqrt(0.5)
@@ -63,8 +104,11 @@ class Output:
             # moves with the frame index (saturating cv2 arithmetic: ~1 ms at 1080p, no int16 copy)
             rng = np.random.default_rng(seed)
             field = rng.standard_normal((spec.height + self.GRAIN_MARGIN, spec.width + self.GRAIN_MARGIN))
-            field = np.repeat((field * spec.grain * 24.0)[..., None], 3, axis=2)
-            self._grain = (np.clip(field, 0, 255).astype(np.uint8), np.clip(-field, 0, 255).astype(np.uint8))
+            field = field * spec.grain * 24.0
+            rgb = np.repeat(field[..., None], 3, axis=2)
+            self._grain = (np.clip(rgb, 0, 255).astype(np.uint8), np.clip(-rgb, 0, 255).astype(np.uint8))
+            # the same grain as it lands on Y: each level added to R, G and B is LUMA_RANGE on Y
+            self._luma_grain = tuple(np.rint(g[..., 0] * LUMA_RANGE).astype(np.uint8) for g in self._grain)
 
     def placement(self, src_h: int, src_w: int) -> tuple[int, int, int, int]:
         """(scaled width, scaled height, x offset, y offset) of the image on the output."""
@@ -73,16 +117,24 @@ class Output:
         sw, sh = max(1, round(src_w * s)), max(1, round(src_h * s))
         return sw, sh, (W - sw) // 2, (H - sh) // 2
 
+    def _vignetted(self, small: np.ndarray) -> np.ndarray:
+        if self.spec.vignette <= 0:
+            return small
+        h, w = small.shape[:2]
+        mask = self._vignette.get((h, w))
+        if mask is None:
+            mask = self._vignette[(h, w)] = _vignette_mask(h, w, self.spec.vignette)
+        return (small.astype(np.float32) * mask).astype(np.uint8)
+
+    def _interpolation(self, sw: int, w: int) -> int:
+        return INTERPOLATION[self.spec.upscale] if (sw >= w) else cv2.INTER_AREA
+
     def __call__(self, small: np.ndarray, frame_index: int = 0) -> np.ndarray:
         """small uint8 [h, w, 3] -> uint8 [H, W, 3] at the output size."""
         h, w = small.shape[:2]
-        if self.spec.vignette > 0:
-            mask = self._vignette.get((h, w))
-            if mask is None:
-                mask = self._vignette[(h, w)] = _vignette_mask(h, w, self.spec.vignette)
-            small = (small.astype(np.float32) * mask).astype(np.uint8)
+        small = self._vignetted(small)
         sw, sh, x0, y0 = self.placement(h, w)
-        interp = INTERPOLATION[self.spec.upscale] if (sw >= w) else cv2.INTER_AREA
+        interp = self._interpolation(sw, w)
         W, H = self.spec.width, self.spec.height
         # the placed image intersected with the screen (fit: bars; fill: crop)
         fx0, fy0 = max(0, x0), max(0, y0)
@@ -95,10 +147,7 @@ class Output:
             frame[y0 + sh:] = 0
             frame[y0:y0 + sh, :x0] = 0
             frame[y0:y0 + sh, x0 + sw:] = 0
-            place = frame[y0:y0 + sh, x0:x0 + sw]
-            scaled = cv2.resize(small, (sw, sh), dst=place, interpolation=interp)
-            if scaled is not place:     # OpenCV wrote elsewhere (it may, for a view it cannot use)
-                place[...] = scaled
+            _scale_into(small, frame[y0:y0 + sh, x0:x0 + sw], interp)
         else:
             scaled = cv2.resize(small, (sw, sh), interpolation=interp)
             frame = np.zeros((H, W, 3), np.uint8)
@@ -107,12 +156,37 @@ class Output:
             self._add_grain(frame[fy0:fy1, fx0:fx1], frame_index, fy0, fx0)
         return frame
 
-    def _add_grain(self, picture: np.ndarray, frame_index: int, y0: int, x0: int) -> None:
-        """Grain added in place to the picture's part of the frame, which begins at (y0, x0)."""
+    def i420(self, small: np.ndarray, frame_index: int = 0) -> np.ndarray:
+        """small uint8 [h, w, 3] -> the same frame as YUV 4:2:0, uint8 [H * 3/2, W] in OpenCV's I420
+        layout, for the encoder. Made at the small size and upscaled per plane where the picture
+        lies on whole chroma samples (a fit with even bars); otherwise from the RGB frame."""
+        W, H = self.spec.width, self.spec.height
+        h, w = small.shape[:2]
+        sw, sh, x0, y0 = self.placement(h, w)
+        if W % 2 or H % 2 or self.spec.scale != "fit" or any(v % 2 for v in (sw, sh, x0, y0)):
+            return cv2.cvtColor(self(small, frame_index), cv2.COLOR_RGB2YUV_I420)
+        yuv = rgb_to_yuv(self._vignetted(small))
+        buf = np.empty((H * 3 // 2, W), np.uint8)
+        Y, U, V = i420_planes(buf, W, H)
+        for plane, (k, black, scale) in zip((Y, U, V), ((0, 16, 1), (1, 128, 2), (2, 128, 2))):
+            py0, py1, px0, px1 = y0 // scale, (y0 + sh) // scale, x0 // scale, (x0 + sw) // scale
+            plane[:py0] = black
+            plane[py1:] = black
+            plane[py0:py1, :px0] = black
+            plane[py0:py1, px1:] = black
+            _scale_into(np.ascontiguousarray(yuv[..., k]), plane[py0:py1, px0:px1],
+                        self._interpolation(px1 - px0, w))
+        if self._grain is not None:
+            self._add_grain(Y[y0:y0 + sh, x0:x0 + sw], frame_index, y0, x0, self._luma_grain)
+        return buf
+
+    def _add_grain(self, picture: np.ndarray, frame_index: int, y0: int, x0: int, grain=None) -> None:
+        """Grain added in place to the picture's part of the frame, which begins at (y0, x0)
+        (`grain`: the luma field, for a Y plane)."""
         h, w = picture.shape[:2]
         m = self.GRAIN_MARGIN
         # a pseudo-random walk of the window, so no two neighbouring frames share their grain
         dy, dx = (frame_index * 37) % m + y0, (frame_index * 23 + frame_index // m * 11) % m + x0
-        bright, dark = self._grain
+        bright, dark = grain or self._grain
         cv2.add(picture, bright[dy:dy + h, dx:dx + w], dst=picture)
         cv2.subtract(picture, dark[dy:dy + h, dx:dx + w], dst=picture)

@@ -177,8 +177,10 @@ class VideoSink:
                     for packet in self.audio.encode(_audio_frame(data, i, self.audio.rate)):
                         self.container.mux(packet)
                     continue
-                # BT.601 limited range, as swscale's default rgb24 -> yuv420p, at a sixth of its cost
-                frame = av.VideoFrame.from_ndarray(cv2.cvtColor(data, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+                # an RGB frame is converted here: BT.601 limited range, as swscale's default rgb24 ->
+                # yuv420p, at a sixth of its cost; an I420 one (Output.i420) goes in as it is
+                yuv = data if data.ndim == 2 else cv2.cvtColor(data, cv2.COLOR_RGB2YUV_I420)
+                frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
                 frame.pts = i            # the global frame index: segments join without retiming
                 self.count += 1
                 for packet in self.stream.encode(frame):
@@ -192,6 +194,8 @@ class VideoSink:
             self.error = e
             while self.queue.get() is not None:
                 pass
+
+    form = "i420"               # what it takes best: YUV 4:2:0 frames [H * 3/2, W]; RGB [H, W, 3] also works
 
     def write(self, i: int, frame: np.ndarray) -> None:
         if self.error:
@@ -219,6 +223,8 @@ class VideoSink:
 
 class FramesSink:
     """Frames -> numbered PNGs in a folder (frame index in the name, so segments can share it)."""
+
+    form = "rgb"
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -251,13 +257,14 @@ def _audio_frame(samples: np.ndarray, start_sample: int, sample_rate: int) -> av
     return frame
 
 
-def generated_frames(engine: Engine, states, keep: range | None) -> Iterator[tuple[int, FrameState, np.ndarray]]:
+def generated_frames(engine: Engine, states, keep: range | None,
+                     form: str = "rgb") -> Iterator[tuple[int, FrameState, np.ndarray]]:
     """(i, state, frame) in order: frames of one block (i // BLOCK) that share their weight damage
-    are generated together; only frames in `keep` (all when None) come out."""
+    are generated together; only frames in `keep` (all when None) come out, in `form` (rgb, i420)."""
     group: list[tuple[int, FrameState]] = []
 
     def flush():
-        frames = engine.render_batch([s for _, s in group])
+        frames = engine.render_batch([s for _, s in group], form)
         out = [(i, s, f) for (i, s), f in zip(group, frames) if keep is None or i in keep]
         group.clear()
         return out
@@ -282,7 +289,7 @@ def render(engine: Engine, states, sink, state_log: Path | None = None, progress
     log_f = open(state_log, "w", encoding="utf-8") if state_log else None
     ok, n = False, 0
     try:
-        for i, state, frame in generated_frames(engine, states, keep):
+        for i, state, frame in generated_frames(engine, states, keep, getattr(sink, "form", "rgb")):
             sink.write(i, frame)
             if sound is not None:
                 for start, samples in sound.add(i, state, cues_for(engine, state, frame)):

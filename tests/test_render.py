@@ -156,3 +156,34 @@ def test_batched_generation_draws_each_frame_as_its_own_state(tiny_checkpoint):
     swapped = engine.render_batch([states[0], states[3], states[2], states[1], *states[4:]])
     assert np.array_equal(swapped[0], together[0]) and np.array_equal(swapped[1], together[3])
     engine.close()
+
+
+def test_the_encoders_yuv_frame_is_the_screens_frame():
+    """Output.i420 (made at the generator's size, upscaled per plane, grain on Y) decodes to what
+    the screen shows, as closely as converting the screen's RGB frame does; where the picture does
+    not lie on whole chroma samples it is that conversion exactly. The sound reads the same cues."""
+    from skimage import data as skdata
+    from installation.audio.features import picture_cues
+    from installation.output import Output, OutputSpec
+    small = np.ascontiguousarray(cv2.resize(skdata.astronaut(), (128, 128), interpolation=cv2.INTER_AREA))
+    grey = np.ascontiguousarray(cv2.resize(skdata.camera(), (128, 128), interpolation=cv2.INTER_AREA)[..., None]
+                                .repeat(3, axis=2))
+    for picture in (small, grey):
+        for spec in (OutputSpec(1280, 720, grain=0.3, vignette=0.4), OutputSpec(720, 1280, grain=0.04)):
+            out = Output(spec)
+            screen = out(picture, 7)
+            yuv = out.i420(picture, 7)
+            assert yuv.shape == (spec.height * 3 // 2, spec.width) and yuv.dtype == np.uint8
+            via_rgb = cv2.cvtColor(cv2.cvtColor(screen, cv2.COLOR_RGB2YUV_I420), cv2.COLOR_YUV2RGB_I420)
+            direct = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)
+            err_direct, err_rgb = np.abs(direct.astype(int) - screen), np.abs(via_rgb.astype(int) - screen)
+            assert err_direct.mean() < max(0.6, 1.5 * err_rgb.mean()), (spec, err_direct.mean(), err_rgb.mean())
+            assert np.percentile(err_direct, 99.9) <= max(3, np.percentile(err_rgb, 99.9))   # edges too
+            sw, sh, x0, y0 = out.placement(128, 128)
+            bars = direct[:, :x0] if x0 else direct[:y0]
+            assert bars.max() == 0                                   # the bars stay black
+            for a, b in zip(picture_cues(yuv), picture_cues(screen)):
+                assert abs(a - b) < 0.01
+    for spec in (OutputSpec(1280, 720, scale="fill", grain=0.3), OutputSpec(162, 96, grain=0.3)):
+        out = Output(spec)                  # a crop, and bars of odd width: the RGB frame, converted
+        assert np.array_equal(out.i420(small, 3), cv2.cvtColor(out(small, 3), cv2.COLOR_RGB2YUV_I420))

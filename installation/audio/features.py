@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..output import i420_planes, yuv_to_rgb
 from ..state import FrameState
 from .synth import Cues
 
@@ -18,12 +19,19 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def picture_cues(frame: np.ndarray) -> tuple[float, float]:
-    """(brightness, colour) of a uint8 [H, W, 3] frame, both in [0, 1]."""
-    h, w = frame.shape[:2]
+    """(brightness, colour) of a uint8 frame, both in [0, 1]: RGB [H, W, 3], or YUV 4:2:0
+    [H * 3/2, W] as a film's encoder takes it (output.Output.i420), read at the same pixels."""
+    h, w = (frame.shape[0] * 2 // 3, frame.shape[1]) if frame.ndim == 2 else frame.shape[:2]
     side = min(h, w)
     y0, x0 = (h - side) // 2, (w - side) // 2
     step = max(1, side // SAMPLES_PER_SIDE)
-    rgb = frame[y0:y0 + side:step, x0:x0 + side:step, :3].astype(np.float32) / 255.0
+    if frame.ndim == 2:
+        Y, U, V = i420_planes(frame, w, h)
+        ys, xs = np.arange(y0, y0 + side, step), np.arange(x0, x0 + side, step)
+        yuv = np.stack([Y[np.ix_(ys, xs)], U[np.ix_(ys // 2, xs // 2)], V[np.ix_(ys // 2, xs // 2)]], axis=-1)
+        rgb = yuv_to_rgb(yuv) / 255.0
+    else:
+        rgb = frame[y0:y0 + side:step, x0:x0 + side:step, :3].astype(np.float32) / 255.0
     brightness = float((rgb @ LUMA).mean())
     chroma = float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean())
     return min(1.0, max(0.0, brightness)), min(1.0, max(0.0, chroma * COLOUR_GAIN))
