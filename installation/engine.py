@@ -150,6 +150,8 @@ class Engine:
     def _screen(self, small: np.ndarray, state: FrameState, form: str = "rgb") -> np.ndarray:
         """A generator-sized frame -> the screen's frame (grain changes 24 times a second, from t alone):
         RGB [H, W, 3], or for an encoder ("i420") YUV 4:2:0 [H * 3/2, W] (Output.i420)."""
+        if form not in ("rgb", "i420"):
+            raise ValueError(f"frame form {form!r}: rgb or i420")
         self.frames_rendered += 1
         return (self.output.i420 if form == "i420" else self.output)(small, int(state.t * 24))
 

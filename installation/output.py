@@ -159,11 +159,13 @@ class Output:
     def i420(self, small: np.ndarray, frame_index: int = 0) -> np.ndarray:
         """small uint8 [h, w, 3] -> the same frame as YUV 4:2:0, uint8 [H * 3/2, W] in OpenCV's I420
         layout, for the encoder. Made at the small size and upscaled per plane where the picture
-        lies on whole chroma samples (a fit with even bars); otherwise from the RGB frame."""
+        lies on whole chroma samples (a fit with even bars) and is enlarged at least twice, so the
+        half-size chroma keeps every colour the small image has; otherwise from the RGB frame."""
         W, H = self.spec.width, self.spec.height
         h, w = small.shape[:2]
         sw, sh, x0, y0 = self.placement(h, w)
-        if W % 2 or H % 2 or self.spec.scale != "fit" or any(v % 2 for v in (sw, sh, x0, y0)):
+        if W % 2 or H % 2 or self.spec.scale != "fit" or any(v % 2 for v in (sw, sh, x0, y0)) \
+                or sw < 2 * w or sh < 2 * h:
             return cv2.cvtColor(self(small, frame_index), cv2.COLOR_RGB2YUV_I420)
         yuv = rgb_to_yuv(self._vignetted(small))
         buf = np.empty((H * 3 // 2, W), np.uint8)

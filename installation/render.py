@@ -300,7 +300,9 @@ def render(engine: Engine, states, sink, state_log: Path | None = None, progress
             if progress is not None:
                 progress.update(1)
         if sound is not None:
-            tail_cues = None if tail is None else cues_for(engine, tail, engine.render(tail, sync=True))
+            # the tail's frame in the sink's form, as the whole film makes it: the cues are the same
+            tail_frame = None if tail is None else engine.render_batch([tail], getattr(sink, "form", "rgb"))[0]
+            tail_cues = None if tail is None else cues_for(engine, tail, tail_frame)
             for start, samples in sound.finish(tail, tail_cues):
                 sink.write_audio(start, samples)
         ok = True

@@ -161,29 +161,95 @@ def test_batched_generation_draws_each_frame_as_its_own_state(tiny_checkpoint):
 def test_the_encoders_yuv_frame_is_the_screens_frame():
     """Output.i420 (made at the generator's size, upscaled per plane, grain on Y) decodes to what
     the screen shows, as closely as converting the screen's RGB frame does; where the picture does
-    not lie on whole chroma samples it is that conversion exactly. The sound reads the same cues."""
+    not lie on whole chroma samples, or is enlarged less than twice, it is that conversion
+    exactly. The bars are black in every plane, and the sound reads the same cues from either."""
     from skimage import data as skdata
     from installation.audio.features import picture_cues
-    from installation.output import Output, OutputSpec
+    from installation.output import Output, OutputSpec, i420_planes
     small = np.ascontiguousarray(cv2.resize(skdata.astronaut(), (128, 128), interpolation=cv2.INTER_AREA))
     grey = np.ascontiguousarray(cv2.resize(skdata.camera(), (128, 128), interpolation=cv2.INTER_AREA)[..., None]
                                 .repeat(3, axis=2))
-    for picture in (small, grey):
-        for spec in (OutputSpec(1280, 720, grain=0.3, vignette=0.4), OutputSpec(720, 1280, grain=0.04)):
-            out = Output(spec)
-            screen = out(picture, 7)
-            yuv = out.i420(picture, 7)
-            assert yuv.shape == (spec.height * 3 // 2, spec.width) and yuv.dtype == np.uint8
-            via_rgb = cv2.cvtColor(cv2.cvtColor(screen, cv2.COLOR_RGB2YUV_I420), cv2.COLOR_YUV2RGB_I420)
-            direct = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)
-            err_direct, err_rgb = np.abs(direct.astype(int) - screen), np.abs(via_rgb.astype(int) - screen)
-            assert err_direct.mean() < max(0.6, 1.5 * err_rgb.mean()), (spec, err_direct.mean(), err_rgb.mean())
-            assert np.percentile(err_direct, 99.9) <= max(3, np.percentile(err_rgb, 99.9))   # edges too
-            sw, sh, x0, y0 = out.placement(128, 128)
-            bars = direct[:, :x0] if x0 else direct[:y0]
-            assert bars.max() == 0                                   # the bars stay black
-            for a, b in zip(picture_cues(yuv), picture_cues(screen)):
-                assert abs(a - b) < 0.01
-    for spec in (OutputSpec(1280, 720, scale="fill", grain=0.3), OutputSpec(162, 96, grain=0.3)):
-        out = Output(spec)                  # a crop, and bars of odd width: the RGB frame, converted
+    static = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)     # colour noise
+    cases = [(p, spec) for p in (small, grey) for spec in (OutputSpec(1280, 720, grain=0.3, vignette=0.4),
+                                                          OutputSpec(720, 1280, grain=0.04),
+                                                          OutputSpec(1920, 1080, upscale="nearest", grain=0.04))]
+    cases += [(static, OutputSpec(160, 96, grain=0.3)), (static, OutputSpec(96, 160, upscale="lanczos"))]
+    for picture, spec in cases:
+        out = Output(spec)
+        screen = out(picture, 7)
+        yuv = out.i420(picture, 7)
+        W, H = spec.width, spec.height
+        assert yuv.shape == (H * 3 // 2, W) and yuv.dtype == np.uint8
+        via_rgb = cv2.cvtColor(cv2.cvtColor(screen, cv2.COLOR_RGB2YUV_I420), cv2.COLOR_YUV2RGB_I420)
+        assert not np.array_equal(yuv, cv2.cvtColor(screen, cv2.COLOR_RGB2YUV_I420))   # made directly
+        direct = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)
+        err_direct, err_rgb = np.abs(direct.astype(int) - screen), np.abs(via_rgb.astype(int) - screen)
+        assert err_direct.mean() < max(0.6, 1.5 * err_rgb.mean()), (spec, err_direct.mean(), err_rgb.mean())
+        assert np.percentile(err_direct, 99.9) <= max(3, np.percentile(err_rgb, 99.9))   # edges too
+        sw, sh, x0, y0 = out.placement(*picture.shape[:2])
+        for plane, black, k in zip(i420_planes(yuv, W, H), (16, 128, 128), (1, 2, 2)):
+            inside = np.zeros(plane.shape, bool)
+            inside[y0 // k:(y0 + sh) // k, x0 // k:(x0 + sw) // k] = True
+            assert (plane[~inside] == black).all()                   # all four bars, every plane
+        for a, b in zip(picture_cues(yuv), picture_cues(screen)):
+            assert abs(a - b) < 0.02, (spec, picture_cues(yuv), picture_cues(screen))
+    for spec in (OutputSpec(1280, 720, scale="fill", grain=0.3), OutputSpec(162, 96, grain=0.3),
+                 OutputSpec(192, 128, grain=0.3)):
+        out = Output(spec)          # a crop, bars of odd width, less than twice: the RGB frame, converted
         assert np.array_equal(out.i420(small, 3), cv2.cvtColor(out(small, 3), cv2.COLOR_RGB2YUV_I420))
+
+
+def test_segments_hand_the_encoder_the_whole_films_frames_and_samples(tiny_checkpoint):
+    """What two segments give the encoder — YUV frames and sound samples, before any encoding — is
+    exactly what the whole film gives it over the same frames (the last frame of the first segment
+    glides to the second's first, read from the same form of frame the whole film reads)."""
+    from installation.audio import Soundscape
+    from installation.audio.track import FilmSound
+    from installation.engine import Engine
+    from installation.render import RenderJob, frame_states, render, tail_state
+    from installation.settings import settings_from_dict
+
+    class Capture:
+        form = "i420"
+
+        def __init__(self):
+            self.frames, self.audio = {}, []
+
+        def write(self, i, frame):
+            self.frames[i] = frame
+
+        def write_audio(self, start, samples):
+            self.audio.append((start, samples))
+
+        def close(self, ok):
+            assert ok
+
+    s = settings_from_dict({}, [f"model.path={tiny_checkpoint}", "model.device=cpu"])
+    engine = Engine.from_settings(s, 160, 96)
+
+    def run(job):
+        sink, sound = Capture(), FilmSound(Soundscape(s.sound, len(engine.anchors)), job.fps)
+        render(engine, frame_states(s, job, job.block_range()), sink, sound=sound, tail=tail_state(s, job),
+               keep=job.frame_range())
+        return sink, sound.sample_of
+
+    def span(blocks, lo, hi):
+        out = np.full((hi - lo, 2), np.nan, np.float32)
+        for start, samples in blocks:
+            a, b = max(lo, start), min(hi, start + len(samples))
+            if a < b:
+                out[a - lo:b - lo] = samples[a - start:b - start]
+        return out
+
+    whole_job = RenderJob(2.0, 10, 160, 96, start=0.2, end=0.9)
+    whole, sample_of = run(whole_job)
+    for k in range(2):
+        job = RenderJob(2.0, 10, 160, 96, start=0.2, end=0.9, segment=(k, 2))
+        part, _ = run(job)
+        r = job.frame_range()
+        assert sorted(part.frames) == list(r)
+        assert all(np.array_equal(part.frames[i], whole.frames[i]) for i in r)
+        lo, hi = sample_of(r.start), sample_of(r.stop)
+        ours = span(part.audio, lo, hi)
+        assert np.isfinite(ours).all() and np.array_equal(ours, span(whole.audio, lo, hi))
+    engine.close()

@@ -279,7 +279,7 @@ def test_warm_start_continues_a_trained_generator_with_a_fresh_d(tmp_path, image
                   load_folder(image_folder, 32, 3), tmp_path / "c", "cpu", quiet=True, log=lambda *_: None, init=first)
     g1, meta1, snaps1 = load_generator(final, with_snapshots=True)
     assert meta1.step == 7 and meta1.snapshot_steps == meta0.snapshot_steps and len(snaps1) == len(snaps0)
-    assert meta1.extra["init_from"] == "generator.safetensors at step 4"
+    assert meta1.extra["init_from"] == f"generator.safetensors at step 4 ({meta0.dataset})"
 
 
 def test_warm_start_refuses_what_cannot_continue(tmp_path, image_folder):
@@ -298,3 +298,40 @@ def test_warm_start_refuses_what_cannot_continue(tmp_path, image_folder):
              "--init", tmp_path / "missing.safetensors", *sum([["--set", s] for s in TINY_SET], []))
     assert r.returncode == 2 and "missing.safetensors" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "b" / "checkpoints").exists() and not (tmp_path / "d").exists()
+
+
+def test_a_warm_started_run_resumes_exactly_and_may_change_d(tmp_path, image_folder):
+    """A warm start with D-only settings of its own (D starts fresh), a warm-up, and an
+    interruption: resumed, it ends bit for bit where the uninterrupted run does."""
+    first = _tiny_run(tmp_path, image_folder, "a", 3)
+    data = load_folder(image_folder, 32, 3)
+    quiet = dict(quiet=True, log=lambda *_: None)
+    extra = ["d_warmup=2", "model.d_width=8"]
+    straight = train(build_config("lapses-memory", TINY_SET + ["steps=9", *extra]), data, tmp_path / "b", "cpu",
+                     init=first, **quiet)
+    train(build_config("lapses-memory", TINY_SET + ["steps=6", *extra]), data, tmp_path / "c", "cpu",
+          init=first, **quiet)
+    resumed = train(build_config("lapses-memory", TINY_SET + ["steps=9", *extra]), data, tmp_path / "c", "cpu",
+                    resume=True, **quiet)
+    from safetensors.torch import load_file
+    a, b = load_file(straight), load_file(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    from models import load_generator
+    assert load_generator(resumed)[1].extra["init_from"].startswith("generator.safetensors at step 3")
+
+
+def test_a_warm_start_without_snapshots_takes_its_own_and_dry_runs(tmp_path, image_folder):
+    from models import load_generator
+    first = _tiny_run(tmp_path, image_folder, "a", 3)
+    bare = tmp_path / "bare.safetensors"
+    (image_folder / "LICENCE.txt").write_text("test images")
+    r = _cli("bundle", first, bare, "--data", image_folder, "--snapshots", 0)
+    assert r.returncode == 0, r.stderr
+    final = train(build_config("lapses-memory", TINY_SET + ["steps=13", "snapshots=2"]), load_folder(image_folder, 32, 3),
+                  tmp_path / "b", "cpu", init=bare, quiet=True, log=lambda *_: None)
+    steps = load_generator(final)[1].snapshot_steps
+    assert len(steps) == 2 and all(3 < s <= 13 for s in steps)
+    r = _cli("train", "--preset", "lapses-memory", "--data", image_folder, "--out", tmp_path / "dry", "--dry-run",
+             "--init", first, "--quiet", *sum([["--set", s] for s in TINY_SET], []))
+    assert r.returncode == 0, r.stderr
+    assert load_generator(tmp_path / "dry" / "generator.safetensors")[1].step == 5

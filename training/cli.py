@@ -22,12 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--preset", required=True, choices=sorted(PRESETS))
     tr.add_argument("--data", required=True, type=Path, help="folder of images and/or NIfTI volumes")
     tr.add_argument("--out", required=True, type=Path, help="run folder (samples, losses, checkpoints)")
-    tr.add_argument("--steps", type=int, help="generator updates (overrides the preset)")
+    tr.add_argument("--steps", type=int, help="steps in all (overrides the preset); with --init or --resume, "
+                                              "counted from the run's beginning")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     tr.add_argument("--init", type=Path, metavar="CKPT",
                     help="start from a trained generator (e.g. a bundled model) instead of from noise; "
-                         "--steps counts on from its step")
+                         "--steps is the total, the checkpoint's steps included")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a preset value, e.g. --set batch_size=16 --set model.width=32")
     tr.add_argument("--seed", type=int)
@@ -74,7 +75,11 @@ def _train(args) -> int:
     from .run import train
     overrides = list(args.set)
     if args.dry_run:
-        overrides += ["steps=2", "sample_every=1", "eval_samples=8", "anchor_steps=2"]
+        start = 0
+        if args.init is not None:       # two steps on from where the checkpoint stands
+            from models import read_header
+            start = int(read_header(args.init).get("step", 0))
+        overrides += [f"steps={start + 2}", "sample_every=1", "eval_samples=8", "anchor_steps=2", "d_warmup=0"]
     cfg = build_config(args.preset, overrides, steps=args.steps if not args.dry_run else None, seed=args.seed)
     if args.dry_run:
         cfg = dataclasses.replace(cfg, anchor_tune_steps=min(2, cfg.anchor_tune_steps))

@@ -25,6 +25,9 @@ from .augment import diff_augment, parse_policy, random_flip
 from .data import Batches, ImageSet
 from .presets import TrainConfig
 
+# model settings that shape only D: a warm start (fresh D) may change them
+D_ONLY = ("d_width", "d_norm", "d_dropout", "d_depth", "mbstd_group")
+
 # settings that only act once the steps are done (or say when they end): a resumed run may change them
 AFTER_TRAINING = ("steps", "anchor_steps", "anchor_tune_steps", "anchor_tune_lr", "anchor_tune_locality",
                   "eval_samples")
@@ -129,25 +132,37 @@ class Trainer:
         """Begin from a trained generator instead of from noise: its weights for G and its EMA, its
         step count (so --steps is the total, as with --resume) and its snapshots (so the
         `regression` symptom still reaches back to the young network); anchors it found for
-        images of the same names seed the recall codes. D starts fresh (see d_warmup)."""
+        images of the same names seed the recall codes (z models: a style model's anchors are in w).
+        D starts fresh (see d_warmup), so its settings may differ from the checkpoint's."""
         g, meta, snaps = load_generator(path, device=self.device, with_snapshots=True)
-        if meta.architecture != self.cfg.architecture or meta.config != self.G.cfg:
-            mine, theirs = asdict(self.G.cfg), asdict(meta.config)
-            differ = [f"{k} {theirs.get(k)} (preset {v})" for k, v in mine.items() if theirs.get(k) != v]
-            raise ValueError(f"--init {path}: a {meta.architecture} generator that does not fit this preset's "
-                             f"{self.cfg.architecture} model ({', '.join(differ) or 'architecture'}); use the preset "
-                             f"it was trained with, or --set model.<field>=<value> to match it")
+        if meta.architecture != self.cfg.architecture:
+            raise ValueError(f"--init {path}: a {meta.architecture} generator, and preset {self.cfg.preset} trains "
+                             f"{self.cfg.architecture} ones; use a preset of its architecture")
+        mine, theirs = asdict(self.G.cfg), asdict(meta.config)
+        differ = [f"{k} {theirs.get(k)} (preset {v})" for k, v in mine.items() if k not in D_ONLY and theirs.get(k) != v]
+        if differ:
+            raise ValueError(f"--init {path}: its generator does not fit this preset's model ({', '.join(differ)}); "
+                             f"use the preset it was trained with, or --set model.<field>=<value> to match it")
         if meta.step >= self.cfg.steps:
             raise ValueError(f"--init {path}: it is already at step {meta.step}; --steps is the total, "
                              f"so give more (e.g. --steps {meta.step + 1000})")
+        if self.cfg.d_warmup >= self.cfg.steps - meta.step:
+            raise ValueError(f"d_warmup={self.cfg.d_warmup} covers every step after {meta.step} (--steps "
+                             f"{self.cfg.steps}): the generator would never move; give more steps or less warm-up")
         self.G.load_state_dict(g.state_dict())
         self.G_ema.load_state_dict(g.state_dict())
         self.step = self.start_step = meta.step
-        self.init_from = f"{Path(path).name} at step {meta.step}"
+        self.init_from = f"{Path(path).name} at step {meta.step} ({meta.dataset})"
+        if meta.extra.get("init_from"):                     # a warm start of a warm start: the whole line
+            self.init_from += f", which began from {meta.extra['init_from']}"
         if snaps:
             self.snapshots = {s: {k: v.to(torch.float16) for k, v in snap.items()}
                               for s, snap in zip(meta.snapshot_steps, snaps)}
-        self.snapshot_at = [s for s in self.snapshot_at if s > meta.step]
+            self.snapshot_at = []
+        else:                                               # none to carry: this run's own, across its steps
+            self.snapshot_at = [meta.step + s for s in snapshot_steps(self.cfg.steps - meta.step, self.cfg.snapshots)]
+        if getattr(self.G, "latent_space", "z") == "w":
+            return
         known = {a.name: a.z for a in meta.anchors}
         with torch.no_grad():
             for i, name in enumerate(self.data.names):
@@ -164,9 +179,12 @@ class Trainer:
             real = random_flip(real)
         z = torch.randn(cfg.batch_size, self.G.latent_size, device=self.device)
 
+        warm = self.step < self.start_step + cfg.d_warmup       # D alone catches up with a warm-started G
+
         # (1) update D: maximise log D(x) + log(1 - D(G(z)))
         with self._autocast():
-            fake = self._fake(z)
+            with torch.set_grad_enabled(not warm):
+                fake = self._fake(z)
             d_real = self._disc(self._augment(real))
             d_fake = self._disc(self._augment(fake.detach()))
             d_loss = d_loss_fn(cfg.loss, d_real.float(), d_fake.float())
@@ -178,11 +196,11 @@ class Trainer:
             (grad,) = torch.autograd.grad(out.sum(), real_r1, create_graph=True)
             (cfg.r1_gamma / 2 * grad.pow(2).sum(dim=(1, 2, 3)).mean() * cfg.r1_every).backward()
         self.opt_d.step()
-        if self.step < self.start_step + cfg.d_warmup:       # D alone catches up with a warm-started G
-            self.step += 1
-            return {"d_loss": d_loss.item(), "g_loss": 0.0, "recall_loss": 0.0,
-                    "d_real": torch.sigmoid(d_real.float()).mean().item(),
-                    "d_fake": torch.sigmoid(d_fake.float()).mean().item()}
+        d_stats = {"d_real": torch.sigmoid(d_real.float()).mean().item(),
+                   "d_fake": torch.sigmoid(d_fake.float()).mean().item()}
+        if warm:
+            self._count_step()
+            return {"d_loss": d_loss.item(), "g_loss": 0.0, "recall_loss": 0.0, **d_stats}
 
         # (2) update G: maximise log D(G(z)) (non-saturating), plus recall of the memories
         with self._autocast():
@@ -205,13 +223,14 @@ class Trainer:
             with torch.no_grad():
                 self.codes.copy_(to_shell(self.codes))
         self._update_ema()
+        self._count_step()
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "recall_loss": r_loss.item(), **d_stats}
+
+    def _count_step(self) -> None:
         self.step += 1
         if self.step in self.snapshot_at:
             self.snapshots[self.step] = {k: v.detach().to("cpu", torch.float16)
                                          for k, v in self.G_ema.state_dict().items()}
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "recall_loss": r_loss.item(),
-                "d_real": torch.sigmoid(d_real.float()).mean().item(),
-                "d_fake": torch.sigmoid(d_fake.float()).mean().item()}
 
     @torch.no_grad()
     def _update_ema(self) -> None:

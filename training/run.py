@@ -73,7 +73,8 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         raise FileExistsError(f"{run_dir}: already holds a run; pass --resume to continue it or choose a new --out")
     elif init is not None:
         trainer.warm_start(Path(init))
-        log(f"starting from {trainer.init_from}")
+        log(f"starting from {trainer.init_from}" + ("" if cfg.d_warmup else
+            "; the discriminator starts fresh: --set d_warmup=300 lets it catch up before the generator moves"))
     main = trainer.is_main
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -116,11 +117,11 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         log(f"interrupted at step {trainer.step}: checkpoint saved; continue with --resume")
         raise KeyboardInterrupt
     log("finding anchors (the latent that recalls each training image)…")
-    init = trainer.codes.detach() if cfg.recall_weight > 0 and cfg.recall_mode == "codes" else None
+    codes = trainer.codes.detach() if cfg.recall_weight > 0 and cfg.recall_mode == "codes" else None
     if getattr(trainer.G_ema, "latent_space", "z") == "w":   # a style model walks, so recalls, in w
-        z = find_w_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=init, seed=cfg.seed)
+        z = find_w_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=codes, seed=cfg.seed)
     else:
-        z = find_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=init, seed=cfg.seed)
+        z = find_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=codes, seed=cfg.seed)
     meta = trainer.meta([Anchor(n, zz.tolist()) for n, zz in zip(data.names, z)])
     if cfg.anchor_tune_steps:
         log(f"pivotal tuning: {cfg.anchor_tune_steps} steps, so that each anchor redraws its image…")
