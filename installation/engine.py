@@ -164,11 +164,12 @@ class Engine:
         """The frame at the generator's own resolution, uint8 [S, S, 3]."""
         return img_to_uint8(self.generate(self.latent(state), state, sync=sync, urgent=urgent)[0])
 
-    def render(self, state: FrameState, sync: bool = True, urgent: bool = False) -> np.ndarray:
+    def render(self, state: FrameState, sync: bool = True, urgent: bool = False, form: str = "rgb") -> np.ndarray:
         """The frame the screen shows for this state. `sync=False` (live) lets weight damage be
         recomputed in the background and swapped in between frames instead of waiting for it;
-        `urgent` asks for a performer's change to be shown on this very frame when that is cheap."""
-        return self._screen(self.small_frame(state, sync=sync, urgent=urgent), state)
+        `urgent` asks for a performer's change to be shown on this very frame when that is cheap;
+        `form` "i420" gives the same frame as YUV 4:2:0 for an encoder (see _screen)."""
+        return self._screen(self.small_frame(state, sync=sync, urgent=urgent), state, form)
 
     def render_batch(self, states: list[FrameState], form: str = "rgb") -> list[np.ndarray]:
         """Frames for several states that share their weight damage (offline rendering): one
@@ -176,7 +177,7 @@ class Engine:
         step is taken per frame, as `render(state)` would, so each frame is that state's alone.
         `form`: "rgb" (the screen's frames) or "i420" (the same frames as YUV 4:2:0, for an encoder)."""
         if len(states) == 1 or self.style is not None or self.guard is not None:
-            return [self._screen(self.small_frame(s, sync=True), s, form) for s in states]
+            return [self.render(s, sync=True, form=form) for s in states]
         first = states[0]
         assert all(self.damage.same_weights(first.intensities, s.intensities, first.seed, s.seed) for s in states), \
             "render_batch: the states' weight damage differs"

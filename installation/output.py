@@ -72,8 +72,15 @@ def i420_planes(buf: np.ndarray, width: int, height: int) -> tuple[np.ndarray, n
             flat[height * width + q:height * width + 2 * q].reshape(height // 2, width // 2))
 
 
-def _scale_into(small: np.ndarray, place: np.ndarray, interp: int) -> None:
-    scaled = cv2.resize(small, (place.shape[1], place.shape[0]), dst=place, interpolation=interp)
+def _place(plane: np.ndarray, small: np.ndarray, y0: int, y1: int, x0: int, x1: int, black: int,
+           interp: int) -> None:
+    """`small` scaled into plane[y0:y1, x0:x1] (a fit: wholly on it), the bars around it cleared to black."""
+    plane[:y0] = black
+    plane[y1:] = black
+    plane[y0:y1, :x0] = black
+    plane[y0:y1, x1:] = black
+    place = plane[y0:y1, x0:x1]
+    scaled = cv2.resize(small, (x1 - x0, y1 - y0), dst=place, interpolation=interp)
     if scaled is not place:     # OpenCV wrote elsewhere (it may, for a view it cannot use)
         place[...] = scaled
 
@@ -143,11 +150,7 @@ class Output:
             frame = cv2.resize(small, (sw, sh), interpolation=interp)
         elif x0 >= 0 and y0 >= 0:       # fit: scaled straight into its place, only the bars cleared
             frame = np.empty((H, W, 3), np.uint8)
-            frame[:y0] = 0
-            frame[y0 + sh:] = 0
-            frame[y0:y0 + sh, :x0] = 0
-            frame[y0:y0 + sh, x0 + sw:] = 0
-            _scale_into(small, frame[y0:y0 + sh, x0:x0 + sw], interp)
+            _place(frame, small, y0, y0 + sh, x0, x0 + sw, 0, interp)
         else:
             scaled = cv2.resize(small, (sw, sh), interpolation=interp)
             frame = np.zeros((H, W, 3), np.uint8)
@@ -171,13 +174,9 @@ class Output:
         buf = np.empty((H * 3 // 2, W), np.uint8)
         Y, U, V = i420_planes(buf, W, H)
         for plane, (k, black, scale) in zip((Y, U, V), ((0, 16, 1), (1, 128, 2), (2, 128, 2))):
-            py0, py1, px0, px1 = y0 // scale, (y0 + sh) // scale, x0 // scale, (x0 + sw) // scale
-            plane[:py0] = black
-            plane[py1:] = black
-            plane[py0:py1, :px0] = black
-            plane[py0:py1, px1:] = black
-            _scale_into(np.ascontiguousarray(yuv[..., k]), plane[py0:py1, px0:px1],
-                        self._interpolation(px1 - px0, w))
+            px0, px1 = x0 // scale, (x0 + sw) // scale
+            _place(plane, np.ascontiguousarray(yuv[..., k]), y0 // scale, (y0 + sh) // scale, px0, px1, black,
+                   self._interpolation(px1 - px0, w))
         if self._grain is not None:
             self._add_grain(Y[y0:y0 + sh, x0:x0 + sw], frame_index, y0, x0, self._luma_grain)
         return buf

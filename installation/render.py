@@ -287,9 +287,10 @@ def render(engine: Engine, states, sink, state_log: Path | None = None, progress
     With `sound`, each frame's sound goes to `sink.write_audio`; `tail` is the state after the
     last one (a segment's successor), so the last frame's sound glides where the whole film's does."""
     log_f = open(state_log, "w", encoding="utf-8") if state_log else None
+    form = getattr(sink, "form", "rgb")      # the frames the sink takes (and the sound's cues read)
     ok, n = False, 0
     try:
-        for i, state, frame in generated_frames(engine, states, keep, getattr(sink, "form", "rgb")):
+        for i, state, frame in generated_frames(engine, states, keep, form):
             sink.write(i, frame)
             if sound is not None:
                 for start, samples in sound.add(i, state, cues_for(engine, state, frame)):
@@ -301,8 +302,7 @@ def render(engine: Engine, states, sink, state_log: Path | None = None, progress
                 progress.update(1)
         if sound is not None:
             # the tail's frame in the sink's form, as the whole film makes it: the cues are the same
-            tail_frame = None if tail is None else engine.render_batch([tail], getattr(sink, "form", "rgb"))[0]
-            tail_cues = None if tail is None else cues_for(engine, tail, tail_frame)
+            tail_cues = None if tail is None else cues_for(engine, tail, engine.render_batch([tail], form)[0])
             for start, samples in sound.finish(tail, tail_cues):
                 sink.write_audio(start, samples)
         ok = True

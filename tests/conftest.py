@@ -49,6 +49,17 @@ def image_folder(tmp_path):
     return folder
 
 
+def sample_span(blocks, lo: int, hi: int) -> np.ndarray:
+    """The sound samples at positions [lo, hi) of (first sample, float [n, 2]) blocks, whichever
+    blocks hold them; NaN where none does."""
+    out = np.full((hi - lo, 2), np.nan, np.float32)
+    for start, samples in blocks:
+        a, b = max(lo, start), min(hi, start + len(samples))
+        if a < b:
+            out[a - lo:b - lo] = samples[a - start:b - start]
+    return out
+
+
 def make_tiny_checkpoint(path, seed: int = 0, anchors: int = 4, snapshots: int = 2):
     """A random-weight tiny generator with anchors and snapshots, saved as a real checkpoint."""
     from models import DCGANConfig, GeneratorMeta, save_generator

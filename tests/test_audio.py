@@ -72,13 +72,7 @@ def test_a_segment_makes_the_same_samples_as_the_whole_film():
         out = [b for (i, s) in part for b in fs.add(i, s, cues[i])]
         return out + fs.finish(*(tail or (None, None)))
 
-    def span(blocks, lo, hi):          # the samples at positions [lo, hi), whichever blocks hold them
-        out = np.full((hi - lo, 2), np.nan, np.float32)
-        for start, samples in blocks:
-            a, b = max(lo, start), min(hi, start + len(samples))
-            if a < b:
-                out[a - lo:b - lo] = samples[a - start:b - start]
-        return out
+    from conftest import sample_span as span
 
     whole = film(frames)
     cut = 17 * SR // 10

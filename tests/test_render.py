@@ -208,6 +208,7 @@ def test_segments_hand_the_encoder_the_whole_films_frames_and_samples(tiny_check
     from installation.engine import Engine
     from installation.render import RenderJob, frame_states, render, tail_state
     from installation.settings import settings_from_dict
+    from conftest import sample_span as span
 
     class Capture:
         form = "i420"
@@ -232,14 +233,6 @@ def test_segments_hand_the_encoder_the_whole_films_frames_and_samples(tiny_check
         render(engine, frame_states(s, job, job.block_range()), sink, sound=sound, tail=tail_state(s, job),
                keep=job.frame_range())
         return sink, sound.sample_of
-
-    def span(blocks, lo, hi):
-        out = np.full((hi - lo, 2), np.nan, np.float32)
-        for start, samples in blocks:
-            a, b = max(lo, start), min(hi, start + len(samples))
-            if a < b:
-                out[a - lo:b - lo] = samples[a - start:b - start]
-        return out
 
     whole_job = RenderJob(2.0, 10, 160, 96, start=0.2, end=0.9)
     whole, sample_of = run(whole_job)
