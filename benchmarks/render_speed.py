@@ -63,8 +63,7 @@ def measure(model=str(ROOT / "assets" / "memories.safetensors"), size=(1920, 108
     with tempfile.TemporaryDirectory() as tmp:
         for name, job, span in stretches:
             # already rendered, in the form the render hands the encoder (YUV 4:2:0, VideoSink.form)
-            prepared = [f for _, _, f in generated_frames(engine, frame_states(settings, job, span), None,
-                                                          VideoSink.form)]
+            prepared = [f for _, _, f in generated_frames(engine, frame_states(settings, job, span), VideoSink.form)]
             alone = _encode_alone(prepared, Path(tmp) / "enc.mp4", size, fps, preset)
             del prepared
             t0 = time.perf_counter()

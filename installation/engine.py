@@ -189,8 +189,8 @@ class Engine:
                 img = self.generator(z)
             finally:
                 self.damage.set_activation(first.intensities, first.t, seed=first.seed)
-            return [self._screen(img_to_uint8(self._finished(img[k:k + 1], s)[0]), s, form)
-                    for k, s in enumerate(states)]
+            small = img_to_uint8(torch.cat([self._finished(img[k:k + 1], s) for k, s in enumerate(states)]))
+            return [self._screen(small[k], s, form) for k, s in enumerate(states)]
 
     def resize(self, width: int, height: int) -> None:
         """Frames of another size from now on (the display changed under the live app)."""

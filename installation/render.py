@@ -120,9 +120,9 @@ def with_weights_of(state: FrameState, first: FrameState) -> FrameState:
 
 
 def tail_state(settings, job: RenderJob) -> FrameState | None:
-    """The state of the frame after the job's last, where the sound of its last frame glides to;
-    None at the end of the film (its last frame's sound holds)."""
-    stop = job.frame_range().stop
+    """The state of the frame after the last one the job generates (its block range), where the
+    sound of that frame glides to; None at the end of the film (its last frame's sound holds)."""
+    stop = job.block_range().stop
     if stop >= job.total_frames:
         return None
     return next(frame_states(settings, job, range(stop, stop + 1)))[1]
@@ -257,15 +257,14 @@ def _audio_frame(samples: np.ndarray, start_sample: int, sample_rate: int) -> av
     return frame
 
 
-def generated_frames(engine: Engine, states, keep: range | None,
-                     form: str = "rgb") -> Iterator[tuple[int, FrameState, np.ndarray]]:
+def generated_frames(engine: Engine, states, form: str = "rgb") -> Iterator[tuple[int, FrameState, np.ndarray]]:
     """(i, state, frame) in order: frames of one block (i // BLOCK) that share their weight damage
-    are generated together; only frames in `keep` (all when None) come out, in `form` (rgb, i420)."""
+    are generated together; in `form` (rgb, i420)."""
     group: list[tuple[int, FrameState]] = []
 
     def flush():
         frames = engine.render_batch([s for _, s in group], form)
-        out = [(i, s, f) for (i, s), f in zip(group, frames) if keep is None or i in keep]
+        out = [(i, s, f) for (i, s), f in zip(group, frames)]
         group.clear()
         return out
     for i, state in states:
@@ -284,17 +283,22 @@ def render(engine: Engine, states, sink, state_log: Path | None = None, progress
 
     Generation is batched across frames (see BLOCK); `keep` says which of the states' frames go
     into the sink when `states` covers more (RenderJob.block_range around a segment's frames).
-    With `sound`, each frame's sound goes to `sink.write_audio`; `tail` is the state after the
-    last one (a segment's successor), so the last frame's sound glides where the whole film's does."""
+    With `sound`, the kept frames' sound goes to `sink.write_audio`, made from all the states in
+    the same groups as the whole film makes it; `tail` is the state after the last one (in the
+    next segment), so the last frame's sound glides where the whole film's does."""
     log_f = open(state_log, "w", encoding="utf-8") if state_log else None
     form = getattr(sink, "form", "rgb")      # the frames the sink takes (and the sound's cues read)
     ok, n = False, 0
+    if sound is not None:
+        sound.keep_only(keep)
     try:
-        for i, state, frame in generated_frames(engine, states, keep, form):
-            sink.write(i, frame)
+        for i, state, frame in generated_frames(engine, states, form):
             if sound is not None:
                 for start, samples in sound.add(i, state, cues_for(engine, state, frame)):
                     sink.write_audio(start, samples)
+            if keep is not None and i not in keep:
+                continue
+            sink.write(i, frame)
             if log_f:
                 log_f.write(json.dumps({"frame": i, **state.to_dict()}) + "\n")
             n += 1

@@ -13,7 +13,7 @@ import pytest
 from installation.audio import Cues, Soundscape
 from installation.audio import live as live_module
 from installation.audio.live import LiveSound
-from installation.audio.track import FilmSound, measure, read_wav
+from installation.audio.track import GROUP, PAD_SAMPLES, FilmSound, measure, read_wav
 from installation.course import Course
 from installation.settings import SettingsError, settings_from_dict
 from installation.state import FrameState
@@ -63,28 +63,49 @@ def test_same_state_and_seed_same_samples():
 
 
 def test_a_segment_makes_the_same_samples_as_the_whole_film():
+    """A segment is fed its whole groups of frames (as the renderer's generation blocks give them)
+    and keeps its own: its samples are the whole film's, to the bit, wherever the cut falls."""
     sound = _settings().sound
     frames = [(i, _state(i / 40, t=i / 10)) for i in range(40)]
     cues = [Cues(0.3 + i / 100, 0.5, i // 14, i // 14 + 1, (i % 14) / 14) for i in range(40)]
 
-    def film(part, tail=None):
-        fs = FilmSound(Soundscape(sound, 4), 10)
+    def film(part, keep=None, tail=None):
+        fs = FilmSound(Soundscape(sound, 4), 10, keep)
         out = [b for (i, s) in part for b in fs.add(i, s, cues[i])]
         return out + fs.finish(*(tail or (None, None)))
 
     from conftest import sample_span as span
 
     whole = film(frames)
-    cut = 17 * SR // 10
-    first = film(frames[:17], tail=(frames[17][1], cues[17]))
-    second = film(frames[17:])
     end = sum(len(b) for _, b in whole)
     assert end == 40 * SR // 10                    # as long as the picture, to the sample
-    assert np.array_equal(span(first, 0, cut), span(whole, 0, cut))
-    assert np.array_equal(span(second, cut, end), span(whole, cut, end))
-    # the padding (cut away by concat) continues the segment's sound without a step
-    padded = np.concatenate([span(first, cut - 5, cut), span(first, cut, cut + 5)])
-    assert np.isfinite(padded).all() and np.abs(np.diff(padded, axis=0)).max() < 0.05
+    for at in (17, 24):                            # a cut inside a group of frames, and between two
+        cut = at * SR // 10
+        lo, hi = at - at % GROUP, -(-at // GROUP) * GROUP
+        first = film(frames[:hi], keep=range(0, at), tail=(frames[hi][1], cues[hi]))
+        second = film(frames[lo:], keep=range(at, 40))
+        assert np.array_equal(span(first, 0, cut), span(whole, 0, cut))
+        assert np.array_equal(span(second, cut, end), span(whole, cut, end))
+        # nothing of the other segment's frames comes out, besides the padding that concat cuts away
+        assert min(s for s, _ in second) == cut - PAD_SAMPLES
+        assert max(s + len(b) for s, b in first) == cut + PAD_SAMPLES
+        # the padding continues the segment's sound without a step
+        padded = np.concatenate([span(first, cut - 5, cut), span(first, cut, cut + 5)])
+        assert np.isfinite(padded).all() and np.abs(np.diff(padded, axis=0)).max() < 0.05
+
+
+def test_several_frames_in_one_call_sound_as_one_call_each():
+    """Soundscape.frames (a film's group of frames) is block() per frame, up to float rounding."""
+    scape = Soundscape(_settings().sound, 4)
+    # at t = 14.1 s a lapse is fading out over these frames (darkness 0.81 -> 0.05), crush rising
+    states = [_state(0.3 + k / 20, t=14.1 + k / 30, lapses=0.4, precision_loss=k / 8) for k in range(9)]
+    cues = [Cues(0.4 + k / 50, 0.5, 1, 2, k / 9) for k in range(9)]
+    bounds = [round(SR * 14.1) + k * (SR // 30) for k in range(9)]
+    one = scape.frames(bounds, states, cues)
+    each = np.concatenate([scape.block(bounds[k], bounds[k + 1] - bounds[k], states[k], states[k + 1],
+                                       cues[k], cues[k + 1]) for k in range(8)])
+    assert one.shape == each.shape == (8 * (SR // 30), 2)
+    assert np.abs(one - each).max() < 1e-5 and np.abs(each).max() > 0.01
 
 
 def test_no_clicks_at_block_joins_even_when_the_state_jumps():
@@ -210,14 +231,16 @@ def test_silence_falls_with_the_pictures_blackouts(tiny_checkpoint):
     frames = range(black[0] - 25, black[0] + 25)          # into a lapse, from the light
     engine = Engine.from_settings(settings, 32, 32)
     fs = FilmSound(Soundscape(settings.sound, len(engine.anchors)), 30)
-    picture, sound = {}, {}
+    picture, blocks = {}, []
     for i in frames:
         state = _state(0.5, t=ts[i], seed=3, lapses=1.0).with_(walk_phase=ts[i])
         frame = engine.render(state)
         picture[i] = frame.mean()
-        for start, samples in fs.add(i, state, cues_for(engine, state, frame)):
-            sound[round(start * 30 / SR)] = np.abs(samples).max()
+        blocks += fs.add(i, state, cues_for(engine, state, frame))
+    blocks += fs.finish()
     engine.close()
+    from conftest import sample_span
+    sound = {i: np.abs(sample_span(blocks, fs.sample_of(i), fs.sample_of(i + 1))).max() for i in frames}
     for i in frames[:-1]:
         assert (picture[i] == 0) == (sound[i] < 1e-6) or 0 < dark[i] < 1 or 0 < dark[i + 1] < 1, i
     assert any(picture[i] == 0 for i in frames) and any(sound[i] > 1e-2 for i in frames[:-1])

@@ -27,13 +27,20 @@ def picture_cues(frame: np.ndarray) -> tuple[float, float]:
     step = max(1, side // SAMPLES_PER_SIDE)
     if frame.ndim == 2:
         Y, U, V = i420_planes(frame, w, h)
-        ys, xs = np.arange(y0, y0 + side, step), np.arange(x0, x0 + side, step)
-        yuv = np.stack([Y[np.ix_(ys, xs)], U[np.ix_(ys // 2, xs // 2)], V[np.ix_(ys // 2, xs // 2)]], axis=-1)
-        rgb = yuv_to_rgb(yuv) / 255.0
+        if y0 % 2 == x0 % 2 == step % 2 == 0:      # the chroma samples under them lie on a stride too
+            luma = Y[y0:y0 + side:step, x0:x0 + side:step]
+            chroma = [P[y0 // 2:(y0 + side) // 2:step // 2, x0 // 2:(x0 + side) // 2:step // 2] for P in (U, V)]
+        else:
+            ys, xs = np.arange(y0, y0 + side, step), np.arange(x0, x0 + side, step)
+            luma = Y[np.ix_(ys, xs)]
+            chroma = [P[np.ix_(ys // 2, xs // 2)] for P in (U, V)]
+        rgb = yuv_to_rgb(np.stack([luma, *chroma], axis=-1)) / 255.0
     else:
         rgb = frame[y0:y0 + side:step, x0:x0 + side:step, :3].astype(np.float32) / 255.0
-    brightness = float((rgb @ LUMA).mean())
-    chroma = float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean())
+    flat = rgb.reshape(-1, 3)
+    r, g, b = flat[:, 0], flat[:, 1], flat[:, 2]
+    brightness = float(flat.mean(axis=0) @ LUMA)
+    chroma = float((np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)).mean())
     return min(1.0, max(0.0, brightness)), min(1.0, max(0.0, chroma * COLOUR_GAIN))
 
 

@@ -239,24 +239,38 @@ class Soundscape:
     def block(self, start: int, n: int, state_a: FrameState, state_b: FrameState | None = None,
               cues_a: Cues | None = None, cues_b: Cues | None = None) -> np.ndarray:
         """Samples [start, start + n) as float32 [n, 2], parameters gliding from state_a to state_b."""
-        n = int(n)
+        state_b = state_a if state_b is None else state_b
+        return self.frames([int(start), int(start) + int(n)], [state_a, state_b], [cues_a, cues_b])
+
+    def frames(self, bounds, states: list[FrameState], cues: list[Cues | None]) -> np.ndarray:
+        """Several consecutive blocks in one call: samples [bounds[0], bounds[-1]) as float32
+        [n, 2], where block k, [bounds[k], bounds[k + 1]), glides from states[k] and cues[k] to
+        states[k + 1] and cues[k + 1] as `block` would (a missing cue repeats the one before it).
+        Per sample it is the same sound; per frame of a film it costs about half as much, the
+        fixed work of a call being shared (benchmarks/render_speed.py)."""
+        bounds = np.asarray(bounds, np.int64)
+        start, n = int(bounds[0]), int(bounds[-1] - bounds[0])
         if n <= 0:
             return np.zeros((0, 2), np.float32)
-        start = int(start)
-        state_b = state_a if state_b is None else state_b
-        cues_a = cues_a or Cues()
-        cues_b = cues_b or cues_a
+        if len(states) != len(bounds) or len(cues) != len(bounds):
+            raise ValueError("Soundscape.frames: one state and one cue per bound")
+        cues = list(cues)
+        for k, c in enumerate(cues):
+            cues[k] = c or (cues[k - 1] if k else Cues())
         sr = self.sample_rate
-        u = np.arange(n, dtype=np.float64) / n              # position within the block, 0 .. <1
+        lengths = np.diff(bounds)
+        seg = np.repeat(np.arange(len(lengths)), lengths)     # the block of each sample
+        u = (np.arange(n) - (bounds[seg] - start)) / lengths[seg]   # position within its block, 0 .. <1
         follow = self.s.follow
 
-        def lerp(x0: float, x1: float) -> np.ndarray:
-            return x0 + (x1 - x0) * u
+        def lerp(values) -> np.ndarray:
+            v = np.asarray(values, np.float64)
+            return v[seg] + (v[seg + 1] - v[seg]) * u
 
         def level(name: str) -> np.ndarray:
             if not name:
                 return np.zeros(n)
-            return lerp(_clean(state_a.intensity(name)), _clean(state_b.intensity(name)))
+            return lerp([_clean(s.intensity(name)) for s in states])
 
         crush = level(follow.crush)
         pos = start + np.arange(n, dtype=np.int64)
@@ -265,15 +279,15 @@ class Soundscape:
             pos = pos - pos % hold
         tau = pos / sr                                       # seconds on the audio clock (held)
 
-        bright = np.clip(lerp(_clean(cues_a.brightness), _clean(cues_b.brightness)), 0.0, 1.0)
+        bright = np.clip(lerp([_clean(c.brightness) for c in cues]), 0.0, 1.0)
         dull = level(follow.dull)
         r_pad = TIMBRE_R[0] + (TIMBRE_R[1] - TIMBRE_R[0]) * bright * (1.0 - 0.8 * dull)
         # frequencies stay constant (a changing one would jump, its phase being f x absolute time):
         # colour widens the stereo image instead, from mono chorus to wide
-        width = WIDTH[0] + (WIDTH[1] - WIDTH[0]) * lerp(_clean(cues_a.colour), _clean(cues_b.colour))
+        width = WIDTH[0] + (WIDTH[1] - WIDTH[0]) * lerp([_clean(c.colour) for c in cues])
         drift = level(follow.drift)
         voices = level(follow.voices)
-        presence = self._presence(cues_a, cues_b, u)
+        presence = self._presence(cues, seg, u)
         tonal = 1.0 - THIN_DEPTH * level(follow.thin)           # gain of drone, chords and phrases
 
         left, right = np.zeros(n), np.zeros(n)
@@ -319,7 +333,7 @@ class Soundscape:
 
         mix = np.stack([left, right], axis=1)                # [n, 2]
         if self.s.silence_with_lapses:
-            mix *= (1.0 - self._darkness(state_a, state_b, u, n))[:, None]
+            mix *= (1.0 - self._darkness(states, bounds - start, u))[:, None]
         if crush.any():
             steps = 2.0 ** (16.0 - (16.0 - CRUSH_BITS) * crush ** 0.8 - 1.0)   # levels per unit, 2^(bits-1)
             mix = np.round(mix * steps[:, None]) / steps[:, None]
@@ -332,12 +346,14 @@ class Soundscape:
     # -- parts of a block -------------------------------------------------------------------
 
     @staticmethod
-    def _presence(cues_a: Cues, cues_b: Cues, u: np.ndarray) -> dict[int, np.ndarray]:
-        """How near the walk is to each place, per sample: weights summing to 1."""
+    def _presence(cues: list[Cues], seg: np.ndarray, u: np.ndarray) -> dict[int, np.ndarray]:
+        """How near the walk is to each place, per sample: weights summing to 1 (each block's
+        starting cues fading into its ending ones)."""
         out: dict[int, np.ndarray] = {}
-        for cues, w in ((cues_a, 1.0 - u), (cues_b, u)):
-            f = _clean(cues.fraction)
-            for place, p in ((int(cues.from_place), 1.0 - f), (int(cues.to_place), f)):
+        for k, c in enumerate(cues):
+            w = np.where(seg == k, 1.0 - u, 0.0) + np.where(seg == k - 1, u, 0.0)
+            f = _clean(c.fraction)
+            for place, p in ((int(c.from_place), 1.0 - f), (int(c.to_place), f)):
                 if p > 0.0:
                     out[place] = out.get(place, 0.0) + w * p
         return out
@@ -403,14 +419,19 @@ class Soundscape:
         taper = np.clip((NOTE_S - a) / NOTE_TAPER_S, 0.0, 1.0)
         return np.where((age >= 0.0) & (age < NOTE_S), attack * ring * taper * taper * (3.0 - 2.0 * taper), 0.0)
 
-    def _darkness(self, state_a: FrameState, state_b: FrameState, u: np.ndarray, n: int) -> np.ndarray:
-        """The picture's lapse darkness per sample: exact at control points every CONTROL_SAMPLES,
-        straight between (the fades last 0.35 s, so this is the picture's curve)."""
-        ia, ib = _clean(state_a.intensity("lapses")), _clean(state_b.intensity("lapses"))
-        if ia == 0.0 and ib == 0.0:
-            return np.zeros(n)
-        points = max(1, -(-n // CONTROL_SAMPLES))
-        uk = np.arange(points + 1) / points
-        dark = [darkness(state_a.t + (state_b.t - state_a.t) * x, ia + (ib - ia) * x,
-                         state_a.seed if x < 1.0 else state_b.seed) for x in uk]
-        return np.interp(u, uk, dark)
+    def _darkness(self, states: list[FrameState], offsets: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The picture's lapse darkness per sample: in each block exact at control points every
+        CONTROL_SAMPLES, straight between (the fades last 0.35 s, so this is the picture's curve)."""
+        levels = [_clean(s.intensity("lapses")) for s in states]
+        out = np.zeros(len(u))
+        for k in range(len(states) - 1):
+            lo, hi = int(offsets[k]), int(offsets[k + 1])
+            ia, ib = levels[k], levels[k + 1]
+            if hi <= lo or (ia == 0.0 and ib == 0.0):
+                continue
+            a, b = states[k], states[k + 1]
+            points = max(1, -(-(hi - lo) // CONTROL_SAMPLES))
+            uk = np.arange(points + 1) / points
+            dark = [darkness(a.t + (b.t - a.t) * x, ia + (ib - ia) * x, a.seed if x < 1.0 else b.seed) for x in uk]
+            out[lo:hi] = np.interp(u[lo:hi], uk, dark)
+        return out

@@ -2,10 +2,11 @@
 
 The sound of frame i covers samples [s(i), s(i+1)) with s(i) = floor(i x sample_rate / fps),
 gliding from frame i's state to frame i+1's. So the soundtrack lasts exactly as long as the
-picture, each frame's sound lies under its picture, and because the synthesis is pure, a segment
-that begins at frame j makes the same samples as the whole film does from j on. For its last
-frame a segment needs the state of the frame after it (the next segment's first): the renderer
-hands that over as the `tail`. The film's very last frame holds its own state.
+picture, each frame's sound lies under its picture, and because the synthesis is pure and made
+in the same groups of frames (GROUP) by whoever makes it, a segment that begins at frame j makes
+the same samples as the whole film does from j on. A segment is fed the states of its whole
+groups; for the last one it needs the state of the frame after it (in the next segment): the
+renderer hands that over as the `tail`. The film's very last frame holds its own state.
 
 A segment's sound is padded with PAD_SAMPLES before its first frame (unless it starts the film)
 and after its last (unless it ends it), continuing its first and last states. AAC smears a sound
@@ -33,49 +34,95 @@ def frame_rate(fps: float | Fraction) -> Fraction:
 
 
 PAD_SAMPLES = 2048                  # two AAC frames
+GROUP = 8                           # frames whose sound is made in one call (Soundscape.frames): the
+                                    # frames [8g, 8g + 8) of the film, whichever segment renders them
 
 
 class FilmSound:
-    """Frames' states in, (first sample, float32 [n, 2]) blocks out, one frame behind."""
+    """Frames' states in, (first sample, float32 [n, 2]) blocks out, a group of frames behind.
 
-    def __init__(self, scape: Soundscape, fps: float | Fraction):
+    The sound of the frames [8g, 8g + 8) is made in one call, and the same call whether the whole
+    film or a segment makes it: a segment is fed the states of its whole groups (the renderer's
+    generation blocks are the same frames) and keeps only its own samples (`keep_only`). The
+    state of the frame after the last one fed, if there is one, comes to `finish` as the tail."""
+
+    def __init__(self, scape: Soundscape, fps: float | Fraction, keep: range | None = None):
         self.scape = scape
         self.fps = frame_rate(fps)
         self.sample_rate = scape.sample_rate
-        self._pending: tuple[int, FrameState, Cues | None] | None = None
+        self._group: list[tuple[int, FrameState, Cues | None]] = []
+        self._first: int | None = None            # the first kept frame, once its group is made
+        self._after: tuple[FrameState, Cues | None] | None = None   # the frame after the kept ones
+        self._last: int | None = None             # the last frame fed
+        self.keep_only(keep)
+
+    def keep_only(self, keep: range | None) -> None:
+        """Give out only the sound of these frames (and the padding around them); None: all fed."""
+        if self._last is not None:
+            raise RuntimeError("FilmSound.keep_only: frames were fed already")
+        self.keep = keep
 
     def sample_of(self, frame: int) -> int:
         """First sample of a frame's sound: floor(frame x sample_rate / fps), exactly."""
         return (int(frame) * self.sample_rate * self.fps.denominator) // self.fps.numerator
 
-    def _block(self, i: int, a: FrameState, ca: Cues | None, b: FrameState, cb: Cues | None):
-        start = self.sample_of(i)
-        return start, self.scape.block(start, self.sample_of(i + 1) - start, a, b, ca, cb)
+    def _kept(self, i: int) -> bool:
+        return i in self.keep if self.keep is not None else True
 
     def add(self, i: int, state: FrameState, cues: Cues | None = None) -> list[tuple[int, np.ndarray]]:
-        """Take frame i; returns the sound of the frame before it, now that its end is known."""
+        """Take frame i; returns the sound of the group before it, once that group's end is known."""
+        i = int(i)
         out = []
-        if self._pending is not None:
-            j, a, ca = self._pending
-            out.append(self._block(j, a, ca, state, cues) if i == j + 1 else self._block(j, a, ca, a, ca))
-        elif i > 0:                                  # a segment: padding before its first sample
-            first = self.sample_of(i)
-            start = max(0, first - PAD_SAMPLES)
-            out.append((start, self.scape.block(start, first - start, state, state, cues, cues)))
-        self._pending = (int(i), state, cues)
+        group = self._group
+        if group and (i != group[-1][0] + 1 or i // GROUP != group[0][0] // GROUP):
+            out = self._make((state, cues) if i == group[-1][0] + 1 else None)
+        if self.keep is not None and i == self.keep.stop:
+            self._after = (state, cues)
+        self._group.append((i, state, cues))
+        self._last = i
         return out
 
     def finish(self, tail: FrameState | None = None, tail_cues: Cues | None = None) -> list[tuple[int, np.ndarray]]:
-        """The last frame's sound: toward the tail (the next frame's state) or, at the film's end, held."""
-        if self._pending is None:
+        """The last group's sound: toward the tail (the state of the frame after the last one fed)
+        or, at the film's end, held; then the padding after the kept frames, unless the film ends there."""
+        if not self._group:
             return []
-        j, a, ca = self._pending
-        self._pending = None
-        if tail is None:
-            return [self._block(j, a, ca, a, ca)]
-        end = self.sample_of(j + 1)                  # a segment: padding after its last sample
-        return [self._block(j, a, ca, tail, tail_cues),
-                (end, self.scape.block(end, PAD_SAMPLES, tail, tail, tail_cues, tail_cues))]
+        end = None if tail is None else (tail, tail_cues)
+        last = self._last
+        out = self._make(end)
+        stop = self.keep.stop if self.keep is not None else last + 1
+        if self._after is None and end is not None and stop == last + 1:
+            self._after = end
+        if self._after is not None and stop <= last + 1:
+            at = self.sample_of(stop)
+            state, cues = self._after
+            out.append((at, self.scape.block(at, PAD_SAMPLES, state, state, cues, cues)))
+        self._after, self._last = None, None
+        return out
+
+    def _make(self, end: tuple[FrameState, Cues | None] | None) -> list[tuple[int, np.ndarray]]:
+        """The group's sound, gliding into `end` (the next frame's state and cues; None: hold), cut
+        to the kept frames, with the padding before them if they begin here and not at the film's start."""
+        group, self._group = self._group, []
+        kept = [i for i, _, _ in group if self._kept(i)]
+        if not kept:
+            return []
+        out = []
+        if self._first is None:
+            self._first = kept[0]
+            if kept[0] > 0:                            # a segment: padding before its first sample
+                _, state, cues = next(g for g in group if g[0] == kept[0])
+                first = self.sample_of(kept[0])
+                start = max(0, first - PAD_SAMPLES)
+                out.append((start, self.scape.block(start, first - start, state, state, cues, cues)))
+        i0 = group[0][0]
+        bounds = [self.sample_of(i) for i in range(i0, group[-1][0] + 2)]
+        states = [s for _, s, _ in group] + [end[0] if end else group[-1][1]]
+        cues = [c for _, _, c in group] + [end[1] if end else group[-1][2]]
+        samples = self.scape.frames(bounds, states, cues)
+        lo, hi = bounds[kept[0] - i0], bounds[kept[-1] + 1 - i0]
+        out.append((lo, samples[lo - bounds[0]:hi - bounds[0]]))
+        return out
 
 
 class WavWriter:
