@@ -69,7 +69,8 @@ def main() -> int:
     print("live ...", flush=True)
     figs += live_speed.measure(args.model, size, 6.0 if quick else 30.0)
     print("offline render ...", flush=True)
-    figs += render_speed.measure(args.model, size, frames=30 if quick else 150, show=lambda *a: None)
+    figs += render_speed.measure(args.model, size, frames=30 if quick else 150, repeat=1 if quick else 3,
+                                 show=lambda *a: None)
     print("training ...", flush=True)
     figs += train_speed.measure(steps=5 if quick or not torch.cuda.is_available() else 50)
     print("memory ...", flush=True)
