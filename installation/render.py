@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from .audio.features import cues_for
-from .audio.track import FilmSound, frame_rate
+from .audio.track import GROUP, FilmSound, frame_rate
 from .course import CourseState
 from .damage import WEIGHT_ORDER
 from .engine import Engine
@@ -34,8 +34,10 @@ from .piece import Piece
 from .state import FrameState
 
 AUDIO_KBPS = 192                 # AAC stereo: transparent for slow, tonal sound
-BLOCK = 8                        # frames generated together: a block of 8 consecutive frame indices
-                                 # (i // BLOCK), split where the weight damage changes
+BLOCK = GROUP                    # frames generated together: a block of 8 consecutive frame indices
+                                 # (i // BLOCK), split where the weight damage changes; the film's
+                                 # sound is made in the same groups, so a segment's whole blocks
+                                 # are its whole sound groups
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,7 @@ class Soundscape:
         width = WIDTH[0] + (WIDTH[1] - WIDTH[0]) * lerp([_clean(c.colour) for c in cues])
         drift = level(follow.drift)
         voices = level(follow.voices)
-        presence = self._presence(cues, seg, u)
+        presence = self._presence(cues, lerp)
         tonal = 1.0 - THIN_DEPTH * level(follow.thin)           # gain of drone, chords and phrases
 
         left, right = np.zeros(n), np.zeros(n)
@@ -346,17 +346,16 @@ class Soundscape:
     # -- parts of a block -------------------------------------------------------------------
 
     @staticmethod
-    def _presence(cues: list[Cues], seg: np.ndarray, u: np.ndarray) -> dict[int, np.ndarray]:
-        """How near the walk is to each place, per sample: weights summing to 1 (each block's
-        starting cues fading into its ending ones)."""
-        out: dict[int, np.ndarray] = {}
+    def _presence(cues: list[Cues], lerp) -> dict[int, np.ndarray]:
+        """How near the walk is to each place, per sample: weights summing to 1, each place's
+        weight at the cues drawn straight between them (`lerp`, as every parameter of a block)."""
+        at: dict[int, np.ndarray] = {}
         for k, c in enumerate(cues):
-            w = np.where(seg == k, 1.0 - u, 0.0) + np.where(seg == k - 1, u, 0.0)
             f = _clean(c.fraction)
             for place, p in ((int(c.from_place), 1.0 - f), (int(c.to_place), f)):
                 if p > 0.0:
-                    out[place] = out.get(place, 0.0) + w * p
-        return out
+                    at.setdefault(place, np.zeros(len(cues)))[k] += p
+        return {place: lerp(w) for place, w in at.items()}
 
     def _drift_warp(self, ids: np.ndarray, ctl: _Control, drift: np.ndarray,
                     note_of: int | None = None) -> np.ndarray | float:

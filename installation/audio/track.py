@@ -51,7 +51,7 @@ class FilmSound:
         self.fps = frame_rate(fps)
         self.sample_rate = scape.sample_rate
         self._group: list[tuple[int, FrameState, Cues | None]] = []
-        self._first: int | None = None            # the first kept frame, once its group is made
+        self._started = False                      # the kept frames' sound has begun
         self._after: tuple[FrameState, Cues | None] | None = None   # the frame after the kept ones
         self._last: int | None = None             # the last frame fed
         self.keep_only(keep)
@@ -108,14 +108,14 @@ class FilmSound:
         if not kept:
             return []
         out = []
-        if self._first is None:
-            self._first = kept[0]
+        i0 = group[0][0]
+        if not self._started:
+            self._started = True
             if kept[0] > 0:                            # a segment: padding before its first sample
-                _, state, cues = next(g for g in group if g[0] == kept[0])
+                _, state, cues = group[kept[0] - i0]
                 first = self.sample_of(kept[0])
                 start = max(0, first - PAD_SAMPLES)
                 out.append((start, self.scape.block(start, first - start, state, state, cues, cues)))
-        i0 = group[0][0]
         bounds = [self.sample_of(i) for i in range(i0, group[-1][0] + 2)]
         states = [s for _, s, _ in group] + [end[0] if end else group[-1][1]]
         cues = [c for _, _, c in group] + [end[1] if end else group[-1][2]]
