@@ -335,3 +335,73 @@ def test_a_warm_start_without_snapshots_takes_its_own_and_dry_runs(tmp_path, ima
              "--init", first, "--quiet", *sum([["--set", s] for s in TINY_SET], []))
     assert r.returncode == 0, r.stderr
     assert load_generator(tmp_path / "dry" / "generator.safetensors")[1].step == 5
+
+
+def _ddp_worker(rank, world, port, folder, run_dir, phase, out):
+    """One rank of a two-process CPU run (gloo), as torchrun starts it: `phase` "straight" trains 3
+    steps, checkpoints, then 2 more; "resumed" resumes that checkpoint and trains the 2 again."""
+    import os
+    import torch.distributed as dist
+    from training.data import load_folder
+    from training.loop import Trainer
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        cfg = build_config("lapses-memory", TINY_SET + ["steps=5", "recall_mode=codes"])
+        trainer = Trainer(cfg, load_folder(folder, 32, 3), run_dir, torch.device("cpu"), rank=rank, world=world)
+        seen = []
+        draw = trainer.batches.next
+        trainer.batches.next = lambda: seen.append(draw()) or seen[-1]
+        if phase == "straight":
+            for _ in range(3):
+                trainer.train_step()
+            trainer.save_checkpoint()
+            seen.clear()
+        else:
+            assert trainer.resume()
+        for _ in range(2):
+            trainer.train_step()
+        torch.save({"G": trainer.G.state_dict(), "codes": trainer.codes.detach(), "batches": seen},
+                   f"{out}.rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_ranks_stay_in_step_and_resume_exactly(tmp_path, image_folder):
+    """DistributedDataParallel on the CPU (gloo), two ranks: the same weights and recall codes on
+    each, different images drawn on each, and a resumed run continues each rank exactly."""
+    import socket
+    import torch.multiprocessing as mp
+    run_dir = tmp_path / "run"
+    for phase in ("straight", "resumed"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        mp.spawn(_ddp_worker, args=(2, port, image_folder, run_dir, phase, tmp_path / phase), nprocs=2)
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "step_0000003.rank1.pt", "step_0000003.resume.pt", "step_0000003.safetensors"]
+    got = {(phase, r): torch.load(tmp_path / f"{phase}.rank{r}.pt") for phase in ("straight", "resumed") for r in (0, 1)}
+    a0, a1 = got["straight", 0], got["straight", 1]
+    for k in a0["G"]:
+        assert torch.equal(a0["G"][k], a1["G"][k]), k
+    assert torch.equal(a0["codes"], a1["codes"])
+    assert not all(torch.equal(x, y) for x, y in zip(a0["batches"], a1["batches"]))
+    for r in (0, 1):
+        a, b = got["straight", r], got["resumed", r]
+        assert all(torch.equal(x, y) for x, y in zip(a["batches"], b["batches"])) and len(a["batches"]) == 2
+        for k in a["G"]:
+            assert torch.equal(a["G"][k], b["G"][k]), (r, k)
+
+
+def test_torchrun_trains_with_the_same_command(tmp_path, image_folder):
+    """`torchrun --nproc_per_node 2 -m training train …` (here on the CPU) trains, speaks once,
+    and leaves one generator."""
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "training", "train", "--preset", "lapses-memory", "--data", str(image_folder), "--out", str(run),
+                        "--steps", "4", "--quiet", "--device", "cpu", *sum([["--set", s] for s in TINY_SET], [])],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("images from") == 1 and "on each of 2 processes" in r.stdout
+    assert r.stdout.count("generator:") == 1 and (run / "generator.safetensors").is_file()
+    assert (run / "checkpoints" / "step_0000004.rank1.pt").is_file()

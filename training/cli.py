@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -85,7 +86,10 @@ def _train(args) -> int:
         cfg = dataclasses.replace(cfg, anchor_tune_steps=min(2, cfg.anchor_tune_steps))
     model = cfg.model_config()
     data = load_folder(args.data, model.image_size, model.channels)
-    print(f"{cfg.preset}: {len(data)} images from {args.data} ({data.name}), {cfg.steps} steps, batch {cfg.batch_size}")
+    if os.environ.get("RANK", "0") == "0":      # under torchrun, once
+        print(f"{cfg.preset}: {len(data)} images from {args.data} ({data.name}), {cfg.steps} steps, "
+              f"batch {cfg.batch_size}" + (f" on each of {os.environ['WORLD_SIZE']} processes"
+                                           if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""))
     try:
         train(cfg, data, args.out, args.device, resume=args.resume, quiet=args.quiet, init=args.init)
     except KeyboardInterrupt:

@@ -87,6 +87,8 @@ class Trainer:
         n = len(data)
         # the recall codes: one latent per training image, learned with G (GLO-style)
         self.codes = torch.nn.Parameter(to_shell(torch.randn(n, model_cfg.latent_size)).to(device))
+        if world > 1:           # every rank starts from the main rank's codes (DDP does the same for G and D)
+            torch.distributed.broadcast(self.codes.data, 0)
         self.opt_codes = torch.optim.Adam([self.codes], lr=1e-2)
         self.images = data.images.to(device)
         self.batches = Batches(self.images, cfg.batch_size, torch.Generator().manual_seed(cfg.seed * 1000 + rank))
@@ -219,6 +221,9 @@ class Trainer:
         total.backward()
         self.opt_g.step()
         if cfg.recall_weight > 0 and cfg.recall_mode == "codes":
+            if self.world > 1:      # the codes are not in DDP's modules: average their gradients so every rank keeps the same
+                torch.distributed.all_reduce(self.codes.grad)
+                self.codes.grad /= self.world
             self.opt_codes.step()
             with torch.no_grad():
                 self.codes.copy_(to_shell(self.codes))
@@ -245,12 +250,9 @@ class Trainer:
         s = {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
              "G_ema": self.G_ema.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
              "codes": self.codes.detach().cpu(), "opt_codes": self.opt_codes.state_dict(),
-             "batches": self.batches.state(), "batch_rng": self.batches.generator.get_state(),
-             "rng": torch.get_rng_state(), "config": json.dumps(asdict(self.cfg), sort_keys=True),
+             "config": json.dumps(asdict(self.cfg), sort_keys=True),
              "snapshots": {str(k): v for k, v in self.snapshots.items()},
-             "start_step": self.start_step, "init_from": self.init_from}
-        if self.cuda:
-            s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+             "start_step": self.start_step, "init_from": self.init_from, **self._streams()}
         return s
 
     def load_state(self, s: dict) -> None:
@@ -271,11 +273,7 @@ class Trainer:
         with torch.no_grad():
             self.codes.copy_(s["codes"].to(self.device))
         self.opt_codes.load_state_dict(s["opt_codes"])
-        self.batches.load_state(s["batches"])
-        self.batches.generator.set_state(s["batch_rng"])
-        torch.set_rng_state(s["rng"])
-        if self.cuda and "cuda_rng" in s:
-            torch.cuda.set_rng_state(s["cuda_rng"], self.device)
+        self._set_streams(s)
         self.snapshots = {int(k): v for k, v in s["snapshots"].items()}
         self.start_step, self.init_from = int(s.get("start_step", 0)), s.get("init_from", "")
 
@@ -287,13 +285,20 @@ class Trainer:
                              snapshot_steps=steps, extra=extra)
 
     def save_checkpoint(self) -> Path:
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        """The generator and the resume state (the main rank); under torchrun every other rank writes
+        its own random streams beside them, so a resumed run draws on each rank what it would have."""
         path = self.ckpt_dir / f"step_{self.step:07d}.safetensors"
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if not self.is_main:
+            save_resume(self._rank_path(path), self._streams())
+            return path
         save_generator(path, self.G_ema, self.meta(), [self.snapshots[k] for k in sorted(self.snapshots)])
         save_resume(path.with_suffix(".resume.pt"), self.state())
         for old in sorted(self.ckpt_dir.glob("step_*.safetensors"))[:-self.cfg.keep_last]:
             old.unlink(missing_ok=True)
             old.with_suffix(".resume.pt").unlink(missing_ok=True)
+            for rank_file in self.ckpt_dir.glob(f"{old.stem}.rank*.pt"):
+                rank_file.unlink(missing_ok=True)
         return path
 
     def resume(self) -> bool:
@@ -301,7 +306,33 @@ class Trainer:
         if not found:
             return False
         self.load_state(load_resume(found[-1], map_location=self.device))
+        if not self.is_main:        # the saved streams are the main rank's: this rank takes its own
+            own = self._rank_path(found[-1].with_suffix("").with_suffix(".safetensors"))
+            if own.is_file():
+                self._set_streams(load_resume(own))
+            else:                   # a run saved with fewer ranks: fresh streams, seeded by rank and step
+                seed = (self.cfg.seed * 1000 + self.rank) * 1_000_003 + self.step
+                self.batches.generator.manual_seed(seed)
+                torch.manual_seed(seed)
         return True
+
+    def _rank_path(self, path: Path) -> Path:
+        return path.with_name(f"{path.stem}.rank{self.rank}.pt")
+
+    def _streams(self) -> dict:
+        """This rank's random streams: its batch order and its noise."""
+        s = {"batches": self.batches.state(), "batch_rng": self.batches.generator.get_state(),
+             "rng": torch.get_rng_state()}
+        if self.cuda:
+            s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return s
+
+    def _set_streams(self, s: dict) -> None:
+        self.batches.load_state(s["batches"])
+        self.batches.generator.set_state(s["batch_rng"])
+        torch.set_rng_state(s["rng"])
+        if self.cuda and "cuda_rng" in s:
+            torch.cuda.set_rng_state(s["cuda_rng"], self.device)
 
     def save_samples(self) -> Path:
         with torch.no_grad():

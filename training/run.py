@@ -53,6 +53,8 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         raise ValueError("--init starts a new run from a trained generator and --resume continues a run; "
                          "give one of them")
     rank, world, local = _distributed()
+    if rank:                            # under torchrun one rank speaks for the run
+        log = lambda *args, **kwargs: None  # noqa: E731
     device = pick_device(device_name)
     if world > 1:
         import torch.distributed as dist
@@ -88,6 +90,8 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
             stats = trainer.train_step()
             imgs += cfg.batch_size * world
             if not main:
+                if trainer.step % cfg.checkpoint_every == 0:
+                    trainer.save_checkpoint()       # this rank's random streams beside the main rank's checkpoint
                 continue
             if trainer.step % 10 == 0 or trainer.step == cfg.steps:
                 rate = imgs / max(1e-9, time.perf_counter() - t0)
@@ -107,6 +111,9 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         bar.close()
     final = run_dir / "generator.safetensors"
     if not main:
+        trainer.save_checkpoint()
+        if interrupted:
+            raise KeyboardInterrupt
         return final
     trainer.save_samples()
     trainer.save_checkpoint()
