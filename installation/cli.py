@@ -73,9 +73,10 @@ def _render_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", type=float, metavar="P1", help="course fraction at the last frame (1 = gone)")
     p.add_argument("--seed", type=int, help="the piece's seed (default: course.seed)")
     p.add_argument("--crf", type=int, default=18, help="x264 quality, 0 (lossless) .. 51 (default 18)")
-    p.add_argument("--preset", default="veryfast", help="x264 preset, ultrafast .. veryslow (default veryfast)")
+    p.add_argument("--preset", default="veryfast", help="encoder speed: x264's ultrafast .. veryslow (default "
+                                                        "veryfast); NVENC takes the preset of like speed, or p1 .. p7")
     p.add_argument("--encoder", default="auto", choices=["auto", "x264", "nvenc"],
-                   help="auto: the GPU's h264_nvenc when there is a CUDA GPU, else x264")
+                   help="auto: the GPU's h264_nvenc where there is a CUDA GPU with a hardware encoder, else x264")
     p.add_argument("--segment", default="1/1", metavar="I/N", help="render only the I-th of N equal stretches "
                                                                   "(join them with `concat`)")
     p.add_argument("--state-log", type=Path, metavar="FILE", help="write each frame's state as JSON lines")
@@ -258,15 +259,24 @@ def _parse_render(args):
 
 
 def _render(argv) -> int:
-    import av
     import torch
     from tqdm import tqdm
     from .engine import Engine
     from .audio import Soundscape
     from .audio.track import FilmSound
-    from .render import FramesSink, VideoSink, frame_states, render, replay_states, share_cores_with_encoder, tail_state
+    from .render import (FramesSink, VideoSink, choose_encoder, frame_states, render, replay_states,
+                         share_cores_with_encoder, tail_state)
     args = _render_parser().parse_args(argv)
     job = _parse_render(args)
+    encoder = None
+    if args.out is not None:        # the encoder is opened once before any work: a preset or a GPU it
+        try:                        # cannot use is a clear message, not a traceback from its thread
+            encoder, chosen = choose_encoder(args.encoder, job.width, job.height, args.crf, args.preset,
+                                             torch.cuda.is_available())
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if not args.quiet:
+            print(f"encoder: {chosen}")
     settings = _settings(args)
     engine = Engine.from_settings(settings, job.width, job.height, model=_model(settings))
     if args.out is not None:
@@ -285,11 +295,6 @@ def _render(argv) -> int:
     if args.frames is not None:
         sink = FramesSink(args.frames)
     else:
-        encoder = "libx264"
-        if args.encoder == "nvenc" or (args.encoder == "auto" and torch.cuda.is_available()):
-            encoder = "h264_nvenc"
-            if encoder not in av.codecs_available:
-                raise UsageError("--encoder nvenc: this PyAV build has no h264_nvenc; use --encoder x264")
         sink = VideoSink(args.out, job.width, job.height, job.fps, args.crf, args.preset, encoder,
                          sample_rate=sound.sample_rate if sound else None)
     with tqdm(total=total, unit="frame", disable=args.quiet, dynamic_ncols=True) as bar:

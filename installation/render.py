@@ -68,6 +68,62 @@ class RenderJob:
         return range(r.start - r.start % BLOCK, min(self.total_frames, -(-r.stop // BLOCK) * BLOCK))
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+# NVENC has presets of its own, p1 (fastest) .. p7 (best); an x264 name picks the one of like speed
+NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p4",
+                 "medium": "p5", "slow": "p6", "slower": "p7", "veryslow": "p7", "placebo": "p7",
+                 **{f"p{k}": f"p{k}" for k in range(1, 8)}}
+ENCODERS = {"x264": "libx264", "nvenc": "h264_nvenc"}
+
+
+def encoder_options(encoder: str, crf: int, preset: str) -> dict[str, str]:
+    """The codec options for a quality (x264's CRF scale) and a speed preset."""
+    if encoder == "h264_nvenc":     # constant quality on the same 0..51 scale, no bitrate cap
+        return {"rc": "vbr", "cq": str(crf), "b": "0", "preset": NVENC_PRESETS[preset]}
+    return {"crf": str(crf), "preset": preset}
+
+
+def encoder_problem(encoder: str, width: int, height: int, crf: int, preset: str) -> str | None:
+    """Open the encoder as a film of this size would, and close it: None when it works, else why not.
+    NVENC needs an NVIDIA driver and a GPU that has the encoder (A100, H100 and H200 have none)."""
+    if encoder not in av.codecs_available:
+        return f"this PyAV build has no {encoder}"
+    ctx = av.CodecContext.create(encoder, "w")
+    ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = width, height, "yuv420p", Fraction(1, 30)
+    ctx.options = encoder_options(encoder, crf, preset)
+    try:
+        ctx.open()
+    except av.FFmpegError as e:
+        return getattr(e, "strerror", None) or str(e)
+    finally:
+        del ctx
+    return None
+
+
+def choose_encoder(choice: str, width: int, height: int, crf: int, preset: str, cuda: bool) -> tuple[str, str]:
+    """(encoder, what was chosen and why) for --encoder auto|x264|nvenc; ValueError names a choice that
+    cannot work here. auto takes NVENC where there is a CUDA GPU whose encoder opens, else x264."""
+    if preset not in NVENC_PRESETS:
+        raise ValueError(f"--preset {preset}: not a preset; use one of {', '.join(X264_PRESETS)} "
+                         f"(or p1 .. p7 with --encoder nvenc)")
+    if choice == "nvenc" or (choice == "auto" and cuda):
+        problem = encoder_problem("h264_nvenc", width, height, crf, preset)
+        if problem is None:
+            return "h264_nvenc", "h264_nvenc (the GPU's hardware encoder)"
+        if choice == "nvenc":
+            raise ValueError(f"--encoder nvenc: the GPU's hardware encoder cannot be used here ({problem}); "
+                             f"it needs an NVIDIA driver and a GPU with NVENC (A100, H100 and H200 have none); "
+                             f"use --encoder x264")
+        return "libx264", f"libx264 (no usable hardware encoder: {problem})"
+    if preset not in X264_PRESETS:
+        raise ValueError(f"--preset {preset}: an NVENC preset; x264's are {', '.join(X264_PRESETS)}")
+    problem = encoder_problem("libx264", width, height, crf, preset)
+    if problem is not None:
+        raise ValueError(f"--encoder x264: libx264 cannot be opened ({problem})")
+    return "libx264", "libx264" + (" (no CUDA GPU)" if choice == "auto" else "")
+
+
 def share_cores_with_encoder(engine: Engine) -> int:
     """On a CPU, give the generator half the cores and leave the rest to x264's own threads:
     two thread pools each sized for the whole machine preempt each other (on 2 cores, one torch
@@ -160,8 +216,7 @@ class VideoSink:
         self.stream = self.container.add_stream(encoder, rate=rate)
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
         self.stream.time_base = 1 / rate
-        if encoder == "libx264":
-            self.stream.options = {"crf": str(crf), "preset": preset}
+        self.stream.options = encoder_options(encoder, crf, preset)
         self.audio = None
         if sample_rate:
             self.audio = _add_aac(self.container, sample_rate)

@@ -97,6 +97,8 @@ def test_state_log_replays_at_another_size(tiny_checkpoint, tmp_path):
     (["--segment", "3/2"], "--segment"),
     (["--out", "/no/such/dir/x.mp4"], "does not exist"),
     (["--out", "film.avi"], ".mp4"),
+    (["--preset", "bogus"], "--preset bogus: not a preset"),
+    (["--encoder", "x264", "--preset", "p4"], "an NVENC preset"),
 ])
 def test_bad_render_arguments_exit_2_before_any_work(tiny_checkpoint, tmp_path, args, words):
     base = {"--out": str(tmp_path / "x.mp4"), "--size": "64x64", "--fps": "10"}
@@ -246,3 +248,34 @@ def test_segments_hand_the_encoder_the_whole_films_frames_and_samples(tiny_check
         ours = span(part.audio, lo, hi)
         assert np.isfinite(ours).all() and np.array_equal(ours, span(whole.audio, lo, hi))
     engine.close()
+
+
+def test_the_encoder_is_chosen_before_any_work_and_auto_falls_back_to_x264(tiny_checkpoint, tmp_path):
+    """A GPU without a hardware encoder (A100, H100, H200) or no NVIDIA driver: --encoder nvenc is
+    a clear refusal before any work, and auto, even told there is a CUDA GPU, takes x264."""
+    from installation.render import choose_encoder, encoder_options, encoder_problem
+    if encoder_problem("h264_nvenc", 64, 64, 18, "veryfast") is None:
+        pytest.skip("this machine has a usable NVENC (the GPU test covers it)")
+    encoder, why = choose_encoder("auto", 64, 64, 18, "veryfast", cuda=True)
+    assert encoder == "libx264" and "no usable hardware encoder" in why
+    assert choose_encoder("auto", 64, 64, 18, "veryfast", cuda=False) == ("libx264", "libx264 (no CUDA GPU)")
+    assert encoder_options("h264_nvenc", 20, "veryfast") == {"rc": "vbr", "cq": "20", "b": "0", "preset": "p2"}
+    r = _cli("render", "--model", tiny_checkpoint, "--seconds", 1, "--size", "64x64", "--out", tmp_path / "x.mp4",
+             "--encoder", "nvenc")
+    assert r.returncode == 2 and "--encoder nvenc" in r.stderr and "--encoder x264" in r.stderr
+    assert "Traceback" not in r.stderr and not list(tmp_path.glob("*x.mp4"))
+
+
+@pytest.mark.gpu
+def test_a_gpu_render_uses_the_hardware_encoder_where_there_is_one(tiny_checkpoint, tmp_path):
+    """On a CUDA machine: the film renders on the GPU, with NVENC where the GPU has it, and decodes
+    back as H.264 of the right length and size."""
+    from installation.render import encoder_problem
+    out = tmp_path / "gpu.mp4"
+    r = _cli("render", "--model", tiny_checkpoint, "--out", out, "--seconds", 2, "--fps", 12,
+             "--size", "640x360", "--from", 0, "--to", 1)
+    assert r.returncode == 0, r.stderr
+    nvenc = encoder_problem("h264_nvenc", 640, 360, 18, "veryfast") is None
+    assert ("encoder: h264_nvenc" if nvenc else "encoder: libx264 (no usable hardware encoder") in r.stdout
+    (codec, w, h), frames = _decode(out)
+    assert (codec, w, h) == ("h264", 640, 360) and len(frames) == 24
