@@ -16,6 +16,7 @@ import torch
 
 from models import load_generator
 from .damage import Damage
+from .device_output import DeviceOutput
 from .output import Output, OutputSpec, img_to_uint8
 from .state import FrameState
 from .style import POOL, StyleLatents
@@ -66,6 +67,8 @@ class Engine:
         self._walks: OrderedDict[int, Walk] = OrderedDict()
         self.damage = Damage(self.generator, snapshots=model.snapshots, targets=targets or {})
         self.output = Output(output)
+        # on a GPU the output chain runs there too and a frame comes to the host once (device_output.py)
+        self.device_output = DeviceOutput(self.output, self.device) if self.device.type == "cuda" else None
         self.frames_rendered = 0
         self.guard = None      # the kiosk's FrameGuard (kiosk/faults.py): steps back from broken frames
 
@@ -147,13 +150,19 @@ class Engine:
         img = self.damage.output(img, state.intensities, state.t, seed=state.seed)
         return torch.nan_to_num(img, nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
 
-    def _screen(self, small: np.ndarray, state: FrameState, form: str = "rgb") -> np.ndarray:
-        """A generator-sized frame -> the screen's frame (grain changes 24 times a second, from t alone):
-        RGB [H, W, 3], or for an encoder ("i420") YUV 4:2:0 [H * 3/2, W] (Output.i420)."""
+    def _screens(self, img: torch.Tensor, states: list[FrameState], form: str = "rgb") -> list[np.ndarray]:
+        """Finished generator images [N, C, S, S], one per state -> the screen's frames (grain changes 24
+        times a second, from t alone): RGB [H, W, 3], or for an encoder ("i420") YUV 4:2:0 [H * 3/2, W]
+        (Output.i420). On a GPU the whole chain runs there and the frames come to the host at once."""
         if form not in ("rgb", "i420"):
             raise ValueError(f"frame form {form!r}: rgb or i420")
-        self.frames_rendered += 1
-        return (self.output.i420 if form == "i420" else self.output)(small, int(state.t * 24))
+        self.frames_rendered += len(states)
+        grain_at = [int(s.t * 24) for s in states]
+        if self.device_output is not None:
+            return self.device_output(img, grain_at, form)
+        small = img_to_uint8(img)
+        chain = self.output.i420 if form == "i420" else self.output
+        return [chain(small[k], i) for k, i in enumerate(grain_at)]
 
     def small_frames(self, z: torch.Tensor, state: FrameState) -> list[np.ndarray]:
         """Frames for given latents [N, L] under this state's damage, at the generator's size."""
@@ -169,7 +178,7 @@ class Engine:
         recomputed in the background and swapped in between frames instead of waiting for it;
         `urgent` asks for a performer's change to be shown on this very frame when that is cheap;
         `form` "i420" gives the same frame as YUV 4:2:0 for an encoder (see _screen)."""
-        return self._screen(self.small_frame(state, sync=sync, urgent=urgent), state, form)
+        return self._screens(self.generate(self.latent(state), state, sync=sync, urgent=urgent), [state], form)[0]
 
     def render_batch(self, states: list[FrameState], form: str = "rgb") -> list[np.ndarray]:
         """Frames for several states that share their weight damage (offline rendering): one
@@ -189,13 +198,15 @@ class Engine:
                 img = self.generator(z)
             finally:
                 self.damage.set_activation(first.intensities, first.t, seed=first.seed)
-            small = img_to_uint8(torch.cat([self._finished(img[k:k + 1], s) for k, s in enumerate(states)]))
-            return [self._screen(small[k], s, form) for k, s in enumerate(states)]
+            return self._screens(torch.cat([self._finished(img[k:k + 1], s) for k, s in enumerate(states)]),
+                                 states, form)
 
     def resize(self, width: int, height: int) -> None:
         """Frames of another size from now on (the display changed under the live app)."""
         if (width, height) != (self.output.spec.width, self.output.spec.height):
             self.output = Output(replace(self.output.spec, width=width, height=height))
+            if self.device_output is not None:
+                self.device_output = DeviceOutput(self.output, self.device)
 
     def close(self) -> None:
         self.damage.close()
