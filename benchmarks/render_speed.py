@@ -50,9 +50,9 @@ def _encode_alone(frames: list, out: Path, size, fps: float, preset: str, encode
 
 def measure(model=str(ROOT / "assets" / "memories.safetensors"), size=(1920, 1080), fps: float = 30.0,
             frames: int = 150, preset: str = "veryfast", repeat: int = 3, show=print, encoder: str = "auto") -> list:
-    """Per stretch of the piece: x264 alone on its frames, then the whole render of the same frames.
+    """Per stretch of the piece: the encoder alone on its frames, then the whole render of the same frames.
 
-    Each stretch has its own encoder-alone figure because x264's speed depends on the picture:
+    Each stretch has its own encoder-alone figure because the encoder's speed depends on the picture:
     the static and grain of a late course cost it far more than a healthy early picture."""
     from common import Figure
     w, h = size
@@ -94,7 +94,7 @@ def measure(model=str(ROOT / "assets" / "memories.safetensors"), size=(1920, 108
     name, enc, whole, ratio = min(rows[:2], key=lambda r: r[3])        # the figure: the worse of the two
     gpu = torch.cuda.is_available()
     slowest = min(r[2] for r in rows[:2])
-    figs = [Figure(f"offline {w}x{h}: {encoder} {preset} alone", f"{enc:.1f} frames/s ({name})", "", None),
+    figs = [Figure(f"offline {w}x{h}: {'x264' if encoder == 'libx264' else 'NVENC'} {preset} alone", f"{enc:.1f} frames/s ({name})", "", None),
             Figure("offline: whole render / encoder alone", f"{ratio:.1%} ({whole:.1f} frames/s, {name}; "
                    f"median of {max(1, repeat)})", ">= 70% (CPU)", None if gpu else ratio >= 0.7),
             Figure("offline: whole render / real time", f"{slowest / fps:.2f}x", ">= 3x (GPU)",

@@ -72,7 +72,8 @@ def _render_parser() -> argparse.ArgumentParser:
                         "into the film; without, it runs at the live pace from its start")
     p.add_argument("--to", dest="end", type=float, metavar="P1", help="course fraction at the last frame (1 = gone)")
     p.add_argument("--seed", type=int, help="the piece's seed (default: course.seed)")
-    p.add_argument("--crf", type=int, default=18, help="x264 quality, 0 (lossless) .. 51 (default 18)")
+    p.add_argument("--crf", type=int, default=18, help="quality, 0 (lossless) .. 51 (default 18): x264's CRF, "
+                                                       "NVENC's constant quality")
     p.add_argument("--preset", default="veryfast", help="encoder speed: x264's ultrafast .. veryslow (default "
                                                         "veryfast); NVENC takes the preset of like speed, or p1 .. p7")
     p.add_argument("--encoder", default="auto", choices=["auto", "x264", "nvenc"],

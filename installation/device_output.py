@@ -5,7 +5,8 @@ crop, grain and the conversion to 8 bits run where the generator ran, and the fi
 batch are copied to the host once. `Output` (OpenCV on the CPU) stays the chain for a CPU
 machine, where it is faster; this one draws the same frame to within a level or two of it (torch's
 bicubic is OpenCV's, a = -0.75 and half-pixel centres, in float instead of fixed point), from the
-same grain field seen through the same moving window.
+same grain field seen through the same moving window. A batch is drawn a few frames at a time
+(CHUNK_BYTES), so a 4K film's batch of eight does not ask a small GPU for gigabytes.
 """
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ import torch.nn.functional as F
 from .output import RGB_TO_YUV, YUV_OFFSET, Output, _vignette_mask
 
 MODES = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic", "lanczos": "bicubic"}
+CHUNK_BYTES = 1 << 30           # float work space per chunk of frames: eight 1080p frames, two 4K ones
+
+
+def area_weights(src: int, dst: int) -> torch.Tensor:
+    """[dst, src]: each output pixel the mean of the source it covers, fractions of pixels at its
+    edges weighed by how much of them it covers — OpenCV's INTER_AREA when shrinking."""
+    scale = src / dst
+    lo = torch.arange(dst, dtype=torch.float64)[:, None] * scale
+    j = torch.arange(src, dtype=torch.float64)[None, :]
+    overlap = (torch.minimum(lo + scale, j + 1) - torch.maximum(lo, j)).clamp(min=0)
+    return (overlap / scale).float()
 
 
 class DeviceOutput:
@@ -47,9 +59,10 @@ class DeviceOutput:
         return x
 
     def _scaled(self, x: torch.Tensor, sw: int, sh: int) -> torch.Tensor:
-        w = x.shape[-1]
+        h, w = x.shape[-2:]
         if sw < w:                            # shrinking, as OpenCV's INTER_AREA
-            return F.interpolate(x, size=(sh, sw), mode="area")
+            wy, wx = area_weights(h, sh).to(x.device), area_weights(w, sw).to(x.device)
+            return wy @ x @ wx.T
         mode = MODES[self.spec.upscale]
         return F.interpolate(x, size=(sh, sw), mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
 
@@ -59,10 +72,14 @@ class DeviceOutput:
         h, w = x.shape[-2:]
         sw, sh, x0, y0 = self.output.placement(h, w)
         W, H = self.spec.width, self.spec.height
-        scaled = self._scaled(x, sw, sh).round().clamp(0, 255)
+        scaled = self._scaled(x, sw, sh).round_().clamp_(0, 255)
         fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(W, x0 + sw), min(H, y0 + sh)
-        frame = torch.zeros((len(x), 3, H, W), device=self.device)
-        frame[..., fy0:fy1, fx0:fx1] = scaled[..., fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+        if (fx0, fy0, fx1, fy1) == (0, 0, W, H) and (x0, y0) == (0, 0) and (sw, sh) == (W, H):
+            frame = scaled                    # the picture is the frame
+        else:
+            frame = torch.zeros((len(x), 3, H, W), device=self.device)
+            frame[..., fy0:fy1, fx0:fx1] = scaled[..., fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+            del scaled
         if self.grain is not None:            # on the picture only, the window moving as Output's does
             m = Output.GRAIN_MARGIN
             ph, pw = fy1 - fy0, fx1 - fx0
@@ -74,13 +91,20 @@ class DeviceOutput:
 
     @torch.inference_mode()
     def __call__(self, img: torch.Tensor, frame_indices: list[int], form: str = "rgb") -> list[np.ndarray]:
-        frames = self._frames(img.to(self.device), frame_indices)
-        if form == "i420":
-            out = _to_i420(frames)
-        else:
-            out = frames.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-        host = out.cpu().numpy()              # the one copy to the host
-        return list(host)
+        W, H = self.spec.width, self.spec.height
+        if form == "i420" and (W % 2 or H % 2):
+            raise ValueError(f"YUV 4:2:0 frames need an even width and height, not {W}x{H}")
+        img = img.to(self.device)
+        per_chunk = max(1, CHUNK_BYTES // (W * H * 3 * 4 * 3))     # the frame, its picture, one temporary
+        out = []
+        for k in range(0, len(img), per_chunk):
+            frames = self._frames(img[k:k + per_chunk], frame_indices[k:k + per_chunk])
+            if form == "i420":
+                frames = _to_i420(frames)
+            else:
+                frames = frames.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+            out.extend(frames.cpu().numpy())  # one copy to the host per chunk: per batch, at 1080p
+        return out
 
 
 def _to_i420(frames: torch.Tensor) -> torch.Tensor:

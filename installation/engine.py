@@ -177,7 +177,7 @@ class Engine:
         """The frame the screen shows for this state. `sync=False` (live) lets weight damage be
         recomputed in the background and swapped in between frames instead of waiting for it;
         `urgent` asks for a performer's change to be shown on this very frame when that is cheap;
-        `form` "i420" gives the same frame as YUV 4:2:0 for an encoder (see _screen)."""
+        `form` "i420" gives the same frame as YUV 4:2:0 for an encoder (see _screens)."""
         return self._screens(self.generate(self.latent(state), state, sync=sync, urgent=urgent), [state], form)[0]
 
     def render_batch(self, states: list[FrameState], form: str = "rgb") -> list[np.ndarray]:

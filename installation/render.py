@@ -74,12 +74,14 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p4",
                  "medium": "p5", "slow": "p6", "slower": "p7", "veryslow": "p7", "placebo": "p7",
                  **{f"p{k}": f"p{k}" for k in range(1, 8)}}
-ENCODERS = {"x264": "libx264", "nvenc": "h264_nvenc"}
+NVENC_NEEDS = "NVENC needs an NVIDIA driver and a GPU that has it (A100, H100 and H200 have none)"
 
 
 def encoder_options(encoder: str, crf: int, preset: str) -> dict[str, str]:
-    """The codec options for a quality (x264's CRF scale) and a speed preset."""
+    """The codec options for a quality (x264's CRF scale, 0 = lossless) and a speed preset."""
     if encoder == "h264_nvenc":     # constant quality on the same 0..51 scale, no bitrate cap
+        if crf == 0:                # NVENC reads cq 0 as "choose for me": lossless is a tune of its own
+            return {"tune": "lossless", "preset": NVENC_PRESETS[preset]}
         return {"rc": "vbr", "cq": str(crf), "b": "0", "preset": NVENC_PRESETS[preset]}
     return {"crf": str(crf), "preset": preset}
 
@@ -107,21 +109,22 @@ def choose_encoder(choice: str, width: int, height: int, crf: int, preset: str, 
     if preset not in NVENC_PRESETS:
         raise ValueError(f"--preset {preset}: not a preset; use one of {', '.join(X264_PRESETS)} "
                          f"(or p1 .. p7 with --encoder nvenc)")
+    why = " (no CUDA GPU)" if choice == "auto" else ""
     if choice == "nvenc" or (choice == "auto" and cuda):
         problem = encoder_problem("h264_nvenc", width, height, crf, preset)
         if problem is None:
             return "h264_nvenc", "h264_nvenc (the GPU's hardware encoder)"
         if choice == "nvenc":
             raise ValueError(f"--encoder nvenc: the GPU's hardware encoder cannot be used here ({problem}); "
-                             f"it needs an NVIDIA driver and a GPU with NVENC (A100, H100 and H200 have none); "
-                             f"use --encoder x264")
-        return "libx264", f"libx264 (no usable hardware encoder: {problem})"
+                             f"{NVENC_NEEDS}; use --encoder x264")
+        why = f" (NVENC cannot be used here: {problem}; {NVENC_NEEDS})"
     if preset not in X264_PRESETS:
-        raise ValueError(f"--preset {preset}: an NVENC preset; x264's are {', '.join(X264_PRESETS)}")
+        raise ValueError(f"--preset {preset}: an NVENC preset, and the film is encoded with x264{why}; "
+                         f"x264's presets are {', '.join(X264_PRESETS)}")
     problem = encoder_problem("libx264", width, height, crf, preset)
     if problem is not None:
-        raise ValueError(f"--encoder x264: libx264 cannot be opened ({problem})")
-    return "libx264", "libx264" + (" (no CUDA GPU)" if choice == "auto" else "")
+        raise ValueError(f"libx264 cannot be opened ({problem})")
+    return "libx264", "libx264" + why
 
 
 def share_cores_with_encoder(engine: Engine) -> int:
@@ -386,7 +389,8 @@ def concat(parts: list[Path], out: Path) -> int:
     try:
         with av.open(str(parts[0])) as first:
             template = first.streams.video[0]
-            shape = (template.codec_context.width, template.codec_context.height, template.average_rate)
+            shape = (template.codec_context.width, template.codec_context.height, template.average_rate,
+                     template.codec_context.name, bytes(template.codec_context.extradata or b""))
             sample_rate = first.streams.audio[0].rate if first.streams.audio else None
             options = {"movie_timescale": str(sample_rate)} if sample_rate else {}
             dst = av.open(str(tmp), "w", options=options)
@@ -396,9 +400,11 @@ def concat(parts: list[Path], out: Path) -> int:
             for part in parts:
                 with av.open(str(part)) as src:
                     vs = src.streams.video[0]
-                    if (vs.codec_context.width, vs.codec_context.height, vs.average_rate) != shape:
-                        raise ValueError(f"{part}: size or frame rate differs from {parts[0]}; "
-                                         f"segments must come from one render command")
+                    cc = vs.codec_context
+                    if (cc.width, cc.height, vs.average_rate, cc.name, bytes(cc.extradata or b"")) != shape:
+                        raise ValueError(f"{part}: its size, frame rate or encoding differs from {parts[0]}'s; "
+                                         f"segments must come from one render command, with the same "
+                                         f"--encoder (x264 on every machine, say)")
                     audio = src.streams.audio[0] if src.streams.audio else None
                     if (audio.rate if audio else None) != sample_rate:
                         raise ValueError(f"{part}: its sound differs from {parts[0]}'s (one has none, or another "

@@ -22,12 +22,14 @@ def _images(n=3, channels=3, size=64, seed=0):
     OutputSpec(1920, 1080, upscale="bilinear", grain=0.04),
     OutputSpec(200, 200, upscale="nearest"),
     OutputSpec(162, 96, upscale="lanczos", grain=0.3),
+    OutputSpec(50, 40, grain=0.3),                  # smaller than the generator's image: OpenCV's INTER_AREA
+    OutputSpec(33, 17, scale="fill"),
 ])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_the_device_chain_draws_the_cpu_chains_frames(spec, channels):
-    """Vignette, upscaling, bars or crop and the moving grain window: each pixel within one level
-    of OpenCV's (torch's bicubic is OpenCV's in float; lanczos is drawn as bicubic, which looks the
-    same at these enlargements), and the bars exactly black."""
+    """Vignette, upscaling or shrinking, bars or crop and the moving grain window: each pixel within
+    one level of OpenCV's (torch's bicubic is OpenCV's in float; lanczos is drawn as bicubic, which
+    looks the same at these enlargements), and the bars exactly black."""
     img = _images(channels=channels)
     cpu_chain = Output(spec)
     small = img_to_uint8(img)
@@ -69,6 +71,17 @@ def test_the_device_chains_yuv_frame_is_its_screen_frame():
                     inside = np.zeros(plane.shape, bool)
                     inside[y0 // k:(y0 + sh) // k, x0 // k:(x0 + sw) // k] = True
                     assert (plane[~inside] == black).all()
+
+
+def test_the_device_chain_refuses_odd_yuv_frames_and_draws_big_batches_in_chunks(monkeypatch):
+    import installation.device_output as device_output
+    with pytest.raises(ValueError, match="even width and height"):
+        DeviceOutput(Output(OutputSpec(97, 64)), "cpu")(_images(n=1), [0], "i420")
+    chain = DeviceOutput(Output(OutputSpec(320, 180, grain=0.3)), "cpu")
+    img, at = _images(n=5), [3, 9, 4, 1, 7]
+    whole = chain(img, at)
+    monkeypatch.setattr(device_output, "CHUNK_BYTES", 320 * 180 * 3 * 4 * 3 * 2)      # two frames a chunk
+    assert all(np.array_equal(a, b) for a, b in zip(whole, chain(img, at)))
 
 
 def test_an_engine_with_the_device_chain_renders_the_same_frames(tiny_checkpoint):

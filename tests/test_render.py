@@ -53,6 +53,13 @@ def test_same_arguments_same_frames_and_segments_join_exactly(tiny_checkpoint, t
     assert len(fa) == len(fb) == len(fj) == 20
     assert all(np.array_equal(x, y) for x, y in zip(fa, fb))
     assert all(np.array_equal(x, y) for x, y in zip(fa, fj))
+    # a segment encoded otherwise (another preset, or NVENC on another machine) cannot be copied in
+    other = tmp_path / "s2-ultrafast.mp4"
+    r = _cli("render", *common, "--out", other, "--segment", "2/2", "--preset", "ultrafast")
+    assert r.returncode == 0, r.stderr
+    r = _cli("concat", tmp_path / "bad.mp4", s1, other)
+    assert r.returncode == 2 and "encoding differs" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "bad.mp4").exists()
 
 
 def test_live_screenshot_equals_the_rendered_frame_for_its_state(tiny_checkpoint, tmp_path):
@@ -257,7 +264,10 @@ def test_the_encoder_is_chosen_before_any_work_and_auto_falls_back_to_x264(tiny_
     if encoder_problem("h264_nvenc", 64, 64, 18, "veryfast") is None:
         pytest.skip("this machine has a usable NVENC (the GPU test covers it)")
     encoder, why = choose_encoder("auto", 64, 64, 18, "veryfast", cuda=True)
-    assert encoder == "libx264" and "no usable hardware encoder" in why
+    assert encoder == "libx264" and "NVENC cannot be used here" in why
+    with pytest.raises(ValueError, match="an NVENC preset, and the film is encoded with x264"):
+        choose_encoder("auto", 64, 64, 18, "p4", cuda=True)     # the fallback checks the preset too
+    assert encoder_options("h264_nvenc", 0, "slow") == {"tune": "lossless", "preset": "p6"}
     assert choose_encoder("auto", 64, 64, 18, "veryfast", cuda=False) == ("libx264", "libx264 (no CUDA GPU)")
     assert encoder_options("h264_nvenc", 20, "veryfast") == {"rc": "vbr", "cq": "20", "b": "0", "preset": "p2"}
     r = _cli("render", "--model", tiny_checkpoint, "--seconds", 1, "--size", "64x64", "--out", tmp_path / "x.mp4",
@@ -276,6 +286,6 @@ def test_a_gpu_render_uses_the_hardware_encoder_where_there_is_one(tiny_checkpoi
              "--size", "640x360", "--from", 0, "--to", 1)
     assert r.returncode == 0, r.stderr
     nvenc = encoder_problem("h264_nvenc", 640, 360, 18, "veryfast") is None
-    assert ("encoder: h264_nvenc" if nvenc else "encoder: libx264 (no usable hardware encoder") in r.stdout
+    assert ("encoder: h264_nvenc" if nvenc else "encoder: libx264 (NVENC cannot be used here") in r.stdout
     (codec, w, h), frames = _decode(out)
     assert (codec, w, h) == ("h264", 640, 360) and len(frames) == 24

@@ -405,3 +405,29 @@ def test_torchrun_trains_with_the_same_command(tmp_path, image_folder):
     assert r.stdout.count("images from") == 1 and "on each of 2 processes" in r.stdout
     assert r.stdout.count("generator:") == 1 and (run / "generator.safetensors").is_file()
     assert (run / "checkpoints" / "step_0000004.rank1.pt").is_file()
+
+
+def test_ctrl_c_under_torchrun_stops_every_rank_at_one_step(tmp_path, image_folder):
+    """Ctrl-C reaches the processes at different points of a step: they agree on one step to stop
+    after, each saves (the main rank's checkpoint, every other rank's random streams, of that same
+    step), and the run resumes from there."""
+    import signal
+    import time
+    run = tmp_path / "run"
+    base = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "training",
+            "train", "--preset", "lapses-memory", "--data", str(image_folder), "--out", str(run), "--quiet",
+            "--device", "cpu", *sum([["--set", s] for s in TINY_SET + ["checkpoint_every=100000"]], [])]
+    proc = subprocess.Popen(base + ["--steps", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "losses.csv").is_file() or len((run / "losses.csv").read_text().splitlines()) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert "checkpoint saved; continue with --resume" in out, (out, err)
+    saved = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert len(saved) == 3, saved
+    step = int(saved[0].split(".")[0][5:])
+    assert saved == [f"step_{step:07d}.rank1.pt", f"step_{step:07d}.resume.pt", f"step_{step:07d}.safetensors"]
+    r = subprocess.run(base + ["--steps", str(step + 2), "--resume"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and f"resumed at step {step}" in r.stdout, r.stderr

@@ -252,7 +252,7 @@ class Trainer:
              "codes": self.codes.detach().cpu(), "opt_codes": self.opt_codes.state_dict(),
              "config": json.dumps(asdict(self.cfg), sort_keys=True),
              "snapshots": {str(k): v for k, v in self.snapshots.items()},
-             "start_step": self.start_step, "init_from": self.init_from, **self._streams()}
+             "start_step": self.start_step, "init_from": self.init_from, "world": self.world, **self._streams()}
         return s
 
     def load_state(self, s: dict) -> None:
@@ -294,10 +294,13 @@ class Trainer:
             return path
         save_generator(path, self.G_ema, self.meta(), [self.snapshots[k] for k in sorted(self.snapshots)])
         save_resume(path.with_suffix(".resume.pt"), self.state())
-        for old in sorted(self.ckpt_dir.glob("step_*.safetensors"))[:-self.cfg.keep_last]:
+        kept = sorted(self.ckpt_dir.glob("step_*.safetensors"))
+        for old in kept[:-self.cfg.keep_last]:
             old.unlink(missing_ok=True)
             old.with_suffix(".resume.pt").unlink(missing_ok=True)
-            for rank_file in self.ckpt_dir.glob(f"{old.stem}.rank*.pt"):
+        oldest = kept[-self.cfg.keep_last:][0].stem
+        for rank_file in self.ckpt_dir.glob("step_*.rank*.pt"):     # with its checkpoint, or left by a stopped rank
+            if rank_file.name.split(".")[0] < oldest:
                 rank_file.unlink(missing_ok=True)
         return path
 
@@ -305,13 +308,19 @@ class Trainer:
         found = sorted(self.ckpt_dir.glob("step_*.resume.pt"))
         if not found:
             return False
-        self.load_state(load_resume(found[-1], map_location=self.device))
+        # on the CPU: random states must be CPU tensors; load_state_dict moves weights where they belong
+        saved = load_resume(found[-1], map_location="cpu")
+        self.load_state(saved)
+        if self.world != saved.get("world", 1) and self.is_main:
+            self.log(f"resuming with {self.world} process(es) a run saved with {saved.get('world', 1)}: "
+                     f"the weights continue exactly, the images and noise each process draws do not")
         if not self.is_main:        # the saved streams are the main rank's: this rank takes its own
             own = self._rank_path(found[-1].with_suffix("").with_suffix(".safetensors"))
             if own.is_file():
                 self._set_streams(load_resume(own))
             else:                   # a run saved with fewer ranks: fresh streams, seeded by rank and step
                 seed = (self.cfg.seed * 1000 + self.rank) * 1_000_003 + self.step
+                self.batches.load_state({"order": torch.empty(0, dtype=torch.long)})
                 self.batches.generator.manual_seed(seed)
                 torch.manual_seed(seed)
         return True

@@ -3,6 +3,7 @@ anchors and evaluation. Shared by the CLI and the tests."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -38,6 +39,36 @@ def tuning_note(steps: int, lr: float, locality: float, losses: dict[str, float]
     """What a checkpoint records of its pivotal tuning (metadata extra.anchor_tuning)."""
     return (f"{steps} steps, lr {lr:g}, locality {locality:g}, "
             f"loss {losses['loss_start']:.4f} -> {losses['loss_end']:.4f}")
+
+
+class _AgreedStop:
+    """Under torchrun a Ctrl-C (SIGINT, or SIGTERM) reaches each process at another point of its step,
+    perhaps inside a collective a raised KeyboardInterrupt would leave the others waiting in. So each
+    process only notes it, and at the end of every step they agree: all stop after the step in which
+    any was asked to, and every rank's checkpoint is of that same step. One process: Ctrl-C as ever."""
+
+    def __init__(self, world: int, device: torch.device):
+        self.world, self.asked = world, False
+        self.flag = torch.zeros(1, device=device)
+        self.before = {}
+        if world > 1:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.before[sig] = signal.signal(sig, self._note)
+
+    def _note(self, *_) -> None:
+        self.asked = True
+
+    def agreed(self) -> bool:
+        if self.world == 1:
+            return False
+        import torch.distributed as dist
+        self.flag.fill_(float(self.asked))
+        dist.all_reduce(self.flag, op=dist.ReduceOp.MAX)
+        return bool(self.flag.item())
+
+    def restore(self) -> None:
+        for sig, handler in self.before.items():
+            signal.signal(sig, handler)
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -85,9 +116,11 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
     bar = tqdm(total=cfg.steps, initial=trainer.step, disable=quiet or not main, unit="step", dynamic_ncols=True)
     interrupted = False
     t0, imgs = time.perf_counter(), 0
+    stop = _AgreedStop(world, device)
     try:
-        while trainer.step < cfg.steps:
+        while trainer.step < cfg.steps and not interrupted:
             stats = trainer.train_step()
+            interrupted = stop.agreed()
             imgs += cfg.batch_size * world
             if not main:
                 if trainer.step % cfg.checkpoint_every == 0:
@@ -109,14 +142,14 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         interrupted = True
     finally:
         bar.close()
+        stop.restore()
     final = run_dir / "generator.safetensors"
+    trainer.save_checkpoint()       # first: under torchrun the processes have ~30 s before they are killed
     if not main:
-        trainer.save_checkpoint()
         if interrupted:
             raise KeyboardInterrupt
         return final
     trainer.save_samples()
-    trainer.save_checkpoint()
     trainer.after_step(final=True)
     artifacts.plot_losses(run_dir / "losses.csv", run_dir / "losses.png")
     artifacts.progress_film(sorted(trainer.sample_dir.glob("step_*.png")), run_dir / "progress.mp4")
