@@ -83,6 +83,22 @@ def test_round_trip_rebuilds_from_metadata_alone(tmp_path, tiny_cfg):
     assert not g2.training
 
 
+def test_a_saved_generator_is_readable_as_any_file_the_user_writes(tmp_path, tiny_cfg):
+    """Atomic writes go through an owner-only temp file; the result gets the umask's usual mode, so
+    a gallery service running as another user can read a model that was bundled or trained."""
+    import os
+    old = os.umask(0o022)
+    try:
+        _, path = _save(tmp_path, tiny_cfg)
+        assert path.stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        _, private = _save(tmp_path / "private", tiny_cfg)
+        assert private.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
 def test_snapshots_round_trip_in_fp16(tmp_path, tiny_cfg):
     g = Generator(tiny_cfg)
     snap = {k: v * 0.5 for k, v in g.state_dict().items()}

@@ -15,14 +15,13 @@ other row that used it, so one knob never does two things. Writes are atomic (te
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
 import yaml
 
+from models import atomic_write
 from installation.settings import PARAMETER_LIMITS, SettingsError, _unknown
 from installation.inputs.spec import MidiSpec, parse_midi
 
@@ -121,22 +120,8 @@ def bind(bindings: Mapping, scenes: Mapping, learned: Mapping[str, str], target:
 
 def save_mappings(path: Path, learned: Mapping[str, str]) -> None:
     """Write the mappings file atomically: a crash mid-write leaves the old file, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = yaml.safe_dump({"midi": dict(sorted(learned.items()))}, sort_keys=False, allow_unicode=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(HEADER + body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(HEADER + body, encoding="utf-8"))
 
 
 class Learn:
