@@ -159,6 +159,42 @@ def latency(settings, events_each: int = 6) -> dict[str, list[int]]:
     return result
 
 
+def knob(settings, seconds: float = 6.0, rate_hz: float = 50.0) -> FrameStats:
+    """Frame periods while a performer turns a knob: OSC /decay swept up and down, `rate_hz`
+    messages a second (a MIDI knob's pace), from a course at 0.7. Each message changes the weights."""
+    app_box: dict[str, App] = {}
+    client: dict[str, SimpleUDPClient] = {}
+    st = {"start": None, "sent": 0.0}
+
+    def after(rec: Recorder, state) -> None:
+        now = time.perf_counter()
+        if st["start"] is None:
+            if len(rec.times) < 30:             # warm up first
+                return
+            st["start"] = now
+            rec.times.clear()
+        if now - st["start"] > seconds:
+            app_box["app"].running = False
+            return
+        if now - st["sent"] >= 1 / rate_hz:
+            if "c" not in client:
+                client["c"] = SimpleUDPClient("127.0.0.1", app_box["app"].inputs.osc_port)
+            phase = (now - st["start"]) / 2.0 % 2.0                       # up in 2 s, down in 2 s
+            client["c"].send_message("/decay", [round(-0.6 + 0.6 * (phase if phase < 1 else 2 - phase), 3)])
+            st["sent"] = now
+    rec: dict[str, Recorder] = {}
+
+    def factory(w, h):
+        engine = Engine.from_settings(settings, w, h)
+        rec["r"] = Recorder(engine, after)
+        return engine
+    app = app_box["app"] = App(settings, engine_factory=factory)
+    course = Piece(settings).course
+    piece = Piece(settings, course.at_progress(course.initial_state(), 0.7))
+    app.run(RunOptions(windowed=True, seconds=seconds + 60), piece=piece)
+    return FrameStats(rec["r"].periods(skip=0))
+
+
 def gpu_throughput(model, w: int, h: int, frames: int = 600) -> float | None:
     """Engine frames/s on CUDA, uncapped, course sweeping: generation, damage, upscale, one copy out."""
     if not torch.cuda.is_available():
@@ -186,6 +222,7 @@ def measure(model=BUNDLED, size=(1920, 1080), seconds: float = 30.0) -> list[Fig
     a = ours(sweep, seconds)
     b = naive(sweep, seconds)
     lat = latency(live_settings(model, w, h, "8h"))
+    turning = knob(live_settings(model, w, h, "8h"))
     worst = max(max(v) for v in lat.values())
     gpu = gpu_throughput(model, w, h)
     figs = [
@@ -199,6 +236,9 @@ def measure(model=BUNDLED, size=(1920, 1080), seconds: float = 30.0) -> list[Fig
         figs.append(Figure(f"control latency, {kind}", f"median {statistics.median(frames):g}, max {max(frames)} frames",
                            "<= 2 frames", max(frames) <= 2))
     figs.append(Figure("control latency, worst of all", f"{worst} frames", "<= 2 frames", worst <= 2))
+    figs.append(Figure("live CPU while a knob turns (50 msgs/s)", f"median {turning.fps_median:.1f} fps, p99 "
+                       f"{turning.p99_ms:.1f} ms, worst {turning.max_ms:.0f} ms", "p99 <= 50 ms, none > 100 ms",
+                       turning.p99_ms <= 50 and turning.over_ms(100) == 0))
     figs.append(Figure(f"live GPU {w}x{h}: engine fps uncapped", "no GPU here" if gpu is None else f"{gpu:.0f}",
                        ">= 240", None if gpu is None else gpu >= 240))
     return figs

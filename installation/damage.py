@@ -39,8 +39,10 @@ INTENSITY_RESOLUTION = 1000   # weight intensities are rounded to 1/1000: finer 
 URGENT_BUDGET_S = 0.045       # a performer's change is computed on the render thread, for the very
                               # next frame, when a recompute has lately cost no more than this (the
                               # bundled model: ~35 ms on 2 CPU cores, one longer frame, under 100 ms)...
-URGENT_EVERY_S = 0.25         # ...and at most this often: a knob turned on and on answers at once,
-                              # then follows through the worker, without every frame growing longer
+URGENT_EVERY_S = 0.25         # ...and at most this often while the worker is busy: a knob turned on
+                              # and on answers at once, then follows through the worker, without
+                              # every frame growing longer;
+URGENT_AGAIN_S = 0.1          # with the worker idle (keys tapped, not a knob turning), this often
 
 Weights = dict[str, torch.Tensor]
 
@@ -198,8 +200,9 @@ class Damage:
 
         `urgent` (a performer just moved something): computed now instead, so the very next
         frame shows it, when a recompute has lately been cheap (URGENT_BUDGET_S) and the last
-        urgent one was not just now (URGENT_EVERY_S); a large model whose recompute would stall
-        the picture, and a knob still turning, go through the worker."""
+        urgent one was not just now (URGENT_EVERY_S while the worker is busy with a knob still
+        turning, URGENT_AGAIN_S for keys tapped one after another); a large model whose recompute
+        would stall the picture, and a knob still turning, go through the worker."""
         key = self._key(intensities, seed)
         if (key == () and self._loaded_key != ()) or (key != () and self.compute_s is None):
             # back to pristine (a revive) is a copy, not a computation: do it now, so the very
@@ -212,7 +215,8 @@ class Damage:
             return
         now = time.monotonic()
         if (urgent and key != self._loaded_key and self.compute_s is not None
-                and self.compute_s <= URGENT_BUDGET_S and now - self._urgent_at >= URGENT_EVERY_S):
+                and self.compute_s <= URGENT_BUDGET_S
+                and now - self._urgent_at >= (URGENT_EVERY_S if self.busy() else URGENT_AGAIN_S)):
             self._urgent_at = now
             self.apply(intensities, seed)
             return

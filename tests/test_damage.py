@@ -134,6 +134,29 @@ def test_an_urgent_change_is_live_at_once_when_a_recompute_is_cheap(damage):
     assert live_equals(damage, damage.weights_for({"bit_rot": 0.8}))
 
 
+def test_keys_tapped_one_after_another_each_answer_at_once(damage, monkeypatch):
+    """A second tap soon after the first (the worker idle) is computed at once too; a change while
+    the worker is still busy with a turning knob waits for it, so frames do not all grow longer."""
+    import installation.damage as damage_module
+    clock = {"now": 100.0}
+    monkeypatch.setattr(damage_module.time, "monotonic", lambda: clock["now"])
+    damage.apply(WEIGHT_MIX)
+    damage.compute_s = 0.001
+    damage.request({"bit_rot": 0.9}, urgent=True)
+    clock["now"] += damage_module.URGENT_AGAIN_S + 0.01                     # the next tap
+    damage.request({"bit_rot": 0.8}, urgent=True)
+    assert live_equals(damage, damage.weights_for({"bit_rot": 0.8})) and not damage.busy()
+    clock["now"] += 0.01
+    damage.request({"bit_rot": 0.7}, urgent=True)                            # a knob: to the worker
+    assert live_equals(damage, damage.weights_for({"bit_rot": 0.8}))
+    clock["now"] += damage_module.URGENT_AGAIN_S + 0.01
+    busy = damage.busy()                                                     # 0.7 waits to be swapped in
+    damage.request({"bit_rot": 0.6}, urgent=True)                            # still turning: the worker
+    assert busy and not live_equals(damage, damage.weights_for({"bit_rot": 0.6}))
+    assert wait_and_swap(damage)
+    assert live_equals(damage, damage.weights_for({"bit_rot": 0.6}))
+
+
 def test_an_urgent_change_goes_through_the_worker_when_a_recompute_is_slow(damage):
     damage.apply(WEIGHT_MIX)
     damage.compute_s = 10.0                                                  # a big model: would stall
