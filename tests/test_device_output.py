@@ -122,6 +122,8 @@ def test_on_a_gpu_the_engine_draws_there_and_matches_the_cpu(tiny_checkpoint):
         assert (engine.device_output is not None) == (device == "cuda")
         states = [st for _, st in frame_states(s, RenderJob(1.0, 8, 1920, 1080, start=0.3, end=0.3))]
         frames[device] = engine.render_batch(states)
+        again = engine.render_batch(states)             # a film renders the same frames twice
+        assert all(np.array_equal(a, b) for a, b in zip(frames[device], again))
         engine.close()
     for a, b in zip(frames["cpu"], frames["cuda"]):
         assert np.abs(a.astype(int) - b).mean() < 1.0
