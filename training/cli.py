@@ -193,5 +193,6 @@ def main(argv: list[str] | None = None) -> int:
                 "tune": _tune}[args.command](args)
     except (UsageError, CheckpointError, DataError, ConfigError, PrepareError, FileExistsError,
             FileNotFoundError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":      # under torchrun every process meets it: one says so
+            print(f"error: {e}", file=sys.stderr)
         return 2
