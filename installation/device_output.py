@@ -81,10 +81,9 @@ class DeviceOutput:
             frame[..., fy0:fy1, fx0:fx1] = scaled[..., fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
             del scaled
         if self.grain is not None:            # on the picture only, the window moving as Output's does
-            m = Output.GRAIN_MARGIN
             ph, pw = fy1 - fy0, fx1 - fx0
             for k, i in enumerate(frame_indices):
-                dy, dx = (i * 37) % m + fy0, (i * 23 + i // m * 11) % m + fx0
+                dy, dx = Output.grain_window(i, fy0, fx0)
                 frame[k, :, fy0:fy1, fx0:fx1] += self.grain[dy:dy + ph, dx:dx + pw]
             frame.clamp_(0, 255)
         return frame

@@ -66,9 +66,8 @@ class Engine:
         self.style = StyleLatents(self.generator, self.anchors) if self.space == "w" else None
         self._walks: OrderedDict[int, Walk] = OrderedDict()
         self.damage = Damage(self.generator, snapshots=model.snapshots, targets=targets or {})
-        self.output = Output(output)
         # on a GPU the output chain runs there too and a frame comes to the host once (device_output.py)
-        self.device_output = DeviceOutput(self.output, self.device) if self.device.type == "cuda" else None
+        self._use_output(output, on_device=self.device.type == "cuda")
         self.frames_rendered = 0
         self.guard = None      # the kiosk's FrameGuard (kiosk/faults.py): steps back from broken frames
 
@@ -169,10 +168,6 @@ class Engine:
         img = self.generate(self.damaged_latents(z, state), state, sync=True)
         return [img_to_uint8(x) for x in img]
 
-    def small_frame(self, state: FrameState, sync: bool = True, urgent: bool = False) -> np.ndarray:
-        """The frame at the generator's own resolution, uint8 [S, S, 3]."""
-        return img_to_uint8(self.generate(self.latent(state), state, sync=sync, urgent=urgent)[0])
-
     def render(self, state: FrameState, sync: bool = True, urgent: bool = False, form: str = "rgb") -> np.ndarray:
         """The frame the screen shows for this state. `sync=False` (live) lets weight damage be
         recomputed in the background and swapped in between frames instead of waiting for it;
@@ -204,9 +199,12 @@ class Engine:
     def resize(self, width: int, height: int) -> None:
         """Frames of another size from now on (the display changed under the live app)."""
         if (width, height) != (self.output.spec.width, self.output.spec.height):
-            self.output = Output(replace(self.output.spec, width=width, height=height))
-            if self.device_output is not None:
-                self.device_output = DeviceOutput(self.output, self.device)
+            self._use_output(replace(self.output.spec, width=width, height=height),
+                             on_device=self.device_output is not None)
+
+    def _use_output(self, spec: OutputSpec, on_device: bool) -> None:
+        self.output = Output(spec)
+        self.device_output = DeviceOutput(self.output, self.device) if on_device else None
 
     def close(self) -> None:
         self.damage.close()

@@ -185,13 +185,18 @@ class Output:
             self._add_grain(Y[y0:y0 + sh, x0:x0 + sw], frame_index, y0, x0, self._luma_grain)
         return buf
 
+    @classmethod
+    def grain_window(cls, frame_index: int, y0: int, x0: int) -> tuple[int, int]:
+        """Where in the grain field the window of the picture beginning at (y0, x0) lies for this frame:
+        a pseudo-random walk, so no two neighbouring frames share their grain."""
+        m = cls.GRAIN_MARGIN
+        return (frame_index * 37) % m + y0, (frame_index * 23 + frame_index // m * 11) % m + x0
+
     def _add_grain(self, picture: np.ndarray, frame_index: int, y0: int, x0: int, grain=None) -> None:
         """Grain added in place to the picture's part of the frame, which begins at (y0, x0)
         (`grain`: the luma field, for a Y plane)."""
         h, w = picture.shape[:2]
-        m = self.GRAIN_MARGIN
-        # a pseudo-random walk of the window, so no two neighbouring frames share their grain
-        dy, dx = (frame_index * 37) % m + y0, (frame_index * 23 + frame_index // m * 11) % m + x0
+        dy, dx = self.grain_window(frame_index, y0, x0)
         bright, dark = grain or self._grain
         cv2.add(picture, bright[dy:dy + h, dx:dx + w], dst=picture)
         cv2.subtract(picture, dark[dy:dy + h, dx:dx + w], dst=picture)

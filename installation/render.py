@@ -389,8 +389,7 @@ def concat(parts: list[Path], out: Path) -> int:
     try:
         with av.open(str(parts[0])) as first:
             template = first.streams.video[0]
-            shape = (template.codec_context.width, template.codec_context.height, template.average_rate,
-                     template.codec_context.name, bytes(template.codec_context.extradata or b""))
+            shape = _video_signature(template)
             sample_rate = first.streams.audio[0].rate if first.streams.audio else None
             options = {"movie_timescale": str(sample_rate)} if sample_rate else {}
             dst = av.open(str(tmp), "w", options=options)
@@ -400,8 +399,7 @@ def concat(parts: list[Path], out: Path) -> int:
             for part in parts:
                 with av.open(str(part)) as src:
                     vs = src.streams.video[0]
-                    cc = vs.codec_context
-                    if (cc.width, cc.height, vs.average_rate, cc.name, bytes(cc.extradata or b"")) != shape:
+                    if _video_signature(vs) != shape:
                         raise ValueError(f"{part}: its size, frame rate or encoding differs from {parts[0]}'s; "
                                          f"segments must come from one render command, with the same "
                                          f"--encoder (x264 on every machine, say)")
@@ -435,6 +433,13 @@ def concat(parts: list[Path], out: Path) -> int:
         else:
             tmp.unlink(missing_ok=True)
     return packets
+
+
+def _video_signature(stream) -> tuple:
+    """What segments must share for their packets to be copied into one film: size, frame rate, codec
+    and its parameter sets (another preset or encoder writes others)."""
+    cc = stream.codec_context
+    return cc.width, cc.height, stream.average_rate, cc.name, bytes(cc.extradata or b"")
 
 
 def _frame_span(path: Path) -> tuple[int, int]:

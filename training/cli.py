@@ -73,7 +73,7 @@ def _train(args) -> int:
     import dataclasses
     from .data import load_folder
     from .presets import build_config
-    from .run import train
+    from .run import speaks, train
     overrides = list(args.set)
     if args.dry_run:
         start = 0
@@ -86,10 +86,10 @@ def _train(args) -> int:
         cfg = dataclasses.replace(cfg, anchor_tune_steps=min(2, cfg.anchor_tune_steps))
     model = cfg.model_config()
     data = load_folder(args.data, model.image_size, model.channels)
-    if os.environ.get("RANK", "0") == "0":      # under torchrun, once
+    if speaks():                                # under torchrun, once
+        world = int(os.environ.get("WORLD_SIZE", "1"))
         print(f"{cfg.preset}: {len(data)} images from {args.data} ({data.name}), {cfg.steps} steps, "
-              f"batch {cfg.batch_size}" + (f" on each of {os.environ['WORLD_SIZE']} processes"
-                                           if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""))
+              f"batch {cfg.batch_size}" + (f" on each of {world} processes" if world > 1 else ""))
     try:
         train(cfg, data, args.out, args.device, resume=args.resume, quiet=args.quiet, init=args.init)
     except KeyboardInterrupt:
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 "tune": _tune}[args.command](args)
     except (UsageError, CheckpointError, DataError, ConfigError, PrepareError, FileExistsError,
             FileNotFoundError, ValueError, OSError) as e:
-        if os.environ.get("RANK", "0") == "0":      # under torchrun every process meets it: one says so
+        from .run import speaks
+        if speaks():                            # under torchrun every process meets it: one says so
             print(f"error: {e}", file=sys.stderr)
         return 2

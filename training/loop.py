@@ -290,7 +290,7 @@ class Trainer:
         path = self.ckpt_dir / f"step_{self.step:07d}.safetensors"
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         if not self.is_main:
-            save_resume(self._rank_path(path), self._streams())
+            save_resume(self._rank_path(), self._streams())
             return path
         save_generator(path, self.G_ema, self.meta(), [self.snapshots[k] for k in sorted(self.snapshots)])
         save_resume(path.with_suffix(".resume.pt"), self.state())
@@ -315,7 +315,7 @@ class Trainer:
             self.log(f"resuming with {self.world} process(es) a run saved with {saved.get('world', 1)}: "
                      f"the weights continue exactly, the images and noise each process draws do not")
         if not self.is_main:        # the saved streams are the main rank's: this rank takes its own
-            own = self._rank_path(found[-1].with_suffix("").with_suffix(".safetensors"))
+            own = self._rank_path()         # of the step just loaded
             if own.is_file():
                 self._set_streams(load_resume(own))
             else:                   # a run saved with fewer ranks: fresh streams, seeded by rank and step
@@ -325,8 +325,9 @@ class Trainer:
                 torch.manual_seed(seed)
         return True
 
-    def _rank_path(self, path: Path) -> Path:
-        return path.with_name(f"{path.stem}.rank{self.rank}.pt")
+    def _rank_path(self) -> Path:
+        """This rank's random streams at the current step, beside the main rank's checkpoint."""
+        return self.ckpt_dir / f"step_{self.step:07d}.rank{self.rank}.pt"
 
     def _streams(self) -> dict:
         """This rank's random streams: its batch order and its noise."""

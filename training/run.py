@@ -76,6 +76,11 @@ def _distributed() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def speaks() -> bool:
+    """Whether this process speaks for the run: always alone, rank 0 under torchrun."""
+    return _distributed()[0] == 0
+
+
 def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "auto", resume: bool = False,
           quiet: bool = False, log=print, init: Path | None = None) -> Path:
     """Train, and return the path of the final generator (run_dir/generator.safetensors).
