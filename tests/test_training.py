@@ -56,9 +56,11 @@ def test_presets_reproduce_seed_settings_and_refuse_bad_overrides():
     assert (oasis.lr_g, oasis.lr_d, oasis.loss) == (2e-4, 2e-5, "bce")
     assert build_config("lapses-memory", ["model.width=8"]).model["width"] == 8
     assert build_config("lapses-memory", ["lr_g=1e-3"]).lr_g == 1e-3      # YAML 1.1 reads 1e-3 as a string
+    assert build_config("oasis-dcgan", ["diffaugment="]).diffaugment == ""   # an empty text setting: off
     for bad, word in [("bogus=1", "unknown training setting"), ("model.bogus=1", "unknown model setting"),
                       ("steps=ten", "integer"), ("model.image_size=48", "image_size"), ("loss=l2", "loss"),
-                      ("anchor_tune_lr=.nan", "expected a number"), ("lr_g=fast", "expected a number")]:
+                      ("anchor_tune_lr=.nan", "expected a number"), ("lr_g=fast", "expected a number"),
+                      ("diffaugment=3", "expected a string")]:
         with pytest.raises(ConfigError, match=word):
             build_config("lapses-memory", [bad])
 

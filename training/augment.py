@@ -28,7 +28,7 @@ def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     gy, gx = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
     gy = (gy[None] + ty + 1).clamp(0, h + 1)
     gx = (gx[None] + tx + 1).clamp(0, w + 1)
-    padded = F.pad(x, (1, 1, 1, 1))  # zero border: shifted-in pixels are black
+    padded = F.pad(x, (1, 1, 1, 1))  # zero border, as DiffAugment: shifted-in pixels are mid-grey
     idx = (gy * (w + 2) + gx).view(n, 1, -1).expand(-1, x.shape[1], -1)
     return padded.flatten(2).gather(2, idx).view_as(x)
 

@@ -124,6 +124,8 @@ def _coerce(key: str, value, current):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"{key}={value!r}: expected a number")
         return float(value)
+    if isinstance(current, str) and value is None:     # `--set diffaugment=`: the empty setting (off)
+        return ""
     if isinstance(current, str) and not isinstance(value, str):
         raise ConfigError(f"{key}={value!r}: expected a string")
     return value
