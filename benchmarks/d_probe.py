@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/d_probe.py [--model assets/brain.safetensors] [--data data/brain] [--steps 150]
 
 A diagnostic for tiny data sets, not a speed figure. The generator is frozen; for each variant a
-fresh D of the model's architecture trains alone for --steps steps (batch 32, BCE, Adam
-betas 0.5/0.999), exactly as a warm start's `d_warmup` does, and the table gives D's mean verdict
-on real and generated images over its last 20 steps. A D left at 0.50 / 0.50 gives G no signal:
+fresh D of the model's architecture trains alone for --steps steps (batch 32, the training loop's
+BCE D loss, Adam betas 0.5/0.999), as in a warm start's `d_warmup`, and the table gives D's mean
+verdict on real and generated images over its last 20 steps. A D left at 0.50 / 0.50 gives G no signal:
 the adversarial half of training is then idle and only the recall loss shapes G. Each variant
 sees the same images and latents (one seed), so the rows differ only by the setting named.
 """
@@ -17,13 +17,13 @@ from dataclasses import replace
 
 import common  # noqa: F401  (puts the project on sys.path)
 import torch
-import torch.nn.functional as F
 
 from common import machine
 from models import CheckpointError, load_generator
 from models.dcgan import Discriminator
 from training.augment import diff_augment, parse_policy
 from training.data import DataError, load_folder
+from training.loop import d_loss_fn
 
 # (label, D normalisation, DiffAugment policy, D learning rate)
 VARIANTS = [
@@ -46,7 +46,7 @@ def probe(G, images: torch.Tensor, norm: str, policy: str, lr: float, steps: int
         with torch.no_grad():
             fake = G(torch.randn(batch, G.latent_size))
         d_real, d_fake = D(diff_augment(real, names)), D(diff_augment(fake, names))
-        loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        loss = d_loss_fn("bce", d_real, d_fake)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
