@@ -132,7 +132,8 @@ def test_cli_prepare_train_evaluate(tmp_path, image_folder):
     r = _cli("evaluate", run / "generator.safetensors", "--data", image_folder, "--samples", 20, "--json")
     assert r.returncode == 0, r.stderr
     ev = json.loads(r.stdout)
-    for key in ("ssim_max", "ssim_median", "ssim_p10", "recall", "anchor_ssim"):
+    for key in ("ssim_max", "ssim_median", "ssim_p10", "recall", "anchor_ssim", "detail_ratio_median",
+                "checkerboard_ratio_p90"):
         assert key in ev
     assert len(ev["anchor_ssim"]) == 6 and abs(sum(ev["recall"].values()) - 1) < 1e-6
 
@@ -151,6 +152,33 @@ def test_cli_user_mistakes_exit_2_without_traceback(args, word):
 def test_ssim_matches_scikit_image():
     from training.evaluate import ssim_reference_check
     assert ssim_reference_check() < 1e-4
+
+
+def test_texture_ratios_flag_checkerboard_and_blur_but_not_the_data(image_folder):
+    """A generator that redraws the training images scores 1 on both texture figures; one that adds
+    a faint 2x2 checkerboard is flagged far above 1; a blurring one falls below 1 in fine detail."""
+    from training.evaluate import evaluate
+    images = load_folder(image_folder, 32, 3)
+
+    class Redraw(torch.nn.Module):
+        latent_size = 4
+
+        def __init__(self, change):
+            super().__init__()
+            self.change, self.anchor = change, torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, z):
+            picks = images.images[(z[:, 0].abs() * 1000).long() % len(images)].float()
+            return self.change(picks).clamp(-1, 1)
+
+    checker = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(16, 16) * 0.05
+    blur = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    same, checked, blurred = (evaluate(Redraw(f), images.images, images.names, samples=24)
+                              for f in (lambda x: x, lambda x: x + checker, blur))
+    assert abs(same.detail_ratio_median - 1) < 1e-4 and abs(same.checkerboard_ratio_p90 - 1) < 1e-4
+    assert same.ssim_median > 0.999
+    assert checked.checkerboard_ratio_p90 > 2 and checked.detail_ratio_median > 1.2
+    assert blurred.detail_ratio_median < 0.8 and "checkerboard p90" in blurred.summary()
 
 
 @pytest.mark.slow

@@ -3,6 +3,11 @@
 For every generated sample, the SSIM to its nearest training image (its best match); the
 share of samples that land nearest to each training image (is any memory never recalled?);
 and how faithfully each anchor redraws its own image.
+
+Two texture figures check by number what the eye looks for (blotches, speckle, the checkerboard
+of transposed convolutions): each sample's fine detail and its 2x2 checkerboard component, as a
+ratio to those of its nearest training image. 1 means the data's own texture; well above 1 is
+noise the data does not have (speckle, checkerboard); below 1, smoother than the data.
 """
 from __future__ import annotations
 
@@ -60,6 +65,21 @@ def ssim_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return s.mean(dim=(1, 2, 3))
 
 
+def detail_energy(x: torch.Tensor) -> torch.Tensor:
+    """Mean |x - blur(x)| (Gaussian sigma 1, reflected borders) of each image in [N, C, H, W] -> [N]:
+    the energy of fine detail, edges and noise alike."""
+    blurred = _gauss_filter(F.pad(x.float(), (3, 3, 3, 3), mode="reflect"), sigma=1.0, size=7)
+    return (x.float() - blurred).abs().mean(dim=(1, 2, 3))
+
+
+def checker_energy(x: torch.Tensor) -> torch.Tensor:
+    """Mean |response| of each image in [N, C, H, W] to the 2x2 checkerboard [[1, -1], [-1, 1]] / 4,
+    the highest spatial frequency, where transposed convolutions leave their pattern -> [N]."""
+    c = x.shape[1]
+    k = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], device=x.device).div(4).view(1, 1, 2, 2).expand(c, 1, 2, 2)
+    return F.conv2d(x.float(), k, groups=c).abs().mean(dim=(1, 2, 3))
+
+
 @dataclass
 class Evaluation:
     samples: int
@@ -67,6 +87,8 @@ class Evaluation:
     ssim_median: float
     ssim_p10: float
     recall: dict[str, float]
+    detail_ratio_median: float
+    checkerboard_ratio_p90: float
     anchor_ssim: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -77,7 +99,9 @@ class Evaluation:
                  f"best-SSIM to nearest training image: max {self.ssim_max:.3f}  median {self.ssim_median:.3f}  "
                  f"p10 {self.ssim_p10:.3f}",
                  f"least-recalled image: {min(self.recall.values()):.1%} of samples "
-                 f"({min(self.recall, key=self.recall.get)})"]
+                 f"({min(self.recall, key=self.recall.get)})",
+                 f"texture against the nearest image (1 = the data's own): fine detail median "
+                 f"{self.detail_ratio_median:.2f}, checkerboard p90 {self.checkerboard_ratio_p90:.2f}"]
         if self.anchor_ssim:
             worst = min(self.anchor_ssim, key=self.anchor_ssim.get)
             lines.append(f"anchor SSIM: min {self.anchor_ssim[worst]:.3f} ({worst})  "
@@ -104,10 +128,13 @@ def evaluate(generator: torch.nn.Module, images: torch.Tensor, names: list[str],
     sim = ssim_matrix(fake01, real01)                       # [samples, M]
     best, nearest = sim.max(dim=1)
     counts = torch.bincount(nearest, minlength=len(names)).float() / samples
+    detail = detail_energy(fake01) / detail_energy(real01).clamp_min(1e-6)[nearest]
+    checker = checker_energy(fake01) / checker_energy(real01).clamp_min(1e-6)[nearest]
     result = Evaluation(
         samples=samples, ssim_max=float(best.max()), ssim_median=float(best.median()),
         ssim_p10=float(torch.quantile(best, 0.10)),
-        recall={n: float(c) for n, c in zip(names, counts)})
+        recall={n: float(c) for n, c in zip(names, counts)},
+        detail_ratio_median=float(detail.median()), checkerboard_ratio_p90=float(torch.quantile(checker, 0.9)))
     if anchors is not None and anchors.shape[0] == len(names):
         recon01 = (generate(generator, anchors, space=getattr(generator, "latent_space", "z")) + 1) / 2
         result.anchor_ssim = {n: float(s) for n, s in zip(names, ssim_pairs(recon01, real01))}
