@@ -36,7 +36,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from models.dcgan import shell_radius
+from models.dcgan import shell_radius, slerp
 
 __all__ = ["Walk", "WalkPosition", "ease_travel"]
 
@@ -68,17 +68,6 @@ def ease_travel(s: float, ease: float) -> float:
     if s < a:
         return v_max * (s / 2.0 - a / (2.0 * math.pi) * math.sin(math.pi * s / a))
     return v_max * (a / 2.0 + (s - a))
-
-
-def _slerp(p: np.ndarray, q: np.ndarray, f: float) -> np.ndarray:
-    """Great-circle interpolation between two vectors of equal norm."""
-    pn, qn = np.linalg.norm(p), np.linalg.norm(q)
-    cos = float(np.clip(np.dot(p, q) / max(pn * qn, 1e-12), -1.0, 1.0))
-    theta = math.acos(cos)
-    if theta < 1e-6:
-        return p + f * (q - p)
-    sin = math.sin(theta)
-    return (math.sin((1.0 - f) * theta) / sin) * p + (math.sin(f * theta) / sin) * q
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -190,7 +179,7 @@ class Walk:
 
     def _between(self, p: np.ndarray, q: np.ndarray, f: float) -> np.ndarray:
         """The point a fraction f of the way from p to q: along the sphere in z, straight in w."""
-        return _slerp(p, q, f) if self.space == "z" else p + f * (q - p)
+        return slerp(p, q, f) if self.space == "z" else p + f * (q - p)
 
     # -- which memory ---------------------------------------------------------------------------
 

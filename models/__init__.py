@@ -4,10 +4,10 @@
 """
 from .checkpoint import (Anchor, CheckpointError, GeneratorMeta, load_generator, load_resume,
                          read_header, save_generator, save_resume, atomic_write)
-from .dcgan import DCGANConfig, Discriminator, Generator, shell_radius
+from .dcgan import DCGANConfig, Discriminator, Generator, shell_radius, slerp
 from .stylegan import StyleDiscriminator, StyleGANConfig, StyleGenerator
 from . import registry
 
 __all__ = ["Anchor", "CheckpointError", "GeneratorMeta", "load_generator", "load_resume", "read_header",
            "save_generator", "save_resume", "atomic_write", "DCGANConfig", "Discriminator", "Generator",
-           "shell_radius", "StyleGANConfig", "StyleGenerator", "StyleDiscriminator", "registry"]
+           "shell_radius", "slerp", "StyleGANConfig", "StyleGenerator", "StyleDiscriminator", "registry"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -271,4 +272,15 @@ class Discriminator(nn.Module):
 def shell_radius(latent_size: int) -> float:
     """Norm of a typical standard-normal z: the shell the generator was trained on."""
     return math.sqrt(latent_size)
+
+
+def slerp(p: np.ndarray, q: np.ndarray, f: float) -> np.ndarray:
+    """Great-circle interpolation between two vectors of equal norm (the walk's path in z)."""
+    pn, qn = np.linalg.norm(p), np.linalg.norm(q)
+    cos = float(np.clip(np.dot(p, q) / max(pn * qn, 1e-12), -1.0, 1.0))
+    theta = math.acos(cos)
+    if theta < 1e-6:
+        return p + f * (q - p)
+    sin = math.sin(theta)
+    return (math.sin((1.0 - f) * theta) / sin) * p + (math.sin(f * theta) / sin) * q
 

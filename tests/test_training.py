@@ -133,8 +133,9 @@ def test_cli_prepare_train_evaluate(tmp_path, image_folder):
     assert r.returncode == 0, r.stderr
     ev = json.loads(r.stdout)
     for key in ("ssim_max", "ssim_median", "ssim_p10", "recall", "anchor_ssim", "detail_ratio_median",
-                "checkerboard_ratio_p90"):
+                "checkerboard_ratio_p90", "walk_ssim_p10", "walk_ssim_min", "walk_worst"):
         assert key in ev
+    assert -1 <= ev["walk_ssim_min"] <= ev["walk_ssim_p10"] <= 1 and "of the way from" in ev["walk_worst"]
     assert len(ev["anchor_ssim"]) == 6 and abs(sum(ev["recall"].values()) - 1) < 1e-6
 
 
@@ -179,6 +180,18 @@ def test_texture_ratios_flag_checkerboard_and_blur_but_not_the_data(image_folder
     assert same.ssim_median > 0.999
     assert checked.checkerboard_ratio_p90 > 2 and checked.detail_ratio_median > 1.2
     assert blurred.detail_ratio_median < 0.8 and "checkerboard p90" in blurred.summary()
+
+
+def test_walk_paths_lie_between_two_different_memories_as_the_walk_draws_them():
+    from training.evaluate import WALK_FRACTIONS, walk_paths
+    anchors = torch.randn(5, 16, generator=torch.Generator().manual_seed(3)) * 3
+    points, pairs = walk_paths(anchors, "z", seed=1)
+    assert len(pairs) == 5 and all(i != j for i, j in pairs) and points.shape == (15, 16)
+    assert torch.allclose(points.norm(dim=1), torch.full((15,), 4.0))  # on the shell, sqrt(16)
+    points_w, pairs_w = walk_paths(anchors, "w", seed=1)
+    i, j = pairs_w[2]
+    assert pairs_w == pairs and WALK_FRACTIONS[1] == 0.5
+    assert torch.allclose(points_w[2 * 3 + 1], (anchors[i] + anchors[j]) / 2, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -2,7 +2,9 @@
 
 For every generated sample, the SSIM to its nearest training image (its best match); the
 share of samples that land nearest to each training image (is any memory never recalled?);
-and how faithfully each anchor redraws its own image.
+how faithfully each anchor redraws its own image; and, as the installation walks from anchor to
+anchor, the best-SSIM of the pictures a quarter, half and three quarters of the way between them
+(the blends a visitor sees between memories).
 
 Two texture figures check by number what the eye looks for (blotches, speckle, the checkerboard
 of transposed convolutions): each sample's fine detail and its 2x2 checkerboard component, as a
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from models import shell_radius, slerp
 
 _C1, _C2 = 0.01 ** 2, 0.03 ** 2  # SSIM constants for a data range of 1
 
@@ -90,6 +94,9 @@ class Evaluation:
     detail_ratio_median: float
     checkerboard_ratio_p90: float
     anchor_ssim: dict[str, float] = field(default_factory=dict)
+    walk_ssim_p10: float | None = None
+    walk_ssim_min: float | None = None
+    walk_worst: str = ""
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2, sort_keys=True)
@@ -106,6 +113,9 @@ class Evaluation:
             worst = min(self.anchor_ssim, key=self.anchor_ssim.get)
             lines.append(f"anchor SSIM: min {self.anchor_ssim[worst]:.3f} ({worst})  "
                          f"median {float(np.median(list(self.anchor_ssim.values()))):.3f}")
+        if self.walk_ssim_p10 is not None:
+            lines.append(f"between memories (1/4, 1/2, 3/4 of the walk from each anchor to another): best-SSIM "
+                         f"p10 {self.walk_ssim_p10:.3f}  min {self.walk_ssim_min:.3f} ({self.walk_worst})")
         return "\n".join(lines)
 
 
@@ -138,9 +148,39 @@ def evaluate(generator: torch.nn.Module, images: torch.Tensor, names: list[str],
     if anchors is not None and anchors.shape[0] == len(names):
         recon01 = (generate(generator, anchors, space=getattr(generator, "latent_space", "z")) + 1) / 2
         result.anchor_ssim = {n: float(s) for n, s in zip(names, ssim_pairs(recon01, real01))}
+        if len(names) > 1:
+            _walk_figures(result, generator, anchors, real01, names, seed)
     if sheet is not None:
         _side_by_side(fake01, real01, nearest, best, sheet)
     return result
+
+
+WALK_FRACTIONS = (0.25, 0.5, 0.75)
+
+
+def walk_paths(anchors: torch.Tensor, space: str, seed: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Latents on the walk from each anchor to a seeded other one, at WALK_FRACTIONS of the way, as
+    installation/walk.py draws them: on the shell along the great circle in z, straight in w."""
+    n, size = anchors.shape
+    others = torch.randint(1, n, (n,), generator=torch.Generator().manual_seed(seed))
+    pairs = [(i, (i + int(o)) % n) for i, o in enumerate(others)]
+    a = anchors.double().numpy()
+    if space == "z":
+        a = a * (shell_radius(size) / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12))
+    points = [slerp(a[i], a[j], f) if space == "z" else a[i] + f * (a[j] - a[i])
+              for i, j in pairs for f in WALK_FRACTIONS]
+    return torch.tensor(np.stack(points), dtype=torch.float32), pairs
+
+
+def _walk_figures(result: Evaluation, generator: torch.nn.Module, anchors: torch.Tensor, real01: torch.Tensor,
+                  names: list[str], seed: int) -> None:
+    space = getattr(generator, "latent_space", "z")
+    points, pairs = walk_paths(anchors, space, seed)
+    best = ssim_matrix((generate(generator, points, space=space) + 1) / 2, real01).max(dim=1).values
+    worst = int(best.argmin())
+    i, j = pairs[worst // len(WALK_FRACTIONS)]
+    result.walk_ssim_p10, result.walk_ssim_min = float(torch.quantile(best, 0.10)), float(best.min())
+    result.walk_worst = f"{WALK_FRACTIONS[worst % len(WALK_FRACTIONS)]:g} of the way from {names[i]} to {names[j]}"
 
 
 def _side_by_side(fake01: torch.Tensor, real01: torch.Tensor, nearest: torch.Tensor, best: torch.Tensor,
