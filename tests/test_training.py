@@ -192,6 +192,8 @@ def test_walk_paths_lie_between_two_different_memories_as_the_walk_draws_them():
     i, j = pairs_w[2]
     assert pairs_w == pairs and WALK_FRACTIONS[1] == 0.5
     assert torch.allclose(points_w[2 * 3 + 1], (anchors[i] + anchors[j]) / 2, atol=1e-5)
+    many, pairs_many = walk_paths(torch.randn(300, 16), "z", seed=1, journeys=20)
+    assert len(pairs_many) == 20 == len({i for i, _ in pairs_many}) and many.shape == (60, 16)
 
 
 @pytest.mark.slow

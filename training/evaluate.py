@@ -158,12 +158,16 @@ def evaluate(generator: torch.nn.Module, images: torch.Tensor, names: list[str],
 WALK_FRACTIONS = (0.25, 0.5, 0.75)
 
 
-def walk_paths(anchors: torch.Tensor, space: str, seed: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+def walk_paths(anchors: torch.Tensor, space: str, seed: int,
+               journeys: int = 256) -> tuple[torch.Tensor, list[tuple[int, int]]]:
     """Latents on the walk from each anchor to a seeded other one, at WALK_FRACTIONS of the way, as
-    installation/walk.py draws them: on the shell along the great circle in z, straight in w."""
+    installation/walk.py draws them: on the shell along the great circle in z, straight in w.
+    A large data set walks from a seeded `journeys` of its anchors (the cost grows with their square)."""
     n, size = anchors.shape
-    others = torch.randint(1, n, (n,), generator=torch.Generator().manual_seed(seed))
-    pairs = [(i, (i + int(o)) % n) for i, o in enumerate(others)]
+    rng = torch.Generator().manual_seed(seed)
+    others = torch.randint(1, n, (n,), generator=rng)
+    starts = range(n) if n <= journeys else sorted(torch.randperm(n, generator=rng)[:journeys].tolist())
+    pairs = [(i, (i + int(others[i])) % n) for i in starts]
     a = anchors.double().numpy()
     if space == "z":
         a = a * (shell_radius(size) / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12))
