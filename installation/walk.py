@@ -36,7 +36,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from models.dcgan import shell_radius, slerp
+from models.dcgan import shell_radius, to_shell, walk_between
 
 __all__ = ["Walk", "WalkPosition", "ease_travel"]
 
@@ -96,7 +96,7 @@ def _shuffled_order(k: int, n: int, seed: int) -> int:
 @lru_cache(maxsize=1024)
 def _random_point(seed: int, k: int, latent_size: int) -> np.ndarray:
     z = _rng(seed, k, latent_size, 0x4A2D).standard_normal(latent_size)
-    return z * (shell_radius(latent_size) / np.linalg.norm(z))
+    return to_shell(z)
 
 
 class Walk:
@@ -134,8 +134,7 @@ class Walk:
             if anchors_np.ndim != 2 or anchors_np.shape[1] != self.latent_size:
                 raise ValueError(f"anchors have shape {tuple(anchors_np.shape)}, expected [A, {self.latent_size}]")
             if space == "z":  # the generator was trained on the shell: put every memory exactly on it
-                norms = np.maximum(np.linalg.norm(anchors_np, axis=1, keepdims=True), 1e-12)
-                anchors_np = anchors_np * (self.radius / norms)
+                anchors_np = to_shell(anchors_np)
         self.anchors = anchors_np  # [A, L] float64
         self.n_anchors = len(anchors_np)
         if space == "w":
@@ -179,7 +178,7 @@ class Walk:
 
     def _between(self, p: np.ndarray, q: np.ndarray, f: float) -> np.ndarray:
         """The point a fraction f of the way from p to q: along the sphere in z, straight in w."""
-        return slerp(p, q, f) if self.space == "z" else p + f * (q - p)
+        return walk_between(p, q, f, self.space)
 
     # -- which memory ---------------------------------------------------------------------------
 

@@ -4,10 +4,11 @@
 """
 from .checkpoint import (Anchor, CheckpointError, GeneratorMeta, load_generator, load_resume,
                          read_header, save_generator, save_resume, atomic_write)
-from .dcgan import DCGANConfig, Discriminator, Generator, shell_radius, slerp
+from .dcgan import DCGANConfig, Discriminator, Generator, shell_radius, to_shell, walk_between
 from .stylegan import StyleDiscriminator, StyleGANConfig, StyleGenerator
 from . import registry
 
 __all__ = ["Anchor", "CheckpointError", "GeneratorMeta", "load_generator", "load_resume", "read_header",
            "save_generator", "save_resume", "atomic_write", "DCGANConfig", "Discriminator", "Generator",
-           "shell_radius", "slerp", "StyleGANConfig", "StyleGenerator", "StyleDiscriminator", "registry"]
+           "shell_radius", "to_shell", "walk_between",
+           "StyleGANConfig", "StyleGenerator", "StyleDiscriminator", "registry"]

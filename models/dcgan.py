@@ -284,3 +284,14 @@ def slerp(p: np.ndarray, q: np.ndarray, f: float) -> np.ndarray:
     sin = math.sin(theta)
     return (math.sin((1.0 - f) * theta) / sin) * p + (math.sin(f * theta) / sin) * q
 
+
+def to_shell(z: np.ndarray) -> np.ndarray:
+    """Each row of z [..., L] scaled onto the shell (norm sqrt(L)), where the walk keeps its memories."""
+    norms = np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
+    return z * (shell_radius(z.shape[-1]) / norms)
+
+
+def walk_between(p: np.ndarray, q: np.ndarray, f: float, space: str = "z") -> np.ndarray:
+    """The point a fraction f of the way from p to q as the walk moves: along the great circle in z
+    (latents stay on the shell), straight in a style generator's w (as StyleGAN interpolates)."""
+    return slerp(p, q, f) if space == "z" else p + f * (q - p)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models import shell_radius, slerp
+from models import to_shell, walk_between
 
 _C1, _C2 = 0.01 ** 2, 0.03 ** 2  # SSIM constants for a data range of 1
 
@@ -146,10 +146,11 @@ def evaluate(generator: torch.nn.Module, images: torch.Tensor, names: list[str],
         recall={n: float(c) for n, c in zip(names, counts)},
         detail_ratio_median=float(detail.median()), checkerboard_ratio_p90=float(torch.quantile(checker, 0.9)))
     if anchors is not None and anchors.shape[0] == len(names):
-        recon01 = (generate(generator, anchors, space=getattr(generator, "latent_space", "z")) + 1) / 2
+        space = getattr(generator, "latent_space", "z")
+        recon01 = (generate(generator, anchors, space=space) + 1) / 2
         result.anchor_ssim = {n: float(s) for n, s in zip(names, ssim_pairs(recon01, real01))}
         if len(names) > 1:
-            _walk_figures(result, generator, anchors, real01, names, seed)
+            _walk_figures(result, generator, space, anchors, real01, names, seed)
     if sheet is not None:
         _side_by_side(fake01, real01, nearest, best, sheet)
     return result
@@ -163,22 +164,20 @@ def walk_paths(anchors: torch.Tensor, space: str, seed: int,
     """Latents on the walk from each anchor to a seeded other one, at WALK_FRACTIONS of the way, as
     installation/walk.py draws them: on the shell along the great circle in z, straight in w.
     A large data set walks from a seeded `journeys` of its anchors (the cost grows with their square)."""
-    n, size = anchors.shape
+    n = anchors.shape[0]
     rng = torch.Generator().manual_seed(seed)
     others = torch.randint(1, n, (n,), generator=rng)
     starts = range(n) if n <= journeys else sorted(torch.randperm(n, generator=rng)[:journeys].tolist())
     pairs = [(i, (i + int(others[i])) % n) for i in starts]
     a = anchors.double().numpy()
     if space == "z":
-        a = a * (shell_radius(size) / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12))
-    points = [slerp(a[i], a[j], f) if space == "z" else a[i] + f * (a[j] - a[i])
-              for i, j in pairs for f in WALK_FRACTIONS]
+        a = to_shell(a)
+    points = [walk_between(a[i], a[j], f, space) for i, j in pairs for f in WALK_FRACTIONS]
     return torch.tensor(np.stack(points), dtype=torch.float32), pairs
 
 
-def _walk_figures(result: Evaluation, generator: torch.nn.Module, anchors: torch.Tensor, real01: torch.Tensor,
-                  names: list[str], seed: int) -> None:
-    space = getattr(generator, "latent_space", "z")
+def _walk_figures(result: Evaluation, generator: torch.nn.Module, space: str, anchors: torch.Tensor,
+                  real01: torch.Tensor, names: list[str], seed: int) -> None:
     points, pairs = walk_paths(anchors, space, seed)
     best = ssim_matrix((generate(generator, points, space=space) + 1) / 2, real01).max(dim=1).values
     worst = int(best.argmin())
