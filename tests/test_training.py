@@ -86,9 +86,15 @@ def test_tiny_training_run_leaves_every_artefact(tmp_path, image_folder):
 
 
 @pytest.mark.parametrize("mode", ["nearest", "codes"])
-def test_resume_continues_exactly(tmp_path, image_folder, mode):
+def test_resume_continues_exactly(tmp_path, image_folder, mode, monkeypatch):
     extra = [f"recall_mode={mode}"]
+    import training.loop
+    written = []
+    save = training.loop.save_resume
+    monkeypatch.setattr(training.loop, "save_resume", lambda path, state: written.append(path.name) or save(path, state))
     straight = _tiny_run(tmp_path, image_folder, "a", 6, extra=extra)
+    # the last step falls on checkpoint_every=3: its checkpoint is written once, not again at the end
+    assert written == ["step_0000003.resume.pt", "step_0000006.resume.pt"]
     _tiny_run(tmp_path, image_folder, "b", 3, extra=extra)
     resumed = _tiny_run(tmp_path, image_folder, "b", 6, resume=True, extra=extra)
     from safetensors.torch import load_file

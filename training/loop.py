@@ -95,6 +95,7 @@ class Trainer:
         self.policy = parse_policy(cfg.diffaugment)
         self.fixed_z = torch.randn(16, model_cfg.latent_size, generator=torch.Generator().manual_seed(cfg.seed)).to(device)
         self.step = self.start_step = 0
+        self.saved_step: int | None = None     # the step whose checkpoint is on disk
         self.init_from = ""             # the generator a warm start began from
         self.snapshot_at = snapshot_steps(cfg.steps, cfg.snapshots)
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
@@ -265,6 +266,7 @@ class Trainer:
             raise ValueError(f"cannot resume: settings differ from the saved run ({', '.join(changed)}); "
                              "resume with the same preset and overrides, or use a new --out folder")
         self.step = int(s["step"])
+        self.saved_step = self.step
         self.G.load_state_dict(s["G"])
         self.D.load_state_dict(s["D"])
         self.G_ema.load_state_dict(s["G_ema"])
@@ -288,7 +290,10 @@ class Trainer:
         """The generator and the resume state (the main rank); under torchrun every other rank writes
         its own random streams beside them, so a resumed run draws on each rank what it would have."""
         path = self.ckpt_dir / f"step_{self.step:07d}.safetensors"
+        if self.saved_step == self.step:       # e.g. the last step fell on checkpoint_every: written already
+            return path
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        self.saved_step = self.step
         if not self.is_main:
             save_resume(self._rank_path(), self._streams())
             return path
