@@ -266,7 +266,6 @@ class Trainer:
             raise ValueError(f"cannot resume: settings differ from the saved run ({', '.join(changed)}); "
                              "resume with the same preset and overrides, or use a new --out folder")
         self.step = int(s["step"])
-        self.saved_step = self.step
         self.G.load_state_dict(s["G"])
         self.D.load_state_dict(s["D"])
         self.G_ema.load_state_dict(s["G_ema"])
