@@ -90,6 +90,8 @@ class Evaluation:
     ssim_max: float
     ssim_median: float
     ssim_p10: float
+    ssim_p1: float              # the tail: one sample in a hundred scores below it
+    ssim_min: float
     recall: dict[str, float]
     detail_ratio_median: float
     checkerboard_ratio_p90: float
@@ -104,7 +106,7 @@ class Evaluation:
     def summary(self) -> str:
         lines = [f"samples: {self.samples}",
                  f"best-SSIM to nearest training image: max {self.ssim_max:.3f}  median {self.ssim_median:.3f}  "
-                 f"p10 {self.ssim_p10:.3f}",
+                 f"p10 {self.ssim_p10:.3f}  p1 {self.ssim_p1:.3f}  min {self.ssim_min:.3f}",
                  f"least-recalled image: {min(self.recall.values()):.1%} of samples "
                  f"({min(self.recall, key=self.recall.get)})",
                  f"texture against the nearest image (1 = the data's own): fine detail median "
@@ -142,7 +144,7 @@ def evaluate(generator: torch.nn.Module, images: torch.Tensor, names: list[str],
     checker = checker_energy(fake01) / checker_energy(real01).clamp_min(1e-6)[nearest]
     result = Evaluation(
         samples=samples, ssim_max=float(best.max()), ssim_median=float(best.median()),
-        ssim_p10=float(torch.quantile(best, 0.10)),
+        ssim_p10=float(torch.quantile(best, 0.10)), ssim_p1=float(torch.quantile(best, 0.01)), ssim_min=float(best.min()),
         recall={n: float(c) for n, c in zip(names, counts)},
         detail_ratio_median=float(detail.median()), checkerboard_ratio_p90=float(torch.quantile(checker, 0.9)))
     if anchors is not None and anchors.shape[0] == len(names):
