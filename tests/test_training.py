@@ -138,8 +138,8 @@ def test_cli_prepare_train_evaluate(tmp_path, image_folder):
     r = _cli("evaluate", run / "generator.safetensors", "--data", image_folder, "--samples", 20, "--json")
     assert r.returncode == 0, r.stderr
     ev = json.loads(r.stdout)
-    for key in ("ssim_max", "ssim_median", "ssim_p10", "ssim_p1", "ssim_min", "recall", "anchor_ssim", "detail_ratio_median",
-                "checkerboard_ratio_p90", "walk_ssim_p10", "walk_ssim_min", "walk_worst"):
+    for key in ("ssim_max", "ssim_median", "ssim_p10", "ssim_p1", "ssim_min", "recall", "anchor_ssim",
+                "detail_ratio_median", "checkerboard_ratio_p90", "walk_ssim_p10", "walk_ssim_min", "walk_worst"):
         assert key in ev
     assert -1 <= ev["walk_ssim_min"] <= ev["walk_ssim_p10"] <= 1 and "of the way from" in ev["walk_worst"]
     assert -1 <= ev["ssim_min"] <= ev["ssim_p1"] <= ev["ssim_p10"] <= ev["ssim_median"] <= ev["ssim_max"] <= 1

@@ -144,7 +144,8 @@ def evaluate(generator: torch.nn.Module, images: torch.Tensor, names: list[str],
     checker = checker_energy(fake01) / checker_energy(real01).clamp_min(1e-6)[nearest]
     result = Evaluation(
         samples=samples, ssim_max=float(best.max()), ssim_median=float(best.median()),
-        ssim_p10=float(torch.quantile(best, 0.10)), ssim_p1=float(torch.quantile(best, 0.01)), ssim_min=float(best.min()),
+        ssim_p10=float(torch.quantile(best, 0.10)), ssim_p1=float(torch.quantile(best, 0.01)),
+        ssim_min=float(best.min()),
         recall={n: float(c) for n, c in zip(names, counts)},
         detail_ratio_median=float(detail.median()), checkerboard_ratio_p90=float(torch.quantile(checker, 0.9)))
     if anchors is not None and anchors.shape[0] == len(names):
