@@ -64,7 +64,7 @@ def _render_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", type=Path, help="MP4 file to write")
     out.add_argument("--frames", type=Path, metavar="DIR", help="write numbered PNGs into DIR instead")
-    p.add_argument("--seconds", type=float, required=True, help="length of the film")
+    p.add_argument("--seconds", type=float, help="length of the film (not with --replay: the file's states set it)")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     p.add_argument("--size", default="1280x720", metavar="WxH", help="frame size, even numbers (default 1280x720)")
     p.add_argument("--from", dest="start", type=float, metavar="P0",
@@ -237,6 +237,10 @@ def _parse_render(args):
         raise UsageError(f"--size {args.size}: write it as WIDTHxHEIGHT, e.g. 1920x1080") from None
     if w < 16 or h < 16 or w % 2 or h % 2:
         raise UsageError(f"--size {args.size}: width and height must be even and at least 16 (H.264 with yuv420p)")
+    if args.seconds is None:
+        if args.replay is None:
+            raise UsageError("--seconds: how long the film is, e.g. --seconds 60 (only --replay goes without)")
+        args.seconds = 1.0 / args.fps if args.fps > 0 else 1.0   # unused: a replay renders its file's states
     _check_span(args)
     if not 0 <= args.crf <= 51:
         raise UsageError(f"--crf {args.crf}: must be 0 .. 51")
@@ -250,7 +254,9 @@ def _parse_render(args):
             raise UsageError(f"--out {args.out}: the film is an MP4; give a name ending in .mp4 (or use --frames DIR)")
         _check_out(args.out, args.overwrite, "--out")
     else:
-        if args.frames.exists() and (not args.frames.is_dir() or any(args.frames.iterdir())) and not args.overwrite:
+        if args.frames.exists() and not args.frames.is_dir():
+            raise UsageError(f"--frames {args.frames} is a file; give a folder for the numbered PNGs")
+        if args.frames.exists() and any(args.frames.iterdir()) and not args.overwrite:
             raise UsageError(f"--frames {args.frames} is not an empty folder; choose another or add --overwrite")
     if args.state_log is not None:
         _check_out(args.state_log, args.overwrite, "--state-log")
@@ -269,6 +275,14 @@ def _render(argv) -> int:
                          share_cores_with_encoder, tail_state)
     args = _render_parser().parse_args(argv)
     job = _parse_render(args)
+    replayed = None
+    if args.replay is not None:     # read before anything is opened: a wrong file is a usage error
+        try:
+            replayed = list(replay_states(args.replay))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UsageError(f"--replay {args.replay}: {e}" if isinstance(e, UnicodeDecodeError) else str(e)) from None
+        if not replayed:
+            raise UsageError(f"--replay {args.replay}: holds no states; give a file written by --state-log")
     encoder = None
     if args.out is not None:        # the encoder is opened once before any work: a preset or a GPU it
         try:                        # cannot use is a clear message, not a traceback from its thread
@@ -284,8 +298,7 @@ def _render(argv) -> int:
         share_cores_with_encoder(engine)
     tail = keep = None
     if args.replay is not None:
-        states, total = list(replay_states(args.replay)), None
-        total = len(states)
+        states, total = replayed, len(replayed)
     else:   # whole generation blocks around the segment, so that segments join exactly
         states, total = frame_states(settings, job, job.block_range()), len(job.frame_range())
         keep = job.frame_range()

@@ -75,7 +75,7 @@ def test_live_screenshot_equals_the_rendered_frame_for_its_state(tiny_checkpoint
     (shot,) = report.screenshots
     frames = tmp_path / "frames"
     r = _cli("render", "--model", tiny_checkpoint, "--replay", shot.with_suffix(".json"), "--frames", frames,
-             "--seconds", 1, "--size", "160x96", "--quiet")
+             "--size", "160x96", "--quiet")   # as the README writes it: a replay needs no --seconds
     assert r.returncode == 0, r.stderr
     rendered = cv2.imread(str(frames / "frame_0000000.png"))
     assert np.array_equal(rendered, cv2.imread(str(shot)))
@@ -116,6 +116,35 @@ def test_bad_render_arguments_exit_2_before_any_work(tiny_checkpoint, tmp_path, 
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert words in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "holds no states"),
+    (b'{"a": 1}\n', "not a state line"),
+    (b"model: {path: x}\n", "not a state line"),
+    (b"\xff\xfe\x00junk", "--replay"),
+])
+def test_a_wrong_replay_file_exits_2_before_any_work(tiny_checkpoint, tmp_path, content, words):
+    log = tmp_path / "states.jsonl"
+    log.write_bytes(content)
+    out = tmp_path / "x.mp4"
+    r = _cli("render", "--model", tiny_checkpoint, "--replay", log, "--out", out, "--size", "64x64")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert words in r.stderr and "Traceback" not in r.stderr and "encoder:" not in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mp4" or "partial" in p.name) == []
+
+
+def test_frames_that_name_a_file_exit_2_even_with_overwrite(tiny_checkpoint, tmp_path):
+    f = tmp_path / "frames"
+    f.write_bytes(b"precious")
+    r = _cli("render", "--model", tiny_checkpoint, "--frames", f, "--seconds", 1, "--size", "64x64", "--overwrite")
+    assert r.returncode == 2 and "is a file" in r.stderr and "Traceback" not in r.stderr
+    assert f.read_bytes() == b"precious"
+
+
+def test_render_without_seconds_asks_for_them(tiny_checkpoint, tmp_path):
+    r = _cli("render", "--model", tiny_checkpoint, "--out", tmp_path / "x.mp4", "--size", "64x64")
+    assert r.returncode == 2 and "--seconds" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_existing_film_is_never_overwritten(tiny_checkpoint, tmp_path):

@@ -144,6 +144,15 @@ def test_cli_prepare_train_evaluate(tmp_path, image_folder):
     assert -1 <= ev["walk_ssim_min"] <= ev["walk_ssim_p10"] <= 1 and "of the way from" in ev["walk_worst"]
     assert -1 <= ev["ssim_min"] <= ev["ssim_p1"] <= ev["ssim_p10"] <= ev["ssim_median"] <= ev["ssim_max"] <= 1
     assert len(ev["anchor_ssim"]) == 6 and abs(sum(ev["recall"].values()) - 1) < 1e-6
+    sheet = tmp_path / "sheet.png"
+    sheet.write_bytes(b"precious")
+    r = _cli("evaluate", run / "generator.safetensors", "--data", image_folder, "--samples", 4, "--sheet", sheet)
+    assert r.returncode == 2 and "--overwrite" in r.stderr and sheet.read_bytes() == b"precious"
+    r = _cli("evaluate", run / "generator.safetensors", "--data", image_folder, "--samples", 4, "--sheet", sheet,
+             "--overwrite")
+    assert r.returncode == 0 and sheet.read_bytes().startswith(b"\x89PNG")
+    r = _cli("evaluate", run / "generator.safetensors", "--data", image_folder, "--sheet", tmp_path / "no" / "s.png")
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.parametrize("args,word", [
@@ -300,6 +309,10 @@ def test_resume_may_change_what_happens_after_the_steps(tmp_path, image_folder):
     assert "anchor_tuning" not in load_generator(final)[1].extra
     with pytest.raises(ValueError, match="recall_weight"):
         _tiny_run(tmp_path, image_folder, "run", 5, resume=True, extra=["recall_weight=1.0"])
+    config = (tmp_path / "run" / "config.json").read_text()
+    with pytest.raises(ValueError, match="already at step 4"):    # --steps is the total, not how many more
+        _tiny_run(tmp_path, image_folder, "run", 3, resume=True)
+    assert (tmp_path / "run" / "config.json").read_text() == config
 
 
 def test_warm_start_continues_a_trained_generator_with_a_fresh_d(tmp_path, image_folder):

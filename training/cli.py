@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--samples", type=int, default=1000)
     ev.add_argument("--seed", type=int, default=1234)
     ev.add_argument("--sheet", type=Path, help="write a PNG of samples beside their nearest images")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --sheet")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--device", default="auto")
     return p
@@ -172,6 +173,13 @@ def _evaluate(args) -> int:
     from .run import pick_device
     if args.samples < 1:
         raise UsageError(f"--samples {args.samples}: must be at least 1")
+    if args.sheet is not None:
+        if args.sheet.suffix.lower() != ".png":
+            raise UsageError(f"--sheet {args.sheet}: the sheet is a PNG; give a name ending in .png")
+        if args.sheet.exists() and not args.overwrite:
+            raise UsageError(f"--sheet {args.sheet} exists; choose another name or add --overwrite to replace it")
+        if not args.sheet.parent.is_dir():
+            raise UsageError(f"--sheet {args.sheet}: folder {args.sheet.parent} does not exist")
     g, meta = load_generator(args.checkpoint, device=pick_device(args.device))
     data = load_folder(args.data, meta.image_size, meta.channels)
     anchors = load_anchor_order(meta, data.names)

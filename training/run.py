@@ -106,6 +106,9 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         if not trainer.resume():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*.resume.pt); "
                                     "start without --resume")
+        if cfg.steps < trainer.step:    # before anything is written: --steps is the run's total
+            raise ValueError(f"--steps {cfg.steps}: the run in {run_dir} is already at step {trainer.step}; "
+                             f"--steps is the total, so give {trainer.step} (to finish it) or more")
         log(f"resumed at step {trainer.step}")
     elif (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise FileExistsError(f"{run_dir}: already holds a run; pass --resume to continue it or choose a new --out")
