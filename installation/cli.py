@@ -112,8 +112,9 @@ def _sound_parser() -> argparse.ArgumentParser:
 def _settings(args):
     from .settings import load_settings
     overrides = list(args.set)
-    if args.model is not None:
-        overrides.append(f"model.path={args.model}")
+    if args.model is not None:      # a path typed here is relative to where the command runs
+        here = Path.cwd() / args.model
+        overrides.append(f"model.path={here if here.exists() else args.model}")
     return load_settings(args.settings, overrides)
 
 

@@ -240,6 +240,15 @@ def test_cli_print_settings_says_what_was_changed():
     assert r.stdout.split("\n", 1)[0].endswith("settings.yaml, with --set course.duration=2h, --hud)")
 
 
+def test_cli_model_path_is_relative_to_where_the_command_runs(tiny_checkpoint, tmp_path):
+    import shutil
+    shutil.copy(tiny_checkpoint, tmp_path / "mine.safetensors")
+    r = _cli("--print-settings", "--model", "mine.safetensors", cwd=tmp_path)
+    assert r.returncode == 0 and f"path: {tmp_path / 'mine.safetensors'}" in r.stdout
+    r = _cli("--model", "nothere.safetensors", "--seconds", "1", cwd=tmp_path)   # not here, not in the project
+    assert r.returncode == 2 and "nothere.safetensors does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_cli_screenshots_must_be_a_folder():
     r = _cli("--screenshots", "README.md", "--seconds", "1")
     assert r.returncode == 2 and "--screenshots README.md" in r.stderr and "Traceback" not in r.stderr
