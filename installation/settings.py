@@ -222,6 +222,14 @@ class KioskSettings:
     health_every_s: float = _opt(60.0, lo=1.0, hi=86400.0)
     quit_combo: str = "ctrl+shift+q"
 
+    def _check(self, path: str) -> None:
+        parts = [p.strip().lower() for p in self.quit_combo.split("+") if p.strip()]
+        if not parts or set(parts[:-1]) - {"ctrl", "shift", "alt"}:
+            _fail(f"{path}.quit_combo", self.quit_combo, "modifiers (ctrl, shift, alt) and one key joined by +, "
+                                                         "e.g. ctrl+shift+q")
+        _check_key_name(f"{path}.quit_combo", self.quit_combo, parts[-1],
+                        f"ends in {parts[-1]!r}, which is not a key name")
+
     def state_path(self, environ: Mapping[str, str] | None = None, beside: Path | None = None) -> Path:
         """Where the course state lives: the setting (a relative one beside the settings file,
         `beside`, so it does not depend on where the service was started), else
@@ -264,6 +272,7 @@ class KeySettings:
             if key in seen:
                 raise SettingsError(f"{path}.{f.name}: {key!r} is already used by {path}.{seen[key]}; "
                                     f"allowed: a key no other action uses")
+            _check_key_name(f"{path}.{f.name}", getattr(self, f.name), key)
             seen[key] = f.name
 
     def action_of(self) -> dict[str, str]:
@@ -485,6 +494,7 @@ class Settings:
                 _fail(f"inputs.scenes.{name}.key", scene.key, "a key that no action or other scene uses",
                       f"is already used by {taken[key]}")
             if key:
+                _check_key_name(f"inputs.scenes.{name}.key", scene.key, key)
                 taken[key] = f"inputs.scenes.{name}"
 
     def as_dict(self) -> dict:
@@ -538,6 +548,25 @@ def _unwrap(value: Any, tp: Any) -> Any:
 def _fail(path: str, value: Any, allowed: str, problem: str = "") -> typing.NoReturn:
     shown = "null" if value is None else repr(value)
     raise SettingsError(f"{path}: {shown} {problem or 'is not allowed'}; allowed: {allowed}")
+
+
+KEY_NAMES_ALLOWED = "a key name as pygame writes it, such as 'space', 'r', 'f11', '=', 'page up'"
+
+
+def _check_key_name(path: str, value: str, key: str, problem: str = "is not a key name") -> None:
+    """A key the event loop can ever see: pygame knows the name and writes it back the same way
+    (the loop compares pygame.key.name of each key pressed). A typo would leave an action dead."""
+    import warnings
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+    with warnings.catch_warnings():          # names need no display: pygame warns before init all the same
+        warnings.simplefilter("ignore")
+        try:
+            known = pygame.key.name(pygame.key.key_code(key)).lower() == key
+        except ValueError:
+            known = False
+    if not known:
+        _fail(path, value, KEY_NAMES_ALLOWED, problem)
 
 
 def _convert(value: Any, tp: Any, path: str, meta: Mapping[str, Any]) -> Any:

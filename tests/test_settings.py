@@ -91,6 +91,10 @@ def test_overrides_parse_values_as_yaml():
     ("course.curves.fading=[]", "course.curves.fading", "[]", "[progress, intensity]"),
     ("walk.dwell_s=20", "walk.dwell_s", "20", "seconds_per_memory"),              # cross-field
     ("keys.quit=r", "keys.quit", "r", "no other action"),                         # one key, one action
+    ("keys.pause=spacebarr", "keys.pause", "spacebarr", "'page up'"),             # a key that never fires
+    ("inputs.scenes.storm.key=f44", "inputs.scenes.storm.key", "f44", "a key name"),
+    ("kiosk.quit_combo=ctrl+shift+qq", "kiosk.quit_combo", "'qq', which is not a key", "a key name"),
+    ("kiosk.quit_combo=ctrl+shft+q", "kiosk.quit_combo", "shft", "ctrl, shift, alt"),
     ("course.lucid.depth=-0.1", "course.lucid.depth", "-0.1", ">= 0.0"),
     ("display.height=1", "display.height", "1", ">= 2"),                          # no 1-pixel output
 ])
