@@ -52,7 +52,7 @@ def _sheet_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     p.add_argument("--stages", type=int, default=8, help="rows, from progress 0 to 1 (default 8)")
     p.add_argument("--columns", type=int, default=6, help="memories per row (default 6)")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--overwrite", "--force", dest="force", action="store_true", help="replace --out if it exists")
     return p
 
 
@@ -193,7 +193,7 @@ def _sheet(argv) -> int:
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out {out}: the sheet is a PNG; give a name ending in .png")
     if out.exists() and not args.force:
-        raise UsageError(f"--out {out} exists; choose another name or add --force to overwrite it")
+        raise UsageError(f"--out {out} exists; choose another name or add --overwrite to replace it")
     if not out.parent.is_dir():
         raise UsageError(f"--out {out}: folder {out.parent} does not exist")
     settings = _settings(args)
@@ -387,8 +387,13 @@ def _concat(argv) -> int:
     if args.out.suffix.lower() != ".mp4":
         raise UsageError(f"{args.out}: give a name ending in .mp4")
     _check_out(args.out, args.overwrite, "output")
+    from av.error import FFmpegError
     try:
         packets = concat(args.parts, args.out)
+    except FFmpegError as e:            # PyAV's (some are ValueErrors too): a part that is no film it can read
+        where = getattr(e, "filename", None) or "a segment"
+        raise UsageError(f"{where}: not a film that can be joined ({e.strerror or e}); give the MP4 parts "
+                         f"that render --segment I/N wrote") from None
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(f"wrote {args.out} ({packets} packets from {len(args.parts)} segments)")
@@ -424,6 +429,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if argv[:1] in (["render"], ["sound"], ["concat"]):  # the file appears only when complete
+            print("interrupted: nothing was written", file=sys.stderr)
         return 130
     except BrokenPipeError:            # `status | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -26,7 +26,7 @@ from torch import nn
 
 from .symptoms import SYMPTOMS, at_level, get
 from .symptoms.base import FIELDS, clean_intensity, stable_seed
-from .symptoms.layers import layer_modules, matches, param_infos
+from .symptoms.layers import layer_modules, layer_of, matches, param_infos
 
 # Weight symptoms run in this order on each tensor: go back in time first (regression), then
 # disturb the values (noise, precision, bits), and kill last, so dead synapses stay exactly dead.
@@ -133,6 +133,32 @@ class Damage:
     def targeted_layers(self, name: str) -> list[str]:
         """Layers an activation symptom touches under the current targets."""
         return [layer for layer, names in self._active_layers.items() if name in names]
+
+    def target_problems(self, targets: Mapping[str, str]) -> list[str]:
+        """What is wrong with these target patterns on this generator, worded for settings.yaml:
+        a pattern (or one of its comma-separated alternatives) that selects nothing the symptom
+        can act on would leave the symptom silently doing nothing."""
+        layers = list(getattr(self.generator, "layer_names", None) or sorted({layer_of(p) for p in self.infos}))
+        problems = []
+        for name, pattern in targets.items():
+            symptom = get(name)
+            if not pattern:
+                continue
+            if symptom.level not in ("weights", "activations"):
+                problems.append(f"symptoms.{name}.target: {pattern!r}: {name} acts on the {symptom.level}, not "
+                                f"on layers; allowed: '' (no target)")
+                continue
+            for alt in (a.strip() for a in str(pattern).split(",")):
+                if symptom.level == "weights":
+                    hit = any(symptom.applies_to(info) and matches(alt, p) for p, info in self.infos.items())
+                else:
+                    hit = any(matches(alt, layer) or matches(alt, path) for layer, (_, path) in self._layers.items())
+                if alt and not hit:
+                    which = f"{pattern!r}" if alt == pattern.strip() else f"{pattern!r}: {alt!r}"
+                    problems.append(f"symptoms.{name}.target: {which} selects nothing {name} acts on "
+                                    f"in this model; allowed: patterns over its layers {', '.join(layers)} "
+                                    f"(e.g. 'up*')")
+        return problems
 
     # ------------------------------------------------------------ weights
 

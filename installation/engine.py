@@ -18,6 +18,7 @@ from models import load_generator
 from .damage import Damage
 from .device_output import DeviceOutput
 from .output import Output, OutputSpec, img_to_uint8
+from .settings import SettingsError
 from .state import FrameState
 from .style import POOL, StyleLatents
 from .walk import Walk
@@ -79,7 +80,12 @@ class Engine:
         spec = OutputSpec(width=width, height=height, scale=d.scale, upscale=d.upscale,
                           vignette=d.vignette, grain=d.grain)
         targets = {name: s.target for name, s in settings.symptoms.items() if s.target}
-        return cls(model, settings.walk, spec, targets, device)
+        engine = cls(model, settings.walk, spec, targets, device)
+        problems = engine.damage.target_problems(targets)
+        if problems:                     # a target that selects nothing: the symptom would never show
+            engine.close()
+            raise SettingsError(problems[0])
+        return engine
 
     @property
     def latent_size(self) -> int:

@@ -169,6 +169,9 @@ def _refuse_pickles(path: Path) -> None:
 
 def read_header(path: str | Path) -> dict[str, str]:
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; give the .safetensors file in it (a run's is "
+                              f"generator.safetensors).")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file; check the path (models end in .safetensors).")
     _refuse_pickles(path)

@@ -199,6 +199,28 @@ def test_weight_targets_limit_where_damage_falls(damage):
     assert all(weights[n] is damage.pristine[n] for n in weights if not n.startswith("to_rgb"))
 
 
+def test_targets_that_select_nothing_are_named(damage):
+    assert damage.target_problems({"synapse_loss": "to_rgb", "plaques": "up*,stem", "static": ""}) == []
+    (typo,) = damage.target_problems({"static": "up99"})
+    assert typo.startswith("symptoms.static.target: 'up99' selects nothing") and "stem, up8" in typo
+    (one,) = damage.target_problems({"plaques": "up8, nolayer"})
+    assert "'nolayer' selects nothing plaques acts on" in one
+    (walk,) = damage.target_problems({"hesitation": "up8"})
+    assert "hesitation acts on the walk, not on layers" in walk
+
+
+def test_a_target_that_selects_nothing_stops_the_piece_before_it_starts(tiny_checkpoint, tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    r = subprocess.run([sys.executable, "-m", "installation", "render", "--model", str(tiny_checkpoint),
+                        "--frames", str(tmp_path / "f"), "--seconds", "0.1", "--size", "32x32",
+                        "--set", "symptoms.static.target=up99"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "symptoms.static.target: 'up99'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "f").exists()
+
+
 def test_latent_and_output_chains_are_identity_when_healthy_and_finite_when_not(damage):
     anchors = torch.randn(3, 16)
     assert torch.equal(damage.latent(Z, {}, anchors, t=2.0), Z)

@@ -270,7 +270,10 @@ def test_cli_sheet_writes_and_never_overwrites(tiny_checkpoint, tmp_path):
     assert out.exists() and "SSIM" in r.stdout
     before = out.read_bytes()
     r = _cli("sheet", "--model", str(tiny_checkpoint), "--out", str(out))
-    assert r.returncode == 2 and "--force" in r.stderr and out.read_bytes() == before
+    assert r.returncode == 2 and "--overwrite" in r.stderr and out.read_bytes() == before
+    r = _cli("sheet", "--model", str(tiny_checkpoint), "--out", str(out), "--stages", "2", "--columns", "1",
+             "--overwrite")                                  # as every other command names it
+    assert r.returncode == 0 and out.read_bytes() != before
     r = _cli("sheet", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "nodir" / "x.png"))
     assert r.returncode == 2 and "does not exist" in r.stderr
 

@@ -60,6 +60,11 @@ def test_same_arguments_same_frames_and_segments_join_exactly(tiny_checkpoint, t
     r = _cli("concat", tmp_path / "bad.mp4", s1, other)
     assert r.returncode == 2 and "encoding differs" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "bad.mp4").exists()
+    junk = tmp_path / "notes.mp4"
+    junk.write_text("not a film")
+    r = _cli("concat", tmp_path / "bad.mp4", s1, junk)
+    assert r.returncode == 2 and f"{junk}: not a film that can be joined" in r.stderr and "Errno" not in r.stderr
+    assert not (tmp_path / "bad.mp4").exists()
 
 
 def test_live_screenshot_equals_the_rendered_frame_for_its_state(tiny_checkpoint, tmp_path):

@@ -159,6 +159,9 @@ def test_cli_prepare_train_evaluate(tmp_path, image_folder):
     (["train", "--preset", "lapses-memory", "--data", "/nonexistent", "--out", "x"], "no such data folder"),
     (["train", "--preset", "lapses-memory", "--data", ".", "--out", "x", "--set", "nope=1"], "unknown training"),
     (["evaluate", "/nonexistent.safetensors", "--data", "."], "no such checkpoint"),
+    (["evaluate", ".", "--data", "."], "is a folder; give the .safetensors file"),
+    (["train", "--preset", "lapses-memory", "--data", "README.md", "--out", "x"], "is a file; give the folder"),
+    (["train", "--preset", "lapses-memory", "--data", ".", "--out", "README.md"], "give a folder for the run"),
 ])
 def test_cli_user_mistakes_exit_2_without_traceback(args, word):
     r = _cli(*args)

@@ -76,6 +76,8 @@ def _train(args) -> int:
     from .presets import build_config
     from .run import speaks, train
     overrides = list(args.set)
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: is a file; give a folder for the run (a new one, or one to --resume)")
     if args.dry_run:
         start = 0
         if args.init is not None:       # two steps on from where the checkpoint stands

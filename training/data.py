@@ -100,6 +100,8 @@ def _licence(folder: Path) -> str:
 def load_folder(folder: str | Path, size: int, channels: int, nifti_axis: int = 2) -> ImageSet:
     """Every image (png/jpg/tif, recursive) and NIfTI volume (as slices) under `folder`."""
     folder = Path(folder)
+    if folder.is_file():
+        raise DataError(f"{folder}: is a file; give the folder of training images (or NIfTI volumes) it lies in.")
     if not folder.is_dir():
         raise DataError(f"{folder}: no such data folder. Prepare one with `python -m training prepare memories DIR`.")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
