@@ -207,7 +207,7 @@ class App:
                 for key in opts.script.get(frames, ()):
                     pygame.event.post(key_event(key))
                 want_shot = display_changed = acted = False
-                overrides = piece.course_state.overrides
+                before = piece.course_state       # what the performer's inputs of this frame start from
                 for event in pygame.event.get():
                     if event.type == pygame.QUIT and not kiosk:
                         self.running = False
@@ -244,14 +244,15 @@ class App:
                         want_shot = True
                     if message:
                         hud.say(message, now)
+                # a performer's change (a key, a knob, a scene; MIDI and OSC as the keyboard: a seek,
+                # a rebirth, a progress fader) shows on this very frame where the damage is cheap to
+                # recompute; the course's own creep (piece.step, below) goes through the worker
+                urgent = acted or piece.course_state != before
                 dt, last = now - last, now
                 if frames:
                     times.add(dt)
                 piece.step(min(dt, MAX_DT))
                 state = piece.frame_state()
-                # a performer's change (a key, a knob, a scene) shows on this very frame where the
-                # damage is cheap to recompute; the course's own creep goes through the worker
-                urgent = acted or piece.course_state.overrides != overrides
                 frame = engine.render(state, sync=False, urgent=urgent)
                 if self.sound is not None:
                     self.sound.feed(state, cues_for(engine, state, frame))

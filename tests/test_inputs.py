@@ -197,6 +197,30 @@ def test_soft_takeover_waits_for_the_knob_to_cross(tmp_path):
     assert decay() == pytest.approx(-1 + 2 * 10 / 127)
 
 
+def test_speed_takes_over_and_lets_go_in_ratios(tmp_path):
+    """Speed spans 1/64 .. 64: its takeover window and its 'moved elsewhere' are ratios, not
+    fractions of 64 (which let a pitch bend jump x1 -> x0.25 and lost a key pressed mid-glide)."""
+    s, piece, inputs = _rig(tmp_path, "inputs.map.speed.smoothing_s=0")
+    bend = lambda pitch: ("midi", mido.Message("pitchwheel", pitch=pitch), "fake")
+    inputs.post(bend(-8192))                        # the wheel at the bottom (x0.25) while the walk is at x1
+    said = inputs.drain(piece, 0.0)
+    assert piece.speed == 1.0 and any("take over" in (m or "") for _, m in said)
+    inputs.post(bend(-100))                         # just below the middle: near x1 (within 2% of the ratios)
+    inputs.drain(piece, 0.1)
+    assert piece.speed == pytest.approx(4.0 ** ((8192 - 100) / 16383 * 2 - 1), rel=1e-3)
+    inputs.post(("action", "scene:storm"))          # a scene fades speed to x2 over 1.5 s...
+    inputs.drain(piece, 0.2)                        # (the fade starts from the previous frame, 0.1)
+    inputs.drain(piece, 0.85)
+    gliding = piece.speed
+    assert 1.0 < gliding < 2.0
+    piece.act("slower")                             # ...a key pressed halfway through wins
+    pressed = piece.speed
+    assert pressed == pytest.approx(gliding / s.walk.speed_step)
+    inputs.drain(piece, 2.0)
+    inputs.drain(piece, 3.0)
+    assert piece.speed == pressed
+
+
 def test_smoothing_glides_with_its_time_constant(tmp_path):
     s, piece, inputs = _rig(tmp_path, "inputs.map.fading.smoothing_s=0.5", "inputs.map.fading.takeover=false")
     fading = lambda: piece.sample().intensities["fading"]

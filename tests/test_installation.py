@@ -179,6 +179,32 @@ def test_app_runs_headless_with_scripted_keys(tiny_checkpoint, tmp_path):
     assert cv2.imread(str(shot)).shape == (120, 160, 3)
 
 
+def test_a_seek_by_midi_or_osc_is_as_urgent_as_the_same_key(tiny_checkpoint, monkeypatch):
+    """A course seek moves only the course time (not the overrides): from MIDI/OSC it must reach
+    the frame it was played on, as the key does, while the course's own creep stays unhurried."""
+    from installation.app import App, RunOptions
+    from installation.inputs.live import Inputs
+    s = _settings(tiny_checkpoint, "display.fullscreen=false", "display.width=64", "display.height=64",
+                  "display.fps_limit=0")
+    urgent, drains = [], []
+    render = Engine.render
+    monkeypatch.setattr(Engine, "render", lambda self, state, **kw: urgent.append(kw.get("urgent")) or
+                        render(self, state, **kw))
+    drain = Inputs.drain
+
+    def drain_and_seek(self, piece, now):
+        drains.append(now)
+        if len(drains) in (4, 8):                       # an OSC /course/forward, a MIDI note for rebirth
+            self.post(("action", "course_forward" if len(drains) == 4 else "rebirth"))
+        return drain(self, piece, now)
+    monkeypatch.setattr(Inputs, "drain", drain_and_seek)
+    piece = Piece(s)
+    App(s).run(RunOptions(windowed=True, seconds=60, script={10: ["escape"]}), piece)
+    assert urgent[3] is True and urgent[7] is True
+    assert urgent[5] is False and urgent[9] is False
+    assert piece.course_state.cycle == 1
+
+
 def test_kiosk_ignores_escape_and_quits_on_the_combo(tiny_checkpoint):
     from installation.app import App, RunOptions
     s = _settings(tiny_checkpoint, "display.fullscreen=false", "display.width=64", "display.height=64",

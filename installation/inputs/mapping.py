@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 
 from installation.settings import PARAMETER_LIMITS, BindingSettings, SceneSettings
 
-TAKEOVER_WINDOW = 0.02     # a knob within 2% of the parameter's range counts as meeting it
+TAKEOVER_WINDOW = 0.02     # a knob within 2% of the parameter's range (speed: of its ratios) meets it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -34,10 +34,18 @@ class Parameter:
     hi: float
     get: Callable[[object], float]
     set: Callable[[object, float], None]
+    log: bool = False          # measured in ratios (speed: 1/64 .. 64, where x1 -> x2 is as far as x2 -> x4)
+    drift: float = 1e-3        # how far it may move by itself and still hold what we wrote (progress creeps)
 
     @property
     def span(self) -> float:
         return self.hi - self.lo
+
+    def distance(self, a: float, b: float) -> float:
+        """How far apart two values are, as a fraction of the whole range (in ratios for `log`)."""
+        if self.log:
+            return abs(math.log(max(a, self.lo) / max(b, self.lo))) / math.log(self.hi / self.lo)
+        return abs(a - b) / self.span
 
 
 def _decay_set(piece, v: float) -> None:
@@ -59,9 +67,10 @@ def parameter(name: str) -> Parameter:
     if name == "decay":
         return Parameter(name, lo, hi, lambda p: float(p.course_state.overrides.decay), _decay_set)
     if name == "speed":
-        return Parameter(name, lo, hi, lambda p: float(p.speed), lambda p, v: p.set_speed(v))
-    if name == "progress":
-        return Parameter(name, lo, hi, lambda p: float(p.sample().point.progress), lambda p, v: p.set_progress(v))
+        return Parameter(name, lo, hi, lambda p: float(p.speed), lambda p, v: p.set_speed(v), log=True)
+    if name == "progress":   # the course moves it, and a fader lands on the staircase's nearest step
+        return Parameter(name, lo, hi, lambda p: float(p.sample().point.progress), lambda p, v: p.set_progress(v),
+                         drift=TAKEOVER_WINDOW)
     return Parameter(name, lo, hi, *_symptom(name))
 
 
@@ -126,7 +135,7 @@ class Mapper:
         if name not in self._written:
             return True
         p = self.params[name]
-        return abs(p.get(piece) - self._written[name][0]) > TAKEOVER_WINDOW * p.span
+        return p.distance(p.get(piece), self._written[name][0]) > p.drift
 
     def _start(self, piece, name: str, target: float, owner: str, now: float, tau_s: float) -> None:
         p = self.params[name]
@@ -158,10 +167,9 @@ class Mapper:
             if not knob.picked:
                 m = self._motions.get(name)
                 current = m.target if m is not None else p.get(piece)
-                window = TAKEOVER_WINDOW * p.span
                 crossed = knob.last is not None and (knob.last - current) * (value - current) <= 0
                 knob.last = value
-                if not (crossed or abs(value - current) <= window):
+                if not (crossed or p.distance(value, current) <= TAKEOVER_WINDOW):
                     return f"{name}: knob at {value:.2f}, move it through {current:.2f} to take over"
                 knob.picked = True
         knob.last = value
@@ -207,7 +215,7 @@ class Mapper:
                 dt = max(0.0, now - m.t0)
                 m.t0 = now
                 m.value += (m.target - m.value) * (1.0 - math.exp(-dt / m.tau_s))
-                done = abs(m.target - m.value) <= 1e-4 * p.span
+                done = p.distance(m.target, m.value) <= 1e-4
             if done:
                 m.value = m.target
                 del self._motions[name]
