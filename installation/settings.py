@@ -433,6 +433,9 @@ class InputSettings:
             except ValueError as e:
                 raise SettingsError(f"{where}.osc: {e}") from None
             is_parameter = target in PARAMETER_LIMITS
+            if midi is not None and self.midi.channel and midi.channel not in (None, self.midi.channel):
+                _fail(f"{where}.midi", midi_text, f"channel {self.midi.channel} or none (inputs.midi.channel is "
+                      f"{self.midi.channel}: only that channel is heard)", "is never heard")
             if midi is not None:
                 if is_parameter and not midi.continuous:
                     _fail(f"{where}.midi", midi_text, "a cc, cc14 or pitchbend for a parameter",

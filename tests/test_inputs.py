@@ -170,6 +170,19 @@ def test_midi_channel_filter(tmp_path):
     assert piece.paused
 
 
+def test_midi_channel_and_what_may_be_bound_or_learned_agree(tmp_path):
+    with pytest.raises(SettingsError, match=r"inputs.map.decay.midi: 'ch 2 cc 1' is never heard; allowed: channel 3"):
+        _settings(tmp_path, "inputs.midi.channel=3", "inputs.map.decay.midi=ch 2 cc 1")
+    s, piece, inputs = _rig(tmp_path, "inputs.midi.channel=3", "inputs.map.decay.midi=ch 3 cc 1")
+    inputs.post(("action", "learn"))
+    inputs.post(cc(20, 64, channel=1))              # channel 2: would be learned, then never heard
+    said = inputs.drain(piece, 0.0)
+    assert any("channel 2" in (m or "") and "not learned" in (m or "") for _, m in said) and inputs.learn.armed
+    inputs.post(cc(20, 64, channel=2))              # channel 3: learned
+    said = inputs.drain(piece, 0.1)
+    assert any((m or "").startswith("learned") for _, m in said) and not inputs.learn.armed
+
+
 def test_soft_takeover_waits_for_the_knob_to_cross(tmp_path):
     s, piece, inputs = _rig(tmp_path, "inputs.map.decay.smoothing_s=0")
     decay = lambda: piece.course_state.overrides.decay
