@@ -253,6 +253,8 @@ class App:
                     times.add(dt)
                 piece.step(min(dt, MAX_DT))
                 state = piece.frame_state()
+                if opts.kiosk_run is not None:
+                    opts.kiosk_run.begin_drawing()        # from here on a crash may be the course's
                 frame = engine.render(state, sync=False, urgent=urgent)
                 if self.sound is not None:
                     self.sound.feed(state, cues_for(engine, state, frame))

@@ -25,7 +25,7 @@ from installation.kiosk.faults import FrameGuard, frame_fault
 from installation.kiosk.health import rss_bytes
 from installation.kiosk.notify import Notifier
 from installation.kiosk.persist import RunRecord, SavedState, StateStore, decide
-from installation.kiosk.runtime import KioskRun
+from installation.kiosk.runtime import KioskError, KioskRun
 from installation.piece import Piece
 from installation.settings import settings_from_dict
 from installation.state import FrameState
@@ -53,10 +53,10 @@ def _settings(model, state_file, *more):
                                    "sound.enabled=false", *more])
 
 
-def _saved(elapsed_s, running=False, run_s=1000.0, quick=0, boot=None, decay=0.0):
+def _saved(elapsed_s, running=False, run_s=1000.0, quick=0, boot=None, decay=0.0, drawing=True):
     return SavedState(course=CourseState(elapsed_s=elapsed_s, seed=1, overrides=Overrides(decay=decay)),
                       t=elapsed_s, walk_phase=elapsed_s,
-                      run=RunRecord(running=running, run_s=run_s, quick_crashes=quick,
+                      run=RunRecord(running=running, run_s=run_s, quick_crashes=quick, drawing=drawing,
                                     boot_id=persist.boot_id() if boot is None else boot),
                       saved_at_s=time.time())
 
@@ -115,7 +115,6 @@ def test_a_relative_state_file_is_kept_beside_the_settings_whatever_folder_the_k
 
 
 def test_a_state_file_that_names_a_folder_or_the_settings_is_refused_untouched(tmp_path, tiny_checkpoint):
-    from installation.kiosk.runtime import KioskError
     from installation.settings import load_settings
     settings_file = tmp_path / "gallery.yaml"
     text = f"model: {{path: {tiny_checkpoint}, device: cpu}}\nsound: {{enabled: false}}\n"
@@ -172,6 +171,9 @@ def test_crash_window_decisions():
     assert decide(_saved(10, running=True, run_s=500, quick=1, boot="b"), 120, "b").restore  # after long
     assert decide(_saved(10, running=True, run_s=5, quick=1, boot="old"), 120, "b").restore  # a power cut
     assert decide(_saved(10, running=True, run_s=5, quick=5, boot="b"), 0, "b").restore      # 0 = always
+    # stopped before it drew (no display yet, a stop during the start): the course cannot be the cause
+    early = decide(_saved(10, running=True, run_s=5, quick=1, boot="b", drawing=False), 120, "b")
+    assert early.restore and early.quick_crashes == 1 and not early.set_aside
 
 
 # ------------------------------------------------------------------ sd_notify
@@ -285,12 +287,33 @@ def test_an_unexpected_error_ends_the_run_non_zero_and_counts_as_a_crash(tmp_pat
 
     path = tmp_path / "state.json"
     run = KioskRun.start(_settings(tiny_checkpoint, path), environ={"HOME": str(tmp_path)})
+    run.begin_drawing()                                  # as the app does before each frame
     with pytest.raises(SystemExit) as e:
         run.run(Broken(), None)
     assert e.value.code == 3 and "restarts" in capsys.readouterr().err
     saved = StateStore(path).read()
     assert saved.run.running and "nobody foresaw" in saved.run.error and saved.course.elapsed_s == 30.0
     assert decide(saved, 120, persist.boot_id()).quick_crashes == 1
+
+
+def test_failing_before_the_first_frame_never_sets_the_course_aside(tmp_path, tiny_checkpoint, capsys):
+    """A display that is not ready at login fails before anything is drawn, again and again:
+    that is no fault of the saved course, which must survive it (two quick crashes would not)."""
+    class NoDisplay:
+        def run(self, opts, piece):
+            raise RuntimeError("nosuch not available")
+
+    path = tmp_path / "state.json"
+    run = KioskRun.start(_settings(tiny_checkpoint, path), environ={"HOME": str(tmp_path)})
+    run.piece.step(40.0)
+    run.close()                                          # a course 40 s along, ended cleanly
+    for _ in range(3):
+        run = KioskRun.start(_settings(tiny_checkpoint, path), environ={"HOME": str(tmp_path)})
+        assert run.piece.course_state.elapsed_s == 40.0
+        with pytest.raises(SystemExit):
+            run.run(NoDisplay(), None)
+    assert not list(tmp_path.glob("state.json.crashed-*")) and StateStore(path).read().run.quick_crashes == 0
+    capsys.readouterr()
 
 
 def test_device_errors_are_fatal_and_others_are_not():
@@ -325,6 +348,9 @@ def test_a_display_change_and_a_lost_display_do_not_end_the_show(tiny_checkpoint
     class Hooks:                                  # stands in for a KioskRun: told of each presented frame
         frames = 0
         sizes = []
+
+        def begin_drawing(self):
+            pass
 
         def presented(self, piece):
             self.frames += 1
@@ -637,6 +663,25 @@ def test_status_says_when_its_course_settings_are_not_the_pieces(tmp_path, capsy
     assert main([*args, "--set", "course.duration=2m"]) == 0
     out = capsys.readouterr().out
     assert f"progress {point.progress:.4f}" in out and "the piece saved progress" not in out
+
+
+def test_a_start_waits_out_a_status_that_holds_the_lock_for_a_moment(tmp_path, tiny_checkpoint):
+    """`status` (a monitoring script, say) takes the lock briefly to look; a piece that systemd
+    starts at that moment waits for it instead of refusing to start (exit 2, never restarted)."""
+    import threading
+    path = tmp_path / "state.json"
+    looker = StateStore(path)
+    looker.lock()
+    threading.Timer(0.5, looker.unlock).start()
+    run = KioskRun.start(_settings(tiny_checkpoint, path), environ={"HOME": str(tmp_path)})
+    run.close()
+    holder = StateStore(path)
+    holder.lock()                                          # a piece that really runs: refused, after the wait
+    started = time.monotonic()
+    with pytest.raises(KioskError, match="another Lapses"):
+        KioskRun.start(_settings(tiny_checkpoint, path), environ={"HOME": str(tmp_path)})
+    assert time.monotonic() - started >= persist.LOCK_WAIT_S
+    holder.unlock()
 
 
 def test_reset_course_sets_the_state_aside_and_refuses_while_running(tmp_path, capsys):

@@ -63,6 +63,7 @@ class RunRecord:
     quick_crashes: int = 0           # crashes in a row, each soon after its start, before this run began
     frames: int = 0                  # frames presented by this run
     error: str = ""                  # the fatal error that ended it, if one did
+    drawing: bool = True             # false until it began to draw: a stop before cannot be the course's fault
 
 
 @dataclass(frozen=True)
@@ -148,14 +149,16 @@ def decode(text: str) -> SavedState:
     piece = _mapping(d, "piece")
     run = _mapping(d, "run")
     lucid = d.get("lucid", {})
-    if not isinstance(run.get("running", True), bool):
-        raise StateError(f"run.running: {run.get('running')!r} is not true or false")
+    for flag in ("running", "drawing"):
+        if not isinstance(run.get(flag, True), bool):
+            raise StateError(f"run.{flag}: {run.get(flag)!r} is not true or false")
     record = RunRecord(
         running=run.get("running", True), pid=_integer(run, "pid", "run", default=0),
         boot_id=str(run.get("boot_id", "")), started_at_s=_number(run, "started_at_s", "run", default=0.0),
         run_s=_number(run, "run_s", "run", lo=0.0, default=0.0),
         quick_crashes=_integer(run, "quick_crashes", "run", default=0),
-        frames=_integer(run, "frames", "run", default=0), error=str(run.get("error", "")))
+        frames=_integer(run, "frames", "run", default=0), error=str(run.get("error", "")),
+        drawing=run.get("drawing", True))
     return SavedState(course=course_state, t=_number(piece, "t", "piece", lo=0.0, default=0.0),
                       walk_phase=_number(piece, "walk_phase", "piece", default=0.0),
                       speed=_number(piece, "speed", "piece", lo=1e-6, default=1.0), run=record,
@@ -184,6 +187,9 @@ def decide(prev: SavedState | None, crash_window_s: float, boot_id: str) -> Resu
         return Resume(True, 0, "the last run ended cleanly")
     if run.boot_id and boot_id and run.boot_id != boot_id:
         return Resume(True, 0, "the machine restarted under the last run (a power cut?)")
+    if not run.drawing:     # the display, the model, a stop during the start: the course never ran
+        return Resume(True, run.quick_crashes, "the last run stopped before it began to draw (the display, the "
+                                               "model, or a stop during its start): no fault of the saved course")
     if crash_window_s > 0 and run.run_s < crash_window_s:
         quick = run.quick_crashes + 1
         if quick >= 2:
@@ -279,6 +285,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dfd)
 
 
+LOCK_WAIT_S = 3.0   # longer than `status` or `reset-course` holds the lock to look, far shorter than a run
+
+
 class StateStore:
     """One state file: lock, read, set aside, write now or on a background thread."""
 
@@ -297,9 +306,18 @@ class StateStore:
 
     # -- one writer at a time ----------------------------------------------------------------
 
-    def lock(self) -> None:
-        """Hold the lock file while this run lives (the kernel drops it if the process dies)."""
-        f = self._acquire()
+    def lock(self, wait_s: float = LOCK_WAIT_S) -> None:
+        """Hold the lock file while this run lives (the kernel drops it if the process dies).
+        `status` and `reset-course` hold it for a moment to look: wait that out before refusing."""
+        give_up = time.monotonic() + wait_s
+        while True:
+            try:
+                f = self._acquire()
+                break
+            except StateLocked:
+                if time.monotonic() >= give_up:
+                    raise
+                time.sleep(0.1)
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")

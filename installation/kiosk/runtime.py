@@ -63,6 +63,7 @@ class KioskRun:
         self._ready = False
         self._closed = False
         self.frames = 0
+        self.drawing = False
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -140,6 +141,13 @@ class KioskRun:
 
     # -- every frame -----------------------------------------------------------------------------
 
+    def begin_drawing(self) -> None:
+        """Call before each frame is drawn; the first call records, at once, that this run got as
+        far as drawing (a crash from here on may be the course's, and counts in the crash window)."""
+        if not self.drawing:
+            self.drawing = True
+            self.store.write(self.snapshot())
+
     def presented(self, piece: Piece | None = None) -> None:
         """Call right after a frame reached the screen (after display.flip)."""
         piece = piece or self.piece
@@ -176,7 +184,7 @@ class KioskRun:
                                                 point.seed)
         record = RunRecord(running=running, pid=os.getpid(), boot_id=self.boot_id, started_at_s=self.started_at_s,
                            run_s=time.monotonic() - self._t0, quick_crashes=self.quick_crashes, frames=self.frames,
-                           error=error)
+                           error=error, drawing=self.drawing)
         return SavedState(course=piece.course_state, t=piece.t, walk_phase=piece.walk_phase, speed=piece.speed,
                           run=record, saved_at_s=time.time(), progress=point.progress, stage=point.stage_name,
                           lucid={"schedule": dataclasses.asdict(lucid), "now": sample.lucid,
@@ -214,7 +222,9 @@ class KioskRun:
         if self.health.frames:
             self.health.report(self.piece, time.monotonic(), self.faults)
         text = f"{type(error).__name__}: {error}" if error is not None else ""
-        self.store.write(self.snapshot(running=not clean, error=text[:500]))
+        if not self.store.write(self.snapshot(running=not clean, error=text[:500])) and clean:
+            log.error("kiosk: the last save failed (see above): the state file still says this run is going, so "
+                      "the next start counts a crash")
         self.store.close()
         self.notifier.stopping("fatal error" if error is not None else "stopping")
         self.notifier.close()
