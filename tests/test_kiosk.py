@@ -698,3 +698,6 @@ def test_reset_course_sets_the_state_aside_and_refuses_while_running(tmp_path, c
     assert main(["reset-course", *args]) == 0
     assert not (tmp_path / "state.json").exists()
     assert StateStore(next(tmp_path.glob("state.json.reset-*"))).read().course.elapsed_s == 5000.0   # kept
+    (tmp_path / "lapses.log").write_text("2026-11-25 10:36:00 INFO lapses.health: health fps=59.9 progress=0.27\n")
+    assert main(["status", *args]) == 0                    # the log is there, the state is not: say so
+    assert "none saved (after reset-course" in capsys.readouterr().out

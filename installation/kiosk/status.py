@@ -84,6 +84,8 @@ def status(argv, usage_error) -> int:
     except StateError as e:
         saved = None
         print(f"            cannot be used ({e}); the next start sets it aside and begins from the settings")
+    if saved is None and not path.exists():   # a log from before, and no state (reset-course set it aside)
+        print("            none saved (after reset-course, say): the next start begins the course from the settings")
     if saved is not None:
         course = Course(settings.course, disabled=settings.disabled_symptoms())
         sample = course.sample(saved.course)
