@@ -155,6 +155,7 @@ class App:
             W, H = screen.get_size()
             engine = self.engine_factory(W, H)
             piece = piece or Piece(self.settings)
+            engine.damage.warm(piece.frame_state().seed)   # a performer's first touch then costs one recompute
             if self.settings.sound.enabled:
                 self.sound = LiveSound(self.settings.sound, n_memories=len(engine.anchors))
                 self.sound.start()      # no PortAudio or no device: one log line, and silence

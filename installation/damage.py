@@ -218,6 +218,12 @@ class Damage:
         self._load(weights, key, generation)
         return True
 
+    def warm(self, seed: Optional[int] = None) -> None:
+        """Before the first frame: draw this seed's damage fields, so that the first damage (a
+        performer's first touch on a healthy piece, loaded at once by `request`) costs the render
+        thread one recompute, not the fields too (~90 ms on two CPU cores for the bundled models)."""
+        self.weights_for({s.name: 0.5 for s in at_level("weights")}, seed)
+
     def request(self, intensities: Mapping[str, float], seed: Optional[int] = None, urgent: bool = False) -> None:
         """Ask the background worker for these intensities; returns at once. A newer request
         replaces an older one still waiting; a finished result is kept only if it is newer than

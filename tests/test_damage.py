@@ -111,6 +111,17 @@ def test_the_first_damage_is_live_at_once_and_measures_a_warm_recompute(damage):
     assert damage.compute_s is not None and not damage.busy()
 
 
+def test_warmed_the_first_touch_draws_nothing_and_is_still_live_at_once(damage):
+    """The app warms the damage before its first frame: a performer's first knob on a healthy
+    piece then draws no fields on the render thread, and still shows on the very next frame."""
+    from installation.symptoms.base import FIELDS
+    damage.warm()
+    draws = FIELDS.draws
+    damage.request(WEIGHT_MIX, urgent=True)
+    assert FIELDS.draws == draws and live_equals(damage, damage.weights_for(WEIGHT_MIX)) and not damage.busy()
+    assert damage.compute_s is not None                  # and that one recompute was timed
+
+
 def test_a_revive_reaches_the_live_weights_at_once_and_outlives_stale_results(damage):
     damage.request(WEIGHT_MIX)                                               # the first: at once
     assert live_equals(damage, damage.weights_for(WEIGHT_MIX))
