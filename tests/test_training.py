@@ -151,6 +151,9 @@ def test_cli_prepare_train_evaluate(tmp_path, image_folder):
     r = _cli("evaluate", run / "generator.safetensors", "--data", image_folder, "--samples", 4, "--sheet", sheet,
              "--overwrite")
     assert r.returncode == 0 and sheet.read_bytes().startswith(b"\x89PNG")
+    assert "was trained on" not in r.stderr
+    r = _cli("evaluate", run / "generator.safetensors", "--data", out, "--samples", 4)     # the memories: not its data
+    assert r.returncode == 0 and f"holds 'memories'" in r.stderr and "did not learn" in r.stderr
     r = _cli("evaluate", run / "generator.safetensors", "--data", image_folder, "--sheet", tmp_path / "no" / "s.png")
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
 

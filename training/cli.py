@@ -184,6 +184,9 @@ def _evaluate(args) -> int:
             raise UsageError(f"--sheet {args.sheet}: folder {args.sheet.parent} does not exist")
     g, meta = load_generator(args.checkpoint, device=pick_device(args.device))
     data = load_folder(args.data, meta.image_size, meta.channels)
+    if meta.dataset and data.name != meta.dataset:  # allowed (on purpose, say), but never by accident
+        print(f"note: {args.checkpoint} was trained on {meta.dataset!r}, and {args.data} holds {data.name!r}: "
+              f"the figures measure it against images it did not learn", file=sys.stderr)
     anchors = load_anchor_order(meta, data.names)
     torch.set_grad_enabled(False)
     result = evaluate(g, data.images, data.names, samples=args.samples, anchors=anchors, seed=args.seed,
