@@ -665,6 +665,21 @@ def test_status_says_when_its_course_settings_are_not_the_pieces(tmp_path, capsy
     assert f"progress {point.progress:.4f}" in out and "the piece saved progress" not in out
 
 
+def test_a_full_disk_at_the_start_does_not_keep_the_piece_dark(tmp_path, tiny_checkpoint, monkeypatch, caplog):
+    """The folder is writable but nothing can be written now: the piece starts all the same (a
+    usage error, exit 2, would leave the screen dark for good) and saves once there is room."""
+    path = tmp_path / "state.json"
+    real = StateStore._write
+    monkeypatch.setattr(StateStore, "_write", lambda self, seq, saved: False)
+    with caplog.at_level(logging.ERROR, logger="lapses.kiosk"):
+        run = KioskRun.start(_settings(tiny_checkpoint, path), environ={"HOME": str(tmp_path)})
+    assert "cannot write the state" in caplog.text and not path.exists()
+    monkeypatch.setattr(StateStore, "_write", real)      # room again
+    run.piece.step(12.0)
+    run.close()
+    assert StateStore(path).read().course.elapsed_s == 12.0
+
+
 def test_a_start_waits_out_a_status_that_holds_the_lock_for_a_moment(tmp_path, tiny_checkpoint):
     """`status` (a monitoring script, say) takes the lock briefly to look; a piece that systemd
     starts at that moment waits for it instead of refusing to start (exit 2, never restarted)."""

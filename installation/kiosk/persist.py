@@ -318,10 +318,13 @@ class StateStore:
                 if time.monotonic() >= give_up:
                     raise
                 time.sleep(0.1)
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
+        try:                    # who holds it, for the messages of others: a full disk must not stop the show
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()}\n")
+            f.flush()
+        except OSError:
+            pass
         self._lock_file = f
 
     def _acquire(self):

@@ -112,8 +112,11 @@ class KioskRun:
             _log_restored(settings, piece, prev)
         run = cls(settings, store, piece, resume.quick_crashes, Notifier.from_env(environ), log_file)
         if not store.write(run.snapshot()):       # the running marker, before any frame
-            store.close()
-            raise KioskError(f"kiosk.state_file: cannot write {path}")
+            # the folder is writable (checked above): a full disk, say. The show goes on, saving
+            # again every kiosk.save_interval_s; the error is in the log (StateStore said why)
+            log.error("kiosk: cannot write the state %s now; the piece runs and tries again every %g s (until "
+                      "then a crash or power cut loses the progress since the last good save)", path,
+                      settings.kiosk.save_interval_s)
         for what in display.prepare(environ):
             log.info("kiosk display: %s", what)
         log.info("kiosk: state %s (saved every %g s), log %s, systemd %s", path, settings.kiosk.save_interval_s,
