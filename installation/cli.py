@@ -284,6 +284,11 @@ def _render(argv) -> int:
             raise UsageError(f"--replay {args.replay}: {e}" if isinstance(e, UnicodeDecodeError) else str(e)) from None
         if not replayed:
             raise UsageError(f"--replay {args.replay}: holds no states; give a file written by --state-log")
+        frames = [i for i, _ in replayed]
+        twice = next((i for a, i in zip(frames, frames[1:]) if i <= a), None)
+        if twice is not None:
+            raise UsageError(f"--replay {args.replay}: frame {twice} does not come after the one before it (two "
+                             f"screenshots' states joined?); replay each screenshot's .json on its own")
     encoder = None
     if args.out is not None:        # the encoder is opened once before any work: a preset or a GPU it
         try:                        # cannot use is a clear message, not a traceback from its thread

@@ -230,8 +230,13 @@ class VideoSink:
         self.thread.start()
 
     def _work(self) -> None:
+        ended = False           # the end marker taken: after a late error there is nothing left to drain
         try:
-            while (item := self.queue.get()) is not None:
+            while True:
+                item = self.queue.get()
+                if item is None:
+                    ended = True
+                    break
                 kind, i, data = item
                 if kind == "audio":
                     for packet in self.audio.encode(_audio_frame(data, i, self.audio.rate)):
@@ -252,7 +257,7 @@ class VideoSink:
                     self.container.mux(packet)
         except BaseException as e:  # reported to the render thread, which stops
             self.error = e
-            while self.queue.get() is not None:
+            while not ended and self.queue.get() is not None:
                 pass
 
     form = "i420"               # what it takes best: YUV 4:2:0 frames [H * 3/2, W]; RGB [H, W, 3] also works
@@ -272,7 +277,10 @@ class VideoSink:
     def close(self, ok: bool) -> None:
         self.queue.put(None)
         self.thread.join()
-        self.container.close()
+        try:
+            self.container.close()
+        except Exception as e:      # after an encoder error the muxer may refuse too: report the first
+            self.error = self.error or e
         if ok and self.error is None:
             os.replace(self.tmp, self.out)
         else:

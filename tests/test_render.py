@@ -152,6 +152,43 @@ def test_render_without_seconds_asks_for_them(tiny_checkpoint, tmp_path):
     assert r.returncode == 2 and "--seconds" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_an_encoder_error_at_the_very_end_is_reported_not_waited_on_forever(tmp_path):
+    """Two frames at one position fail only as the encoder flushes, after the end marker was
+    taken: close() must raise (and leave no partial file), not wait for a marker that never comes."""
+    import threading
+    from installation.render import VideoSink
+    sink = VideoSink(tmp_path / "x.mp4", 64, 48, 30.0, 18, "veryfast", sample_rate=48000)
+    rgb, sound = np.zeros((48, 64, 3), np.uint8), np.zeros((1600, 2), np.float32)
+    for _ in range(2):
+        sink.write(0, rgb)
+        sink.write_audio(0, sound)
+    outcome = []
+
+    def close():
+        try:
+            sink.close(ok=True)
+            outcome.append("closed")
+        except Exception as e:      # noqa: BLE001 - the encoder's own error, whatever it is
+            outcome.append(e)
+    t = threading.Thread(target=close, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "close() hung"
+    assert outcome and isinstance(outcome[0], Exception)
+    assert not (tmp_path / "x.mp4").exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_a_replay_of_joined_screenshots_is_refused(tiny_checkpoint, tmp_path):
+    log = tmp_path / "two.jsonl"
+    r = _cli("render", "--model", tiny_checkpoint, "--frames", tmp_path / "a", "--seconds", 0.2, "--fps", 10,
+             "--size", "32x32", "--state-log", log, "--quiet")
+    assert r.returncode == 0, r.stderr
+    first = log.read_text().splitlines()[0]
+    log.write_text(first + "\n" + first + "\n")            # frame 0 twice, as two screenshots' .json cat'ed
+    r = _cli("render", "--model", tiny_checkpoint, "--replay", log, "--out", tmp_path / "x.mp4", "--size", "32x32")
+    assert r.returncode == 2 and "frame 0 does not come after" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_existing_film_is_never_overwritten(tiny_checkpoint, tmp_path):
     out = tmp_path / "film.mp4"
     out.write_bytes(b"precious")
