@@ -331,6 +331,8 @@ class Course:
         elapsed_s = max(0.0, float(elapsed_s))
         passes = int(elapsed_s // self.duration_s)
         u = (elapsed_s - passes * self.duration_s) / self.duration_s
+        if passes and u == 0.0:     # the very end of a pass belongs to it: a film to --to 1 ends on the
+            passes, u = passes - 1, 1.0   # life it showed, not on the first frame of the next
         end = self.settings.end
         if end == "hold":
             passes, u = 0, min(1.0, elapsed_s / self.duration_s)

@@ -56,6 +56,8 @@ def test_rebirth_starts_again_with_a_new_seed():
     assert second.cycle == 1 and second.seed != 7 and second.progress < 0.05
     assert course.progress_at(1201).seed not in (7, second.seed)
     assert course.progress_at(601).seed == second.seed  # derived, so a restart finds the same life
+    end = course.progress_at(600)                       # the last instant of a life is still that life:
+    assert end.seed == 7 and end.cycle == 0 and end.progress > 0.99   # a film to --to 1 ends gone, not reborn
 
 
 def test_reverse_goes_back_down_then_up_again():
