@@ -104,6 +104,31 @@ def test_resume_continues_exactly(tmp_path, image_folder, mode, monkeypatch):
         assert torch.equal(a[k], b[k]), k
 
 
+def test_ctrl_c_in_the_middle_of_a_step_then_resume_is_exact(tmp_path, image_folder, monkeypatch):
+    """The run stops at the end of the step a Ctrl-C came in: its checkpoint is of a whole step, so
+    --resume continues as if never stopped (one process; torchrun agrees the same way)."""
+    import os
+    import signal
+    import training.loop
+    straight = _tiny_run(tmp_path, image_folder, "a", 6)
+    disc, calls = training.loop.Trainer._disc, []
+
+    def interrupting(self, x):
+        calls.append(self.step)
+        if calls.count(2) == 3 and calls[-1] == 2:          # the third step, past D's forward passes
+            os.kill(os.getpid(), signal.SIGINT)
+        return disc(self, x)
+    monkeypatch.setattr(training.loop.Trainer, "_disc", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_run(tmp_path, image_folder, "b", 6)
+    monkeypatch.setattr(training.loop.Trainer, "_disc", disc)
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").glob("*.resume.pt"))[-1] == "step_0000003.resume.pt"
+    resumed = _tiny_run(tmp_path, image_folder, "b", 6, resume=True)
+    from safetensors.torch import load_file
+    a, b = load_file(straight), load_file(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_nearest_recall_pulls_the_random_sample_closest_to_each_memory(tmp_path, image_folder):
     """IMLE recall: the latent trained to redraw a memory is the pool's latent whose sample is nearest."""
     from training.loop import Trainer

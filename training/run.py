@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -42,25 +43,29 @@ def tuning_note(steps: int, lr: float, locality: float, losses: dict[str, float]
 
 
 class _AgreedStop:
-    """Under torchrun a Ctrl-C (SIGINT, or SIGTERM) reaches each process at another point of its step,
-    perhaps inside a collective a raised KeyboardInterrupt would leave the others waiting in. So each
-    process only notes it, and at the end of every step they agree: all stop after the step in which
-    any was asked to, and every rank's checkpoint is of that same step. One process: Ctrl-C as ever."""
+    """A Ctrl-C (SIGINT, or SIGTERM) is only noted, and the run stops at the end of the step it came
+    in, so the checkpoint is of a whole step and --resume continues exactly (a KeyboardInterrupt
+    raised mid-step saved D and the random streams a step ahead of G). Under torchrun it reaches each
+    process at another point of its step, perhaps inside a collective, so at the end of every step
+    they agree: all stop after the step in which any was asked to, and every rank's checkpoint is of
+    that same step. Alone, a second Ctrl-C stops at once (a checkpoint, but not an exact one)."""
 
     def __init__(self, world: int, device: torch.device):
         self.world, self.asked = world, False
         self.flag = torch.zeros(1, device=device)
         self.before = {}
-        if world > 1:
+        if threading.current_thread() is threading.main_thread():   # signals reach the main thread only
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.before[sig] = signal.signal(sig, self._note)
 
     def _note(self, *_) -> None:
+        if self.asked and self.world == 1:
+            raise KeyboardInterrupt
         self.asked = True
 
     def agreed(self) -> bool:
         if self.world == 1:
-            return False
+            return self.asked
         import torch.distributed as dist
         self.flag.fill_(float(self.asked))
         dist.all_reduce(self.flag, op=dist.ReduceOp.MAX)
