@@ -25,7 +25,8 @@ from safetensors.torch import save_file
 
 from . import registry
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"      # 2: the metadata has a digest of its own (anchors, step, ... are checked too)
+READABLE_VERSIONS = ("1", "2")   # 1: only the tensors were checked; still read
 SNAPSHOT_PREFIX = "snapshot."   # tensors "snapshot.<k>.<param name>" (fp16), for the regression symptom
 
 
@@ -80,6 +81,12 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
         h.update(str(tuple(t.shape)).encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def _header_digest(header: dict[str, str]) -> str:
+    """SHA-256 of every metadata field but this digest itself, in a canonical order."""
+    fields = {k: v for k, v in header.items() if k != "sha256_header"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def _umask() -> int:
@@ -147,6 +154,7 @@ def save_generator(path: str | Path, generator: torch.nn.Module, meta: Generator
         "sha256": _digest(tensors),
         **{f"extra.{k}": v for k, v in meta.extra.items()},
     }
+    header["sha256_header"] = _header_digest(header)
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
@@ -184,9 +192,13 @@ def read_header(path: str | Path) -> dict[str, str]:
     if header.get("format") != "lapses-generator":
         raise CheckpointError(f"{path}: a safetensors file but not a Lapses generator (no 'format' "
                               "metadata); save it with models.save_generator.")
-    if header.get("format_version") != FORMAT_VERSION:
+    if header.get("format_version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path}: checkpoint format version {header.get('format_version')!r} is "
-                              f"not supported (this Lapses reads version {FORMAT_VERSION}).")
+                              f"not supported (this Lapses reads versions {', '.join(READABLE_VERSIONS)}).")
+    if header["format_version"] != "1" and header.get("sha256_header") != _header_digest(header):
+        raise CheckpointError(f"{path}: its metadata (anchors, step, data set, ...) does not match its recorded "
+                              "SHA-256 — the file was modified or damaged after saving. Copy it again from the "
+                              "original.")
     return header
 
 

@@ -120,6 +120,25 @@ def test_tampered_weights_are_refused(tmp_path, tiny_cfg):
         load_generator(path)
 
 
+def test_tampered_metadata_is_refused_and_version_1_files_still_load(tmp_path, tiny_cfg):
+    """The anchors (what the installation walks between), the step, the data set: the metadata has a
+    digest of its own. Files of format 1 (tensors checked only) are still read."""
+    _, path = _save(tmp_path, tiny_cfg)
+    data = path.read_bytes()
+    assert data.count(b'"step":"7"') == 1
+    path.write_bytes(data.replace(b'"step":"7"', b'"step":"8"'))       # one digit, same length
+    with pytest.raises(CheckpointError, match="metadata .* does not match its recorded SHA-256"):
+        load_generator(path)
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    path.write_bytes(data)
+    with safe_open(str(path), framework="pt") as f:
+        header, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    old = {k: v for k, v in header.items() if k != "sha256_header"} | {"format_version": "1"}
+    save_file(tensors, str(tmp_path / "v1.safetensors"), metadata=old)
+    assert load_generator(tmp_path / "v1.safetensors")[1].step == 7
+
+
 def test_truncated_and_missing_files_are_clear_errors(tmp_path, tiny_cfg):
     _, path = _save(tmp_path, tiny_cfg)
     path.write_bytes(path.read_bytes()[:200])
