@@ -197,6 +197,16 @@ def test_cli_user_mistakes_exit_2_without_traceback(args, word):
     assert word in r.stderr and "Traceback" not in r.stderr
 
 
+def test_train_will_not_write_into_a_folder_that_is_not_a_run(tmp_path, image_folder):
+    full = tmp_path / "photos"
+    full.mkdir()
+    (full / "keep.txt").write_text("precious")
+    r = _cli("train", "--preset", "lapses-memory", "--data", image_folder, "--out", full, "--steps", 2, "--quiet",
+             *sum([["--set", s] for s in TINY_SET], []))
+    assert r.returncode == 2 and "not a run; give a new or empty" in r.stderr and "Traceback" not in r.stderr
+    assert [p.name for p in full.iterdir()] == ["keep.txt"]
+
+
 def test_ssim_matches_scikit_image():
     from training.evaluate import ssim_reference_check
     assert ssim_reference_check() < 1e-4

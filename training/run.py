@@ -93,6 +93,12 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
     if init is not None and resume:
         raise ValueError("--init starts a new run from a trained generator and --resume continues a run; "
                          "give one of them")
+    run_dir = Path(run_dir)
+    if (not resume and run_dir.is_dir() and any(run_dir.iterdir())
+            and not ((run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()))):
+        # (a run's own folder is told below) checked before the ranks meet, so before any of them writes
+        raise FileExistsError(f"{run_dir}: a folder with other things in it, not a run; give a new or empty "
+                              f"folder for --out (samples, checkpoints and losses would land among them)")
     rank, world, local = _distributed()
     if rank:                            # under torchrun one rank speaks for the run
         log = lambda *args, **kwargs: None  # noqa: E731
