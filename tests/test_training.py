@@ -27,6 +27,11 @@ def test_folder_loading_resizes_crops_and_converts(image_folder, tmp_path):
     gray = load_folder(image_folder, 16, 1)
     assert gray.images.shape == (7, 1, 16, 16)
     assert "sub/gray.png" in gray.names
+    iio.imwrite(image_folder / "sub" / "grey_alpha.png", np.full((20, 20, 2), 200, np.uint8))   # LA
+    (image_folder / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    mixed = load_folder(image_folder, 16, 3)
+    assert mixed.images.shape == (8, 3, 16, 16) and "sub/grey_alpha.png" in mixed.names
+    assert [s.split(" ")[0] for s in mixed.skipped] == ["broken.png"]
 
 
 def test_nifti_volumes_become_slices_without_empty_ones(tmp_path):
@@ -179,6 +184,9 @@ def test_cli_prepare_train_evaluate(tmp_path, image_folder):
     assert "was trained on" not in r.stderr
     r = _cli("evaluate", run / "generator.safetensors", "--data", out, "--samples", 4)     # the memories: not its data
     assert r.returncode == 0 and f"holds 'memories'" in r.stderr and "did not learn" in r.stderr
+    (image_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)   # a damaged file: named
+    r = _cli("evaluate", run / "generator.safetensors", "--data", image_folder, "--samples", 4)
+    assert r.returncode == 0 and "1 file(s) in" in r.stderr and "left out: broken.png" in r.stderr
     r = _cli("evaluate", run / "generator.safetensors", "--data", image_folder, "--sheet", tmp_path / "no" / "s.png")
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
 

@@ -63,6 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _loaded(folder, size: int, channels: int):
+    """The data folder's images, saying which files were left out (a damaged file, say)."""
+    from .data import load_folder
+    data = load_folder(folder, size, channels)
+    if data.skipped:
+        print(f"note: {len(data.skipped)} file(s) in {folder} could not be read and are left out: "
+              f"{', '.join(data.skipped[:5])}{' …' if len(data.skipped) > 5 else ''}", file=sys.stderr)
+    return data
+
+
 def _prepare(args) -> int:
     from .prepare import prepare_brain, prepare_memories
     written = (prepare_memories if args.dataset == "memories" else prepare_brain)(args.out, args.overwrite)
@@ -72,7 +82,6 @@ def _prepare(args) -> int:
 
 def _train(args) -> int:
     import dataclasses
-    from .data import load_folder
     from .presets import build_config
     from .run import speaks, train
     overrides = list(args.set)
@@ -88,7 +97,7 @@ def _train(args) -> int:
     if args.dry_run:
         cfg = dataclasses.replace(cfg, anchor_tune_steps=min(2, cfg.anchor_tune_steps))
     model = cfg.model_config()
-    data = load_folder(args.data, model.image_size, model.channels)
+    data = _loaded(args.data, model.image_size, model.channels)
     if speaks():                                # under torchrun, once
         world = int(os.environ.get("WORLD_SIZE", "1"))
         print(f"{cfg.preset}: {len(data)} images from {args.data} ({data.name}), {cfg.steps} steps, "
@@ -130,7 +139,6 @@ def _tune(args) -> int:
     import os
     from models import load_generator, save_generator
     from .anchors import tune_to_anchors
-    from .data import load_folder
     from .evaluate import evaluate, load_anchor_order
     from .run import pick_device, tuning_note
     if args.out.suffix != ".safetensors":
@@ -146,7 +154,7 @@ def _tune(args) -> int:
                                                                               and args.locality >= 0):
         raise UsageError("--steps must be at least 1, --lr a number above 0, --locality a number, 0 or more")
     g, meta, snaps = load_generator(args.checkpoint, device=pick_device(args.device), with_snapshots=True)
-    data = load_folder(args.data, meta.image_size, meta.channels)
+    data = _loaded(args.data, meta.image_size, meta.channels)
     anchors = load_anchor_order(meta, data.names)
     if anchors is None:
         raise UsageError(f"{args.checkpoint} has no anchor for every image in {args.data} (it has "
@@ -170,7 +178,6 @@ def _tune(args) -> int:
 def _evaluate(args) -> int:
     import torch
     from models import load_generator
-    from .data import load_folder
     from .evaluate import evaluate, load_anchor_order
     from .run import pick_device
     if args.samples < 1:
@@ -183,7 +190,7 @@ def _evaluate(args) -> int:
         if not args.sheet.parent.is_dir():
             raise UsageError(f"--sheet {args.sheet}: folder {args.sheet.parent} does not exist")
     g, meta = load_generator(args.checkpoint, device=pick_device(args.device))
-    data = load_folder(args.data, meta.image_size, meta.channels)
+    data = _loaded(args.data, meta.image_size, meta.channels)
     if meta.dataset and data.name != meta.dataset:  # allowed (on purpose, say), but never by accident
         print(f"note: {args.checkpoint} was trained on {meta.dataset!r}, and {args.data} holds {data.name!r}: "
               f"the figures measure it against images it did not learn", file=sys.stderr)

@@ -6,7 +6,7 @@ decoded once, resized and centre-cropped to the model's size, and kept as one fl
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ class ImageSet:
     names: list[str]            # one per image (file name, or volume:slice)
     name: str                   # the data set's name (from its folder or DATASET.txt)
     licence: str                # from LICENCE.txt / LICENSE.txt beside the data, else "unknown"
+    skipped: list[str] = field(default_factory=list)   # files that could not be read, "name (why)"
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -46,8 +47,10 @@ def _resize_crop(img: np.ndarray, size: int) -> np.ndarray:
 def _to_channels(img: np.ndarray, channels: int) -> np.ndarray:
     if img.ndim == 2:
         img = img[..., None]
-    if img.shape[2] == 4:               # drop alpha
-        img = img[..., :3]
+    if img.shape[2] in (2, 4):          # drop alpha (grey + alpha, RGBA)
+        img = img[..., :-1]
+    if img.shape[2] not in (1, 3):
+        raise ValueError(f"{img.shape[2]} colour channels")
     if channels == 1 and img.shape[2] == 3:
         img = (img * np.array([0.299, 0.587, 0.114], dtype=np.float32)).sum(axis=2, keepdims=True)
     elif channels == 3 and img.shape[2] == 1:
@@ -115,13 +118,13 @@ def load_folder(folder: str | Path, size: int, channels: int, nifti_axis: int = 
                 items = nifti_slices(p, axis=nifti_axis)
             else:
                 continue
+            items = [(name, _to_channels(img.astype(np.float32), channels)) for name, img in items]
         except DataError:
             raise
         except Exception as e:  # a damaged file: name it, go on with the rest
-            bad.append(f"{p.name} ({type(e).__name__})")
+            bad.append(f"{p.name} ({type(e).__name__}{': ' + str(e) if isinstance(e, ValueError) else ''})")
             continue
         for name, img in items:
-            img = _to_channels(img.astype(np.float32), channels)
             images.append(_resize_crop(img, size))
             names.append(name)
     if not images:
@@ -132,7 +135,7 @@ def load_folder(folder: str | Path, size: int, channels: int, nifti_axis: int = 
     tensor = torch.from_numpy(arr).float() * 2 - 1
     name_file = folder / "DATASET.txt"
     name = name_file.read_text().strip().splitlines()[0] if name_file.is_file() else folder.name
-    return ImageSet(tensor, names, name, _licence(folder))
+    return ImageSet(tensor, names, name, _licence(folder), bad)
 
 
 class Batches:
