@@ -275,6 +275,11 @@ def test_bundle_keeps_evenly_spread_snapshots_and_the_licence(tmp_path, image_fo
     src = make_tiny_checkpoint(tmp_path / "run.safetensors", snapshots=4)
     out = tmp_path / "assets" / "m.safetensors"
     out.parent.mkdir()
+    r = _cli("bundle", src, out, "--data", image_folder, "--snapshots", "3")     # not its data set: its licence
+    assert r.returncode == 2 and "trained on 'test'" in r.stderr and not out.exists()
+    (image_folder / "DATASET.txt").write_text("test\n")
+    r = _cli("bundle", src, out, "--data", image_folder, "--snapshots", "3", "--max-mb", "0.05")
+    assert r.returncode == 2 and "over --max-mb 0.05" in r.stderr and "--snapshots" in r.stderr and not out.exists()
     r = _cli("bundle", src, out, "--data", image_folder, "--snapshots", "3")
     assert r.returncode == 0, r.stderr
     g, meta, snaps = load_generator(out, with_snapshots=True)

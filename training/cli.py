@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     bu.add_argument("out", type=Path, help="e.g. assets/memories.safetensors")
     bu.add_argument("--data", required=True, type=Path, help="the training data folder (its LICENCE.txt is copied)")
     bu.add_argument("--snapshots", type=int, default=3, help="training snapshots to keep, spread evenly (default 3)")
+    bu.add_argument("--max-mb", type=float, default=20.0, help="refuse a bundle larger than this (default 20 MB)")
     bu.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     tu = sub.add_parser("tune", help="pivotal tuning: fine-tune a trained generator so each anchor redraws its image")
     tu.add_argument("checkpoint", type=Path, help="a generator with anchors (a run's generator.safetensors or a bundle)")
@@ -124,7 +125,20 @@ def _bundle(args) -> int:
     if args.snapshots < 0:
         raise UsageError(f"--snapshots {args.snapshots}: must be 0 or more")
     g, meta, snaps = load_generator(args.checkpoint, device="cpu", with_snapshots=True)
+    from .data import dataset_name
+    if meta.dataset and dataset_name(args.data) != meta.dataset:
+        raise UsageError(f"{args.checkpoint} was trained on {meta.dataset!r} but {args.data} holds "
+                         f"{dataset_name(args.data)!r}: the bundle would carry another data set's licence; "
+                         f"give the data folder it was trained on")
     n = min(args.snapshots, len(snaps))
+    weights_mb = sum(v.numel() * v.element_size() for v in g.state_dict().values()) / 1e6
+    snapshot_mb = sum(v.numel() * 2 for v in g.state_dict().values()) / 1e6      # kept as fp16
+    if weights_mb + n * snapshot_mb > args.max_mb:
+        fits = max(0, int((args.max_mb - weights_mb) // snapshot_mb)) if snapshot_mb else 0
+        raise UsageError(f"the bundle would be {weights_mb + n * snapshot_mb:.1f} MB, over --max-mb "
+                         f"{args.max_mb:g} ({weights_mb:.1f} MB of weights, {snapshot_mb:.1f} MB per snapshot): "
+                         + (f"keep --snapshots {fits} or fewer, or " if weights_mb <= args.max_mb else "")
+                         + "raise --max-mb (a narrower model is smaller and faster too)")
     keep = sorted({round(i * (len(snaps) - 1) / max(1, n - 1)) for i in range(n)}) if n else []
     meta.snapshot_steps = [meta.snapshot_steps[i] for i in keep]
     save_generator(out, g, meta, [snaps[i] for i in keep])

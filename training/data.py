@@ -133,9 +133,14 @@ def load_folder(folder: str | Path, size: int, channels: int, nifti_axis: int = 
                         f"found{hint}. Put the training images in this folder.")
     arr = np.stack(images).transpose(0, 3, 1, 2)  # [N, C, S, S]
     tensor = torch.from_numpy(arr).float() * 2 - 1
-    name_file = folder / "DATASET.txt"
-    name = name_file.read_text().strip().splitlines()[0] if name_file.is_file() else folder.name
-    return ImageSet(tensor, names, name, _licence(folder), bad)
+    return ImageSet(tensor, names, dataset_name(folder), _licence(folder), bad)
+
+
+def dataset_name(folder: Path) -> str:
+    """The data set's name: DATASET.txt's first line (prepare writes one), else the folder's name."""
+    name_file = Path(folder) / "DATASET.txt"
+    lines = name_file.read_text().strip().splitlines() if name_file.is_file() else []
+    return lines[0] if lines else Path(folder).name
 
 
 class Batches:
