@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -420,6 +421,10 @@ def _install_service(argv) -> int:
     return install_service(argv, UsageError)
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     from .settings import SettingsError
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -428,6 +433,8 @@ def main(argv=None) -> int:
         commands = {"sheet": _sheet, "render": _render, "sound": _sound, "concat": _concat, "status": _status,
                     "reset-course": _reset_course, "install-service": _install_service}
         if argv[:1] and argv[0] in commands:
+            if argv[0] in ("render", "sound", "concat"):    # a kill (SIGTERM) cleans up as Ctrl-C does
+                signal.signal(signal.SIGTERM, _interrupt)
             return commands[argv[0]](argv[1:])
         return _run(argv)
     except (SettingsError, UsageError) as e:

@@ -478,3 +478,11 @@ def test_sound_settings_name_their_key(override, words):
     with pytest.raises(SettingsError) as e:
         settings_from_dict({}, [override])
     assert str(e.value).startswith(override.split("=")[0].rsplit(".", 1)[0]) and words in str(e.value)
+
+
+def test_ntsc_frame_rates_are_exact():
+    from fractions import Fraction
+    from installation.audio.track import frame_rate
+    assert frame_rate(29.97) == Fraction(30000, 1001) and frame_rate(23.976) == Fraction(24000, 1001)
+    assert frame_rate(59.94) == Fraction(60000, 1001)
+    assert frame_rate(30) == 30 and frame_rate(7.5) == Fraction(15, 2) and frame_rate(25) == 25

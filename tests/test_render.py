@@ -215,6 +215,25 @@ def test_an_interrupted_render_leaves_nothing(tiny_checkpoint, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["tiny.safetensors"]   # no film, no partial file
 
 
+def test_a_killed_render_leaves_nothing_either(tiny_checkpoint, tmp_path):
+    """systemctl stop, a scheduler's kill: SIGTERM cleans up as Ctrl-C does."""
+    import signal
+    import time
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    out = tmp_path / "film.mp4"
+    p = subprocess.Popen([sys.executable, "-m", "installation", "render", "--model", str(tiny_checkpoint), "--out",
+                          str(out), "--seconds", "600", "--size", "64x64", "--quiet"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".film.partial-*")) and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "nothing was written" in err and "Traceback" not in err
+    assert [q.name for q in tmp_path.iterdir()] == ["tiny.safetensors"]
+
+
 def test_batched_generation_draws_each_frame_as_its_own_state(tiny_checkpoint):
     """render_batch: one generator call for frames sharing their weight damage; each frame is its
     own state's (walk, activation and output symptoms per frame), equal to a lone render up to the

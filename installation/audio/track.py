@@ -29,8 +29,15 @@ from .synth import Cues, Soundscape
 
 
 def frame_rate(fps: float | Fraction) -> Fraction:
-    """The exact frame rate a film uses for fps (29.97 -> 30000/1001)."""
+    """The exact frame rate a film uses for fps: the NTSC rates as they are (23.976 -> 24000/1001,
+    29.97 -> 30000/1001, 59.94 -> 60000/1001), others as written (7.5 -> 15/2)."""
+    for n in NTSC_BASES:
+        if abs(float(fps) - n * 1000 / 1001) < 0.005:
+            return Fraction(n * 1000, 1001)
     return Fraction(fps).limit_denominator(1001)
+
+
+NTSC_BASES = (24, 30, 48, 60, 120)
 
 
 PAD_SAMPLES = 2048                  # two AAC frames
