@@ -69,9 +69,11 @@ def _render_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     p.add_argument("--size", default="1280x720", metavar="WxH", help="frame size, even numbers (default 1280x720)")
     p.add_argument("--from", dest="start", type=float, metavar="P0",
-                   help="course fraction at the first frame (0 = healthy); with --to, the course is compressed "
-                        "into the film; without, it runs at the live pace from its start")
-    p.add_argument("--to", dest="end", type=float, metavar="P1", help="course fraction at the last frame (1 = gone)")
+                   help="fraction of the course's time at the first frame (0 = healthy; the staircase turns "
+                        "time into the HUD's progress); with --to, the course is compressed into the film; "
+                        "without, it runs at the live pace from its start")
+    p.add_argument("--to", dest="end", type=float, metavar="P1",
+                   help="fraction of the course's time at the last frame (1 = gone)")
     p.add_argument("--seed", type=int, help="the piece's seed (default: course.seed)")
     p.add_argument("--crf", type=int, default=18, help="quality, 0 (lossless) .. 51 (default 18): x264's CRF, "
                                                        "NVENC's constant quality")
@@ -92,7 +94,8 @@ def _render_parser() -> argparse.ArgumentParser:
 def _sound_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m installation sound",
                                 description="Render the soundtrack alone to a 16-bit stereo WAV: the sound a film "
-                                            "of the same --seconds, --fps, --from/--to and --seed carries "
+                                            "of the same --seconds, --fps, --from/--to and --seed carries (its "
+                                            "picture cues read from a small frame: within -80 dBFS of the film's) "
                                             "(settings.yaml's sound: section sets it), then print its loudness, "
                                             "flatness and silences per stage of the course.")
     _common(p)
@@ -101,9 +104,10 @@ def _sound_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=30.0, help="frames per second whose states drive the sound, as for "
                                                           "render (default 30)")
     p.add_argument("--from", dest="start", type=float, metavar="P0",
-                   help="course fraction at the start (0 = healthy); with --to, the course is compressed into "
-                        "the sound; without, it runs at the live pace from its start")
-    p.add_argument("--to", dest="end", type=float, metavar="P1", help="course fraction at the end (1 = gone)")
+                   help="fraction of the course's time at the start (0 = healthy); with --to, the course is "
+                        "compressed into the sound; without, it runs at the live pace from its start")
+    p.add_argument("--to", dest="end", type=float, metavar="P1", help="fraction of the course's time at the end "
+                                                                       "(1 = gone)")
     p.add_argument("--seed", type=int, help="the piece's seed (default: course.seed)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

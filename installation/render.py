@@ -13,6 +13,7 @@ The soundtrack (AAC) is made with the picture: frame i's sound covers samples
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import threading
@@ -53,7 +54,7 @@ class RenderJob:
 
     @property
     def total_frames(self) -> int:
-        return max(1, round(self.seconds * self.fps))
+        return max(1, math.floor(self.seconds * self.fps + 0.5))   # a half frame rounds up (round() halves to even)
 
     def frame_range(self) -> range:
         i, n = self.segment

@@ -379,3 +379,9 @@ def test_a_gpu_render_uses_the_hardware_encoder_where_there_is_one(tiny_checkpoi
     assert ("encoder: h264_nvenc" if nvenc else "encoder: libx264 (NVENC cannot be used here") in r.stdout
     (codec, w, h), frames = _decode(out)
     assert (codec, w, h) == ("h264", 640, 360) and len(frames) == 24
+
+
+def test_a_half_frame_rounds_up():
+    from installation.render import RenderJob
+    assert RenderJob(3, 7.5, 64, 64).total_frames == 23 and RenderJob(2.5, 1, 64, 64).total_frames == 3
+    assert RenderJob(2, 10, 64, 64).total_frames == 20 and RenderJob(0.01, 10, 64, 64).total_frames == 1
