@@ -341,6 +341,12 @@ def test_cli_tune_writes_a_new_checkpoint_and_refuses_mistakes(tmp_path, image_f
         r = _cli("tune", *args)
         assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
     assert out.read_bytes() == before and not (tmp_path / "x.safetensors").exists()
+    import dataclasses
+    from models import save_generator
+    bare = tmp_path / "mid-run.safetensors"                  # as a checkpoint from during training: no anchors
+    save_generator(bare, g0, dataclasses.replace(meta0, anchors=[]), snaps0)
+    r = _cli("tune", bare, tmp_path / "x.safetensors", "--data", image_folder)
+    assert r.returncode == 2 and "has no anchors: they are found at the end of a run" in r.stderr
     for args, word in [([final, tmp_path / "x.safetensors", "--data", image_folder, "--lr", "nan"], "--lr"),
                        ([final, tmp_path / "x.safetensors", "--data", image_folder, "--device", "gpu0"], "not a device"),
                        ([final, tmp_path / "no" / "x.safetensors", "--data", image_folder], "writable folder")]:

@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a preset value, e.g. --set batch_size=16 --set model.width=32")
     tr.add_argument("--seed", type=int)
-    tr.add_argument("--dry-run", action="store_true", help="2 steps, tiny evaluation: check that everything runs")
+    tr.add_argument("--dry-run", action="store_true", help="2 steps at a batch of 2, tiny evaluation: check that everything runs")
     tr.add_argument("--quiet", action="store_true")
     bu = sub.add_parser("bundle", help="copy a trained generator into assets/ with its data licence, within a size limit")
     bu.add_argument("checkpoint", type=Path, help="a run's generator.safetensors")
@@ -89,11 +89,15 @@ def _train(args) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: is a file; give a folder for the run (a new one, or one to --resume)")
     if args.dry_run:
+        if args.steps is not None:
+            raise UsageError("--dry-run trains 2 steps; leave out --steps (or drop --dry-run)")
         start = 0
         if args.init is not None:       # two steps on from where the checkpoint stands
             from models import read_header
             start = int(read_header(args.init).get("step", 0))
-        overrides += [f"steps={start + 2}", "sample_every=1", "eval_samples=8", "anchor_steps=2", "d_warmup=0"]
+        # the preset's networks, at a batch of 2: a 256-pixel StyleGAN's batch of 32 needs ~24 GB on a CPU
+        overrides += [f"steps={start + 2}", "sample_every=1", "eval_samples=8", "anchor_steps=2", "d_warmup=0",
+                      "batch_size=2"]
     cfg = build_config(args.preset, overrides, steps=args.steps if not args.dry_run else None, seed=args.seed)
     if args.dry_run:
         cfg = dataclasses.replace(cfg, anchor_tune_steps=min(2, cfg.anchor_tune_steps))
@@ -170,6 +174,9 @@ def _tune(args) -> int:
     g, meta, snaps = load_generator(args.checkpoint, device=pick_device(args.device), with_snapshots=True)
     data = _loaded(args.data, meta.image_size, meta.channels)
     anchors = load_anchor_order(meta, data.names)
+    if anchors is None and not meta.anchors:
+        raise UsageError(f"{args.checkpoint} has no anchors: they are found at the end of a run, so tune the "
+                         f"run's generator.safetensors (or a bundle), not a checkpoint from during training")
     if anchors is None:
         raise UsageError(f"{args.checkpoint} has no anchor for every image in {args.data} (it has "
                          f"{len(meta.anchors)}); give the data folder it was trained on")
