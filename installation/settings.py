@@ -544,7 +544,10 @@ class _Given:
 
 def _unwrap(value: Any, tp: Any) -> Any:
     if isinstance(value, _Given):
-        return value.text if tp is str else value.parsed
+        if tp is not str:
+            return value.parsed
+        quoted = len(value.text) >= 2 and value.text[0] == value.text[-1] and value.text[0] in "'\""
+        return value.parsed if quoted and isinstance(value.parsed, str) else value.text   # "cc 5" as settings.yaml writes it
     return value
 
 

@@ -70,6 +70,8 @@ def test_overrides_parse_values_as_yaml():
     assert s.walk.mode == "loop"
     assert s.course.curves["static"] == ((0.0, 0.1), (1.0, 0.2))
     assert s.keys.decay_down == "-" and s.keys.pause == "1"
+    quoted = load_settings(overrides=['inputs.map.decay.midi="cc 5"', "keys.pause='k'"])   # as settings.yaml writes them
+    assert quoted.inputs.map["decay"].midi == "cc 5" and quoted.keys.pause == "k"
     assert s.disabled_symptoms() == {"fading"}
     assert s.walk.dwell_s == 4.0 and isinstance(s.walk.dwell_s, float)
 

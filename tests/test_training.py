@@ -65,7 +65,8 @@ def test_presets_reproduce_seed_settings_and_refuse_bad_overrides():
     for bad, word in [("bogus=1", "unknown training setting"), ("model.bogus=1", "unknown model setting"),
                       ("steps=ten", "integer"), ("model.image_size=48", "image_size"), ("loss=l2", "loss"),
                       ("anchor_tune_lr=.nan", "expected a number"), ("lr_g=fast", "expected a number"),
-                      ("diffaugment=3", "expected a string")]:
+                      ("diffaugment=3", "expected a string"), ("snapshots=-1", "snapshots=-1: must be 0 .. 16"),
+                      ("snapshots=100", "must be 0 .. 16")]:
         with pytest.raises(ConfigError, match=word):
             build_config("lapses-memory", [bad])
 

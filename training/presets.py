@@ -102,6 +102,9 @@ PRESETS: dict[str, dict] = {
 }
 
 
+MAX_SNAPSHOTS = 16
+
+
 class ConfigError(Exception):
     pass
 
@@ -169,6 +172,9 @@ def build_config(preset: str, overrides: list[str] = (), **direct) -> TrainConfi
         raise ConfigError("anchor_tune_steps and anchor_tune_locality must be 0 or more, anchor_tune_lr more than 0")
     if cfg.d_warmup < 0:
         raise ConfigError(f"d_warmup={cfg.d_warmup}: must be 0 or more")
+    if not 0 <= cfg.snapshots <= MAX_SNAPSHOTS:     # each is an fp16 copy of G in the checkpoint
+        raise ConfigError(f"snapshots={cfg.snapshots}: must be 0 .. {MAX_SNAPSHOTS} (fp16 copies of G kept for "
+                          f"the regression symptom; 0 = none)")
     for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "keep_last", "recall_batch", "recall_pool",
                  "grow_steps"):
         if getattr(cfg, name) < 1:
