@@ -29,6 +29,7 @@ from .engine import Engine
 from .hud import FrameTimes, Hud
 from .inputs.live import Inputs
 from .piece import ACTIONS, Piece
+from .settings import split_combo
 
 log = logging.getLogger("lapses.app")
 
@@ -48,13 +49,8 @@ class QuitCombo:
 
     @classmethod
     def parse(cls, text: str) -> "QuitCombo":
-        parts = [p.strip().lower() for p in text.split("+") if p.strip()]
-        mods = {p for p in parts[:-1]}
-        unknown = mods - {"ctrl", "shift", "alt"}
-        if not parts or unknown:
-            raise ValueError(f"kiosk.quit_combo {text!r}: write modifiers (ctrl, shift, alt) and one key "
-                             f"joined by +, e.g. ctrl+shift+q")
-        return cls(parts[-1], "ctrl" in mods, "shift" in mods, "alt" in mods)
+        key, mods = split_combo(text)      # the settings have checked kiosk.quit_combo with it
+        return cls(key, "ctrl" in mods, "shift" in mods, "alt" in mods)
 
     def matches(self, key: str, mod: int) -> bool:
         return (key == self.key and bool(mod & pygame.KMOD_CTRL) == self.ctrl

@@ -141,7 +141,7 @@ def _model(settings):
 
 def _run(argv) -> int:
     import dataclasses
-    from .app import App, QuitCombo, RunOptions
+    from .app import App, RunOptions
     args = _run_parser().parse_args(argv)
     settings = _settings(args)
     if args.hud:
@@ -160,10 +160,6 @@ def _run(argv) -> int:
     if args.screenshots.exists() and not args.screenshots.is_dir():
         raise UsageError(f"--screenshots {args.screenshots}: is a file, not a folder; give a folder for the "
                          f"screenshots (it is made if missing)")
-    try:
-        QuitCombo.parse(settings.kiosk.quit_combo)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
     kiosk = None
     if args.kiosk or settings.kiosk.enabled:   # unattended: resume the saved course, supervise, log (kiosk/)
         from .kiosk.runtime import KioskError, KioskRun

@@ -223,12 +223,12 @@ class KioskSettings:
     quit_combo: str = "ctrl+shift+q"
 
     def _check(self, path: str) -> None:
-        parts = [p.strip().lower() for p in self.quit_combo.split("+") if p.strip()]
-        if not parts or set(parts[:-1]) - {"ctrl", "shift", "alt"}:
+        try:
+            key, _ = split_combo(self.quit_combo)
+        except ValueError:
             _fail(f"{path}.quit_combo", self.quit_combo, "modifiers (ctrl, shift, alt) and one key joined by +, "
                                                          "e.g. ctrl+shift+q")
-        _check_key_name(f"{path}.quit_combo", self.quit_combo, parts[-1],
-                        f"ends in {parts[-1]!r}, which is not a key name")
+        _check_key_name(f"{path}.quit_combo", self.quit_combo, key, f"ends in {key!r}, which is not a key name")
 
     def state_path(self, environ: Mapping[str, str] | None = None, beside: Path | None = None) -> Path:
         """Where the course state lives: the setting (a relative one beside the settings file,
@@ -554,6 +554,15 @@ def _unwrap(value: Any, tp: Any) -> Any:
 def _fail(path: str, value: Any, allowed: str, problem: str = "") -> typing.NoReturn:
     shown = "null" if value is None else repr(value)
     raise SettingsError(f"{path}: {shown} {problem or 'is not allowed'}; allowed: {allowed}")
+
+
+def split_combo(text: str) -> tuple[str, frozenset[str]]:
+    """"ctrl+shift+q" -> ("q", {"ctrl", "shift"}); ValueError for no key or an unknown modifier."""
+    parts = [p.strip().lower() for p in text.split("+") if p.strip()]
+    mods = frozenset(parts[:-1])
+    if not parts or mods - {"ctrl", "shift", "alt"}:
+        raise ValueError(f"{text!r}: write modifiers (ctrl, shift, alt) and one key joined by +, e.g. ctrl+shift+q")
+    return parts[-1], mods
 
 
 KEY_NAMES_ALLOWED = "a key name as pygame writes it, such as 'space', 'r', 'f11', '=', 'page up'"
