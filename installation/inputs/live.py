@@ -212,10 +212,10 @@ class Inputs:
     def _midi(self, piece, msg, now: float) -> list:
         if self.learn.armed:
             target = self.learn.selected
-            ch = getattr(msg, "channel", None)
-            if self.cfg.midi.channel and isinstance(ch, int) and ch + 1 != self.cfg.midi.channel:
-                return [(None, f"learn: that came on channel {ch + 1}, but inputs.midi.channel is "
-                               f"{self.cfg.midi.channel} and only it is heard; not learned")]
+            off = self.router.off_channel(msg)
+            if off:
+                return [(None, f"learn: that came on channel {off}, but inputs.midi.channel is "
+                               f"{self.router.channel} and only it is heard; not learned")]
             spec = learned_spec(msg, for_parameter=target in PARAMETER_LIMITS)
             if spec is None:
                 return []

@@ -59,6 +59,11 @@ class MidiRouter:
                 return key, self._slots[key]
         return None
 
+    def off_channel(self, msg) -> int | None:
+        """The channel (1..16) of a message that inputs.midi.channel keeps out, else None."""
+        ch = getattr(msg, "channel", None)
+        return ch + 1 if self.channel and isinstance(ch, int) and ch + 1 != self.channel else None
+
     def route(self, msg) -> list[Route]:
         try:
             return self._route(msg)
@@ -70,7 +75,7 @@ class MidiRouter:
         if kind not in ("control_change", "pitchwheel", "note_on"):
             return []
         ch = int(msg.channel) + 1
-        if self.channel and ch != self.channel:
+        if self.off_channel(msg):
             return []
         if kind == "pitchwheel":
             found = self._find(ch, "pitchbend", 0)
