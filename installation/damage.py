@@ -120,15 +120,21 @@ class Damage:
             self.targets[name] = str(pattern) if pattern else symptom.default_target
         self._targets_version += 1
         self._active_layers = {
-            layer: tuple(s.name for s in at_level("activations")
-                         if matches(self.targets[s.name], layer) or matches(self.targets[s.name], path))
-            for layer, (_, path) in self._layers.items()}
+            layer: tuple(s.name for s in at_level("activations") if self._selects(self.targets[s.name], layer))
+            for layer in self._layers}
+
+    def _selects(self, pattern: str, layer: str) -> bool:
+        """Whether a target pattern selects a hooked layer (by its meaningful name or module path)."""
+        return matches(pattern, layer) or matches(pattern, self._layers[layer][1])
+
+    def _params_selected(self, name: str, pattern: str) -> list[str]:
+        """State-dict entries weight symptom `name` would touch under `pattern`."""
+        symptom = get(name)
+        return [p for p, info in self.infos.items() if symptom.applies_to(info) and matches(pattern, p)]
 
     def targeted_params(self, name: str) -> list[str]:
         """State-dict entries a weight symptom touches under the current targets."""
-        symptom = get(name)
-        return [p for p, info in self.infos.items()
-                if symptom.applies_to(info) and matches(self.targets[name], p)]
+        return self._params_selected(name, self.targets[name])
 
     def targeted_layers(self, name: str) -> list[str]:
         """Layers an activation symptom touches under the current targets."""
@@ -149,10 +155,8 @@ class Damage:
                                 f"on layers; allowed: '' (no target)")
                 continue
             for alt in (a.strip() for a in str(pattern).split(",")):
-                if symptom.level == "weights":
-                    hit = any(symptom.applies_to(info) and matches(alt, p) for p, info in self.infos.items())
-                else:
-                    hit = any(matches(alt, layer) or matches(alt, path) for layer, (_, path) in self._layers.items())
+                hit = (self._params_selected(name, alt) if symptom.level == "weights"
+                       else any(self._selects(alt, layer) for layer in self._layers))
                 if alt and not hit:
                     which = f"{pattern!r}" if alt == pattern.strip() else f"{pattern!r}: {alt!r}"
                     problems.append(f"symptoms.{name}.target: {which} selects nothing {name} acts on "
