@@ -281,8 +281,8 @@ def _render(argv) -> int:
     if args.replay is not None:     # read before anything is opened: a wrong file is a usage error
         try:
             replayed = list(replay_states(args.replay))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise UsageError(f"--replay {args.replay}: {e}" if isinstance(e, UnicodeDecodeError) else str(e)) from None
+        except ValueError as e:     # "FILE line N: not a state line ...", like the messages below
+            raise UsageError(f"--replay {e}") from None
         if not replayed:
             raise UsageError(f"--replay {args.replay}: holds no states; give a file written by --state-log")
         frames = [i for i, _ in replayed]

@@ -192,13 +192,15 @@ def tail_state(settings, job: RenderJob) -> FrameState | None:
 
 def replay_states(path: Path) -> Iterator[tuple[int, FrameState]]:
     with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
+        n = 0
+        try:
+            for n, line in enumerate(f, 1):
+                if line.strip():
                     d = json.loads(line)
                     yield int(d["frame"]), FrameState.from_dict(d)
-                except (ValueError, KeyError, TypeError) as e:
-                    raise ValueError(f"{path} line {n}: not a state line written by --state-log ({e})") from None
+        except (ValueError, KeyError, TypeError) as e:   # UnicodeDecodeError too: not text at all
+            raise ValueError(f"{path} line {n + 1 if isinstance(e, UnicodeDecodeError) else n}: not a state "
+                             f"line written by --state-log ({e})") from None
 
 
 def partial_path(out: Path) -> Path:

@@ -130,9 +130,10 @@ def _bundle(args) -> int:
         raise UsageError(f"--snapshots {args.snapshots}: must be 0 or more")
     g, meta, snaps = load_generator(args.checkpoint, device="cpu", with_snapshots=True)
     from .data import dataset_name
-    if meta.dataset and dataset_name(args.data) != meta.dataset:
+    given = dataset_name(args.data)
+    if meta.dataset and given != meta.dataset:
         raise UsageError(f"{args.checkpoint} was trained on {meta.dataset!r} but {args.data} holds "
-                         f"{dataset_name(args.data)!r}: the bundle would carry another data set's licence; "
+                         f"{given!r}: the bundle would carry another data set's licence; "
                          f"give the data folder it was trained on")
     n = min(args.snapshots, len(snaps))
     weights_mb = sum(v.numel() * v.element_size() for v in g.state_dict().values()) / 1e6
