@@ -94,9 +94,10 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         raise ValueError("--init starts a new run from a trained generator and --resume continues a run; "
                          "give one of them")
     run_dir = Path(run_dir)
-    if (not resume and run_dir.is_dir() and any(run_dir.iterdir())
-            and not ((run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()))):
-        # (a run's own folder is told below) checked before the ranks meet, so before any of them writes
+    if not resume and run_dir.is_dir() and any(run_dir.iterdir()):   # before the ranks meet: before any writes
+        if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+            raise FileExistsError(f"{run_dir}: already holds a run; pass --resume to continue it or choose a new "
+                                  f"--out")
         raise FileExistsError(f"{run_dir}: a folder with other things in it, not a run; give a new or empty "
                               f"folder for --out (samples, checkpoints and losses would land among them)")
     rank, world, local = _distributed()
@@ -121,8 +122,6 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
             raise ValueError(f"--steps {cfg.steps}: the run in {run_dir} is already at step {trainer.step}; "
                              f"--steps is the total, so give {trainer.step} (to finish it) or more")
         log(f"resumed at step {trainer.step}")
-    elif (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-        raise FileExistsError(f"{run_dir}: already holds a run; pass --resume to continue it or choose a new --out")
     elif init is not None:
         trainer.warm_start(Path(init))
         log(f"starting from {trainer.init_from}" + ("" if cfg.d_warmup else
