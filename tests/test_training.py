@@ -214,6 +214,9 @@ def test_train_will_not_write_into_a_folder_that_is_not_a_run(tmp_path, image_fo
              *sum([["--set", s] for s in TINY_SET], []))
     assert r.returncode == 2 and "not a run; give a new or empty" in r.stderr and "Traceback" not in r.stderr
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
+    _tiny_run(tmp_path, image_folder, "run", 2)
+    with pytest.raises(FileExistsError, match="already holds a run; pass --resume"):
+        _tiny_run(tmp_path, image_folder, "run", 4)
 
 
 def test_ssim_matches_scikit_image():
