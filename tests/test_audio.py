@@ -13,7 +13,7 @@ import pytest
 from installation.audio import Cues, Soundscape
 from installation.audio import live as live_module
 from installation.audio.live import LiveSound
-from installation.audio.track import GROUP, PAD_SAMPLES, FilmSound, measure, read_wav
+from installation.audio.track import GROUP, PAD_SAMPLES, FilmSound, Meter, measure, read_wav, spectral_flatness
 from installation.course import Course
 from installation.settings import SettingsError, settings_from_dict
 from installation.state import FrameState
@@ -433,6 +433,29 @@ def test_a_film_carries_aac_sound_as_long_as_its_picture_and_segments_join(tiny_
     assert (codec, rate, frames, duration) == ("aac", SR, 15, 1.5)
     n = int(1.5 * SR)
     assert np.sqrt(np.mean((a[:, :n] - b[:, :n]) ** 2)) < 0.2 * np.sqrt(np.mean(a[:, :n] ** 2))
+
+
+@pytest.mark.parametrize("n", [100, 4096, 5000, 3 * SR + 123])
+def test_the_meter_fed_in_blocks_gives_the_figures_of_the_whole(n):
+    """`sound` measures each stage as it goes, so an hour's film is not held in memory: fed in
+    uneven blocks, the Meter gives what the whole stretch measures (silences across block ends included)."""
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 2)) * 0.1
+    x[n // 4:3 * n // 4] = 0.0
+    meter = Meter(SR)
+    cuts = [0, *sorted(rng.integers(0, n, size=9)), n]
+    for a, b in zip(cuts, cuts[1:]):
+        meter.add(x[a:b])
+    f = meter.figures()
+    mono = x.mean(axis=1)
+    assert meter.samples == n
+    assert f.rms_db == pytest.approx(20 * np.log10(np.sqrt(np.mean(x * x))), abs=1e-9)
+    assert f.peak_db == pytest.approx(20 * np.log10(np.abs(x).max()), abs=1e-12)
+    assert f.flatness == pytest.approx(spectral_flatness(mono, SR), rel=1e-9)
+    w = SR // 20
+    windows = np.sqrt(np.mean(mono[:n // w * w].reshape(-1, w) ** 2, axis=1)) if n >= w else np.zeros(0)
+    assert f.silent == pytest.approx(float(np.mean(windows < 1e-3)) if windows.size else 0.0)
+    assert (f.silent > 0) == (n >= 4 * w)          # half of it silent: a whole window from 4 on
 
 
 def test_sound_command_writes_the_soundtrack_and_its_figures(tiny_checkpoint, tmp_path, capsys):

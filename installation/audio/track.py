@@ -180,14 +180,62 @@ def _db(x: float) -> float:
 
 def measure(samples: np.ndarray, sample_rate: int) -> Figures:
     """How loud, how noisy and how often silent a stretch of sound is."""
-    x = np.asarray(samples, np.float64)
-    mono = x.mean(axis=1) if x.ndim == 2 else x
-    rms = math.sqrt(float(np.mean(x * x))) if x.size else 0.0
-    window = max(1, sample_rate // 20)
-    count = len(mono) // window
-    quiet = np.sqrt(np.mean(mono[:count * window].reshape(count, window) ** 2, axis=1)) < 1e-3 if count else np.zeros(0)
-    return Figures(_db(rms), _db(float(np.abs(x).max()) if x.size else 0.0), spectral_flatness(mono, sample_rate),
-                   float(quiet.mean()) if count else 0.0)
+    meter = Meter(sample_rate)
+    meter.add(samples)
+    return meter.figures()
+
+
+class Meter:
+    """`measure`'s figures of a sound fed in blocks, in memory that does not grow with its length
+    (an hour's film: its sums, not its 1.3 GB of samples). Fed the blocks of one stretch, it gives
+    the figures `measure` gives for the stretch joined."""
+
+    SPECTRUM = 4096                 # Hann window of the spectral flatness (half overlap)
+
+    def __init__(self, sample_rate: int):
+        self.sample_rate = int(sample_rate)
+        self.window = max(1, self.sample_rate // 20)    # 50 ms, for the share of silence
+        self.samples = 0
+        self._square_sum, self._values, self._peak = 0.0, 0, 0.0
+        self._quiet, self._windows = 0, 0
+        self._silence_rest = np.zeros(0)                # mono samples of an unfinished 50 ms window
+        self._spectrum_rest = np.zeros(0)               # mono samples not yet in a whole spectrum frame
+        self._power, self._frames = 0.0, 0
+        self._hann = np.hanning(self.SPECTRUM)
+
+    def add(self, samples: np.ndarray) -> None:
+        x = np.asarray(samples, np.float64)
+        if not x.size:
+            return
+        mono = x.mean(axis=1) if x.ndim == 2 else x
+        self.samples += len(mono)
+        self._square_sum += float(np.sum(x * x))
+        self._values += x.size
+        self._peak = max(self._peak, float(np.abs(x).max()))
+        rest = np.concatenate([self._silence_rest, mono])
+        count = len(rest) // self.window
+        if count:
+            rms = np.sqrt(np.mean(rest[:count * self.window].reshape(count, self.window) ** 2, axis=1))
+            self._quiet += int(np.sum(rms < 1e-3))
+            self._windows += count
+        self._silence_rest = rest[count * self.window:]
+        rest = np.concatenate([self._spectrum_rest, mono])
+        size, hop = self.SPECTRUM, self.SPECTRUM // 2
+        frames = 1 + (len(rest) - size) // hop if len(rest) >= size else 0
+        if frames:
+            idx = np.arange(size)[None, :] + hop * np.arange(frames)[:, None]
+            self._power = self._power + np.sum(np.abs(np.fft.rfft(rest[idx] * self._hann, axis=1)) ** 2, axis=0)
+            self._frames += frames
+            rest = rest[frames * hop:]
+        self._spectrum_rest = rest
+
+    def figures(self) -> Figures:
+        rms = math.sqrt(self._square_sum / self._values) if self._values else 0.0
+        if self._frames:
+            flatness = _flatness(self._power / self._frames, self.SPECTRUM, self.sample_rate)
+        else:                       # shorter than one window: all of it is still here
+            flatness = spectral_flatness(self._spectrum_rest, self.sample_rate, self.SPECTRUM)
+        return Figures(_db(rms), _db(self._peak), flatness, self._quiet / self._windows if self._windows else 0.0)
 
 
 def spectral_flatness(mono: np.ndarray, sample_rate: int, size: int = 4096) -> float:
@@ -200,6 +248,10 @@ def spectral_flatness(mono: np.ndarray, sample_rate: int, size: int = 4096) -> f
     frames = 1 + (len(mono) - size) // hop
     idx = np.arange(size)[None, :] + hop * np.arange(frames)[:, None]
     power = np.mean(np.abs(np.fft.rfft(mono[idx] * np.hanning(size), axis=1)) ** 2, axis=0)
+    return _flatness(power, size, sample_rate)
+
+
+def _flatness(power: np.ndarray, size: int, sample_rate: int) -> float:
     f = np.fft.rfftfreq(size, 1.0 / sample_rate)
     band = power[(f >= 40.0) & (f <= min(16000.0, 0.45 * sample_rate))]
     if band.size == 0 or band.mean() <= 1e-20:
