@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import time
 import warnings
@@ -35,6 +36,8 @@ log = logging.getLogger("lapses.app")
 
 WINDOW_DEFAULT = (1024, 768)
 MAX_DT = 0.25   # a stall (a dragged window, a slow disk) must not make the walk jump
+SHOT_GAP_S = 1.0               # one screenshot a second at most: a stuck key or an OSC flood must not fill the disk
+SHOT_FLOOR_BYTES = 500 << 20   # and none while less is free where they go (the kiosk's state file lives there too)
 # the window or the monitor under it changed: size, mode, or which display (an unplugged monitor)
 DISPLAY_EVENTS = tuple(getattr(pygame, name) for name in ("VIDEORESIZE", "WINDOWSIZECHANGED", "WINDOWDISPLAYCHANGED")
                        if hasattr(pygame, name))
@@ -125,11 +128,14 @@ class App:
     def screenshot(self, engine: Engine, piece: Piece, folder: Path) -> Path:
         """The exact frame of the current state (damage applied in full, as a render would) as a
         PNG named with its state, and the state itself beside it (`render --replay` takes it)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(folder).free
+        if free < SHOT_FLOOR_BYTES:
+            raise OSError(f"only {free >> 20} MB free in {folder}; screenshots stop below {SHOT_FLOOR_BYTES >> 20} MB")
         s = piece.frame_state()
         frame = engine.render(s, sync=True)
         name = (f"lapses_{time.strftime('%Y%m%d-%H%M%S')}_p{s.progress:.3f}_t{s.t:.2f}_phase{s.walk_phase:.2f}"
                 f"_seed{s.seed}_decay{piece.course_state.overrides.decay:+.2f}.png")
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / name
         if not cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
             raise OSError(f"could not write {path}")
@@ -193,6 +199,7 @@ class App:
         fps_limit = self.settings.display.fps_limit
         model_name = engine.model.path.name
         shots: list[Path] = []
+        last_shot = -SHOT_GAP_S
         frames = 0
         start = last = time.perf_counter()
         log.info("showing %s at %dx%d on %s%s", engine.model.path, W, H, engine.device_name,
@@ -255,7 +262,10 @@ class App:
                 frame = engine.render(state, sync=False, urgent=urgent)
                 if self.sound is not None:
                     self.sound.feed(state, cues_for(engine, state, frame))
-                if want_shot:
+                if want_shot and now - last_shot < SHOT_GAP_S:
+                    hud.say("one screenshot a second", now)
+                elif want_shot:
+                    last_shot = now
                     try:
                         path = self.screenshot(engine, piece, opts.screenshot_dir)
                         shots.append(path)

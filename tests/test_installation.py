@@ -179,6 +179,24 @@ def test_app_runs_headless_with_scripted_keys(tiny_checkpoint, tmp_path):
     assert cv2.imread(str(shot)).shape == (120, 160, 3)
 
 
+def test_screenshots_are_one_a_second_and_stop_before_the_disk_is_full(tiny_checkpoint, tmp_path, monkeypatch):
+    """A stuck key or a flood of OSC /screenshot must not fill the disk the kiosk saves its state on."""
+    import collections
+    from installation import app as app_module
+    from installation.app import App, RunOptions
+    s = _settings(tiny_checkpoint, "display.fullscreen=false", "display.width=64", "display.height=64",
+                  "course.duration=60s", "display.fps_limit=0")
+    script = {f: ["s"] for f in range(2, 8)}
+    script[9] = ["escape"]
+    report = App(s).run(RunOptions(windowed=True, seconds=60, screenshot_dir=tmp_path / "a", script=script), Piece(s))
+    assert report.frames == 10 and len(report.screenshots) == 1          # six asks within a second: one shot
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(app_module.shutil, "disk_usage", lambda path: usage(10 << 30, (10 << 30) - (100 << 20), 100 << 20))
+    report = App(s).run(RunOptions(windowed=True, seconds=60, screenshot_dir=tmp_path / "b", script={2: ["s"], 4: ["escape"]}),
+                        Piece(s))
+    assert report.frames == 5 and report.screenshots == [] and not list((tmp_path / "b").glob("*.png"))
+
+
 def test_a_seek_by_midi_or_osc_is_as_urgent_as_the_same_key(tiny_checkpoint, monkeypatch):
     """A course seek moves only the course time (not the overrides): from MIDI/OSC it must reach
     the frame it was played on, as the key does, while the course's own creep stays unhurried."""
