@@ -78,6 +78,24 @@ def test_state_round_trips_and_a_torn_write_leaves_the_old_state(tmp_path):
     assert store.read().course.elapsed_s == 3000.0
 
 
+def test_only_the_newest_files_set_aside_are_kept(tmp_path):
+    """A piece that crashes in a loop for weeks sets its state aside once per crash window: the
+    newest ten of each reason stay for a technician, older ones go, and other files are never touched."""
+    path = tmp_path / "state.json"
+    old = [tmp_path / f"state.json.crashed-202611{d:02d}-120000" for d in range(1, 13)]
+    old.append(tmp_path / "state.json.crashed-20261112-120000-2")           # a second one that second
+    others = [tmp_path / "state.json.corrupt-20261101-120000", tmp_path / "state.json.crashed-by-hand",
+              tmp_path / "notes.txt"]
+    for p in old + others:
+        p.write_text(p.name)
+    path.write_bytes(persist.encode(_saved(10.0)))
+    new = StateStore(path).set_aside("crashed")
+    kept = sorted(p.name for p in tmp_path.glob("state.json.crashed-2*"))
+    assert len(kept) == persist.KEEP_ASIDE == 10 and new.name in kept
+    assert kept[0] == "state.json.crashed-20261105-120000"                  # 13 old + the new: 4 went and "state.json.crashed-20261112-120000-2" in kept
+    assert all(p.exists() for p in others) and not path.exists()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "nan decay", "not ours", "binary"])
 def test_a_corrupt_state_is_set_aside_and_the_course_restarts(tmp_path, tiny_checkpoint, caplog, damage):
     path = tmp_path / "state.json"

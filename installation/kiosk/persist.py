@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -285,6 +286,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dfd)
 
 
+KEEP_ASIDE = 10     # files set aside for one reason (corrupt, crashed, reset) kept, the newest
 LOCK_WAIT_S = 3.0   # longer than `status` or `reset-course` holds the lock to look, far shorter than a run
 
 
@@ -387,7 +389,23 @@ class StateStore:
             log.error("could not set %s aside (%s); it will be overwritten", self.path, e)
             return None
         _fsync_dir(self.path.parent)
+        self._prune_aside(why)
         return target
+
+    def _prune_aside(self, why: str) -> None:
+        """Keep the newest KEEP_ASIDE files set aside for one reason: a piece that crashes in a loop
+        for weeks must not leave one file per crash window."""
+        pattern = re.compile(re.escape(f"{self.path.name}.{why}-") + r"(\d{8}-\d{6})(?:-(\d+))?")
+        aside = []
+        for p in self.path.parent.iterdir():
+            m = pattern.fullmatch(p.name)
+            if m:                                       # when it was set aside (names, not mtimes: a
+                aside.append((m[1], int(m[2] or 1), p))    # rename keeps the state's own)
+        for *_, old in sorted(aside)[:-KEEP_ASIDE]:
+            try:
+                old.unlink()
+            except OSError as e:
+                log.warning("could not remove the old %s (%s)", old, e)
 
     # -- writing -----------------------------------------------------------------------------
 
