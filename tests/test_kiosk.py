@@ -662,6 +662,24 @@ def test_install_service_writes_a_supervised_unit_and_never_overwrites(tmp_path,
     assert "course.duration" in capsys.readouterr().err                        # a bad setting: nothing written
 
 
+def test_install_service_says_when_this_machine_would_not_run_the_unit(tmp_path, monkeypatch, capsys):
+    """Written where there is no systemd (a container, another init) the unit would never start: it is
+    written all the same (it may be meant for another machine), with a note that says so and what to do."""
+    from installation.cli import main
+    from installation.kiosk import service
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    monkeypatch.setattr(service.shutil, "which", lambda name: None)
+    assert main(["install-service", "--settings", str(empty)]) == 0
+    err = capsys.readouterr().err
+    assert "no systemctl" in err and "./lapses run --kiosk" in err
+    assert (tmp_path / "config" / "systemd" / "user" / "lapses.service").exists()
+    monkeypatch.setattr(service.shutil, "which", lambda name: "/usr/bin/" + name)
+    assert "not started by systemd" in service.systemd_problem(tmp_path / "no-such-dir")
+    assert service.systemd_problem(tmp_path) is None
+
+
 def test_status_says_when_its_course_settings_are_not_the_pieces(tmp_path, capsys):
     """Progress is a function of course time and the course settings: `status` without the piece's own
     settings would show another progress, and says so."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -136,6 +137,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def systemd_problem(booted: Path = Path("/run/systemd/system")) -> str | None:
+    """Why the unit would not run on this machine (no systemctl, or not booted with systemd, as in
+    most containers), or None."""
+    if shutil.which("systemctl") is None:
+        return "this machine has no systemctl (install the Debian package systemd)"
+    if not booted.is_dir():
+        return "this machine was not started by systemd (a container, or another init)"
+    return None
+
+
 def install_service(argv, usage_error) -> int:
     from ..settings import load_settings
     args = parser().parse_args(argv)
@@ -158,6 +169,10 @@ def install_service(argv, usage_error) -> int:
     except OSError as e:
         raise usage_error(f"cannot write {e.filename}: {e.strerror}") from None
     print("\n".join(done))
+    problem = systemd_problem()
+    if problem:
+        print(f"Note: {problem}, so nothing here will start the unit. It is written for a machine that runs "
+              f"systemd; here, run the piece under your own supervisor: ./lapses run --kiosk", file=sys.stderr)
     print(f"""
 Switch it on (once):
   systemctl --user daemon-reload
