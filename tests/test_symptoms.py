@@ -7,7 +7,7 @@ import torch
 
 from installation.damage import Damage
 from installation.symptoms import SYMPTOMS, at_level, get
-from installation.symptoms import confusion, forgetting, hesitation, lapses, perseveration, plaques, tangles
+from installation.symptoms import bit_rot, confusion, forgetting, hesitation, lapses, perseveration, plaques, tangles
 from installation.symptoms.base import FIELDS, FieldCache
 from installation.symptoms.layers import layer_of, matches
 from models.dcgan import DCGANConfig, Generator
@@ -222,7 +222,7 @@ def test_bit_rot_stays_finite_and_bounded(damage):
         weights = damage.weights_for({"bit_rot": 1.0}, seed=seed)
         for n in damage.targeted_params("bit_rot"):
             assert torch.isfinite(weights[n]).all()
-            assert weights[n].abs().max() <= 16 * damage.pristine[n].abs().max() + 1e-6
+            assert weights[n].abs().max() <= bit_rot.CLAMP_X * damage.pristine[n].abs().max() + 1e-6
 
 
 # ------------------------------------------------------------------ activations
@@ -272,6 +272,23 @@ def test_plaques_cover_the_intensity_share_and_grow_outward():
         assert abs(area - intensity) < 0.01
     # a smooth field: neighbouring pixels fall into holes at nearby intensities
     assert float((onset[:, 1:] - onset[:, :-1]).abs().mean()) < 0.15           # noise would give ~0.33
+
+
+def test_plaque_holes_hold_what_the_map_carries_most_of():
+    """A hole takes each channel's median over the map (the picture's background), not zero: the
+    black around a brain slice stays black where it is eaten, instead of lighting up grey."""
+    act = torch.full((2, 3, 16, 16), 2.0)
+    act[:, :, 4:9, 4:9] = 5.0                                      # a small bright "slice" on a background of 2
+    act[1] *= -1.0                                                  # another picture, its own median
+    effect = get("plaques").effect
+    gone = effect(act, 1.0, seed=2)
+    assert torch.allclose(gone[0], torch.full_like(gone[0], 2.0)) and torch.allclose(gone[1], torch.full_like(gone[1], -2.0))
+    half = effect(act, 0.5, seed=2)
+    onset, reach = plaques.pixel_onsets(16, 16, seed=2), 0.5 * (1 + plaques.EDGE)
+    holes, whole = onset < reach - plaques.EDGE, onset >= reach     # fully eaten; untouched (between: the edge)
+    assert holes.any() and whole.any()
+    assert torch.equal(half[:, :, holes], torch.where(act[:, :, holes] > 0, 2.0, -2.0))
+    assert torch.equal(half[:, :, whole], act[:, :, whole])
 
 
 # ------------------------------------------------------------------ latent

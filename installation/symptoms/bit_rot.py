@@ -6,6 +6,12 @@ synapse, and an exponent flip is violent — a weight can jump by a factor of 2^
 the point, but a NaN or Inf on screen is not: rotten values are made finite (non-finite -> 0)
 and clamped to CLAMP_X times the layer's largest magnitude, so the picture tears but stays a
 picture.
+
+A few flipped bits already show, so the share of rotten weights is intensity cubed, and the
+clamp is twice the largest weight: with the clamp at 16x, 0.2% of the weights rotten took the
+bundled memories to SSIM 0.53 and 1% to 0.16 (a fader that was a switch over its first 0.5%);
+at 2x the same shares give 0.95 and 0.82, and the cube spreads that over the fader's travel
+(0.82 at intensity 0.22, 0.44 at 0.37, 0.20 at 0.58).
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import torch
 
 from .base import FIELDS, WeightSymptom, rng
 
-CLAMP_X = 16.0                  # rotten weights are limited to this multiple of the layer's max |w|
+CLAMP_X = 2.0                   # rotten weights are limited to this multiple of the layer's max |w|
 
 
 def _flip_bits(values: torch.Tensor, bit: torch.Tensor) -> torch.Tensor:
@@ -38,7 +44,7 @@ def _onsets_and_bits(name: str, shape, seed: int, device) -> tuple[torch.Tensor,
 
 def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx) -> torch.Tensor:
     onset, bit = _onsets_and_bits(name, pristine.shape, seed, pristine.device)
-    rotten_mask = intensity > onset
+    rotten_mask = intensity ** 3 > onset
     limit = max(CLAMP_X * float(pristine.abs().max()), 1e-6)
     rotten = _flip_bits(pristine, bit)
     rotten = torch.nan_to_num(rotten, nan=0.0, posinf=0.0, neginf=0.0).clamp(-limit, limit)

@@ -6,6 +6,12 @@ fraction of the map. Edges are soft (a pixel fades out over EDGE of intensity af
 so a growing plaque creeps rather than jumps. The field is defined on a coarse GRID and
 resampled to each layer's size, and is seeded without the layer's name, so plaques in several
 layers sit in the same place in the picture.
+
+A hole holds each channel's median over the map (of that picture), not zero: what the layer
+carries most of, its background. A zeroed hole is a feature the network never saw, and it drew
+grey slabs, lit the black around a brain slice and ended in one flat grey field for every
+memory; a median hole is wiped smooth, the brain's tissue goes dark, and at full intensity a
+photograph keeps only its own colour.
 """
 from __future__ import annotations
 
@@ -31,7 +37,8 @@ def _effect(act: torch.Tensor, intensity: float, seed: int, t: float) -> torch.T
     onset = pixel_onsets(act.shape[2], act.shape[3], seed).to(act.device, act.dtype)
     reach = intensity * (1 + EDGE)      # so that at intensity 1 every pixel is fully gone
     keep = ((onset + EDGE - reach) / EDGE).clamp(0.0, 1.0)
-    return act * keep
+    fill = act.flatten(2).median(dim=2).values[..., None, None]     # [N, C, 1, 1]
+    return fill + keep * (act - fill)
 
 
 SYMPTOM = ActivationSymptom(
