@@ -106,13 +106,13 @@ SCALES: dict[str, tuple[int, ...]] = {
 
 @dataclass(frozen=True)
 class SoundFollowSettings:
-    voices: SymptomOrNone = "neuron_death"     # chord voices, then the drone's fifth, fall silent
-    drift: SymptomOrNone = "weight_noise"      # each voice's pitch wanders on its own
+    voices: SymptomOrNone = "plaques"          # chord voices, then the drone's fifth, fall silent
+    drift: SymptomOrNone = "confusion"         # each voice's pitch wanders on its own
     crush: SymptomOrNone = "precision_loss"    # sample rate and bit depth fall
     motif: SymptomOrNone = "forgetting"        # each memory's phrase loses notes and fades
-    hiss: SymptomOrNone = "static"             # tape hiss rises
+    hiss: SymptomOrNone = "plaques"            # tape hiss rises
     dull: SymptomOrNone = "fading"             # the timbre darkens
-    thin: SymptomOrNone = "synapse_loss"       # every voice grows quieter
+    thin: SymptomOrNone = "fading"             # every voice grows quieter
 
 
 @dataclass(frozen=True)
@@ -164,24 +164,25 @@ class LucidSettings:
 
 
 _DEFAULT_CURVES: dict[str, tuple] = {
-    # gentle from the start: the picture stays recognisable through the first third
-    "fading":          ((0.0, 0.0), (0.1, 0.08), (0.33, 0.2), (0.5, 0.45), (0.75, 0.85), (1.0, 0.96)),
-    "static":          ((0.0, 0.0), (0.1, 0.05), (0.33, 0.12), (0.7, 0.35), (1.0, 0.6)),
+    # the stages' story (course.STAGES) on the bundled models: every memory recognisable to 0.7,
+    # glimpses while severe, gone at 1; weight and activation damage holds back until 0.92
+    "fading":          ((0.0, 0.0), (0.1, 0.06), (0.33, 0.15), (0.5, 0.25), (0.75, 0.4), (0.9, 0.55), (1.0, 0.96)),
+    "static":          ((0.0, 0.0), (0.1, 0.02), (0.33, 0.04), (0.7, 0.1), (0.92, 0.15), (1.0, 0.35)),
     "hesitation":      ((0.0, 0.0), (0.1, 0.1), (0.33, 0.2), (0.7, 0.5), (1.0, 0.7)),
-    "synapse_loss":    ((0.0, 0.0), (0.1, 0.04), (0.33, 0.15), (0.6, 0.45), (0.85, 0.8), (1.0, 0.95)),
-    # the decline: each arrives later and climbs faster
-    "forgetting":      ((0.0, 0.0), (0.3, 0.0), (0.55, 0.3), (0.8, 0.65), (1.0, 0.9)),
-    "regression":      ((0.0, 0.0), (0.3, 0.0), (0.6, 0.35), (1.0, 0.85)),
-    "plaques":         ((0.0, 0.0), (0.3, 0.0), (0.6, 0.35), (0.85, 0.75), (1.0, 0.95)),
+    "synapse_loss":    ((0.0, 0.0), (0.1, 0.01), (0.33, 0.03), (0.6, 0.07), (0.92, 0.12), (1.0, 0.35)),
+    # the decline: each arrives later
+    "forgetting":      ((0.0, 0.0), (0.4, 0.0), (0.7, 0.2), (0.92, 0.4), (1.0, 0.8)),
+    "regression":      ((0.0, 0.0), (0.3, 0.0), (0.6, 0.06), (0.92, 0.12), (1.0, 0.4)),
+    "plaques":         ((0.0, 0.0), (0.3, 0.0), (0.6, 0.3), (0.92, 0.5), (1.0, 0.9)),
     "lapses":          ((0.0, 0.0), (0.33, 0.0), (0.6, 0.25), (0.85, 0.65), (1.0, 0.95)),
-    "neuron_death":    ((0.0, 0.0), (0.33, 0.0), (0.55, 0.2), (0.8, 0.6), (1.0, 0.95)),
-    "confusion":       ((0.0, 0.0), (0.3, 0.0), (0.6, 0.4), (1.0, 0.7)),
+    "neuron_death":    ((0.0, 0.0), (0.45, 0.0), (0.75, 0.04), (0.92, 0.07), (1.0, 0.3)),
+    "confusion":       ((0.0, 0.0), (0.3, 0.0), (0.6, 0.3), (0.92, 0.45), (1.0, 0.7)),
     "perseveration":   ((0.0, 0.0), (0.35, 0.0), (0.65, 0.4), (1.0, 0.8)),
-    "feature_dropout": ((0.0, 0.0), (0.4, 0.0), (0.7, 0.35), (1.0, 0.75)),
-    "weight_noise":    ((0.0, 0.0), (0.4, 0.0), (0.75, 0.3), (1.0, 0.55)),
-    "tangles":         ((0.0, 0.0), (0.45, 0.0), (0.8, 0.35), (1.0, 0.65)),
-    "precision_loss":  ((0.0, 0.0), (0.5, 0.0), (0.8, 0.35), (1.0, 0.7)),
-    "bit_rot":         ((0.0, 0.0), (0.7, 0.0), (1.0, 0.25)),  # exponent flips are violent: late and light
+    "feature_dropout": ((0.0, 0.0), (0.5, 0.0), (0.92, 0.04), (1.0, 0.2)),
+    "weight_noise":    ((0.0, 0.0), (0.45, 0.0), (0.92, 0.08), (1.0, 0.35)),
+    "tangles":         ((0.0, 0.0), (0.5, 0.0), (0.92, 0.12), (1.0, 0.4)),
+    "precision_loss":  ((0.0, 0.0), (0.5, 0.0), (0.92, 0.3), (1.0, 0.7)),
+    "bit_rot":         ((0.0, 0.0), (0.8, 0.0), (1.0, 0.25)),  # exponent flips are violent: late and light
     # style-based generators only (a DCGAN has no mapping network or noise inputs: no effect there)
     "misidentification": ((0.0, 0.0), (0.3, 0.0), (0.6, 0.3), (1.0, 0.6)),
     "noise_swell":     ((0.0, 0.0), (0.3, 0.0), (0.6, 0.3), (1.0, 0.7)),

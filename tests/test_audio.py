@@ -162,11 +162,12 @@ def test_the_sound_forgets_with_the_course():
     assert -30 < rms[0] < -15                                     # present, with headroom
 
 
-def test_voices_die_with_neuron_death_but_the_root_stays():
-    chords = _settings("sound.drone=0", "sound.motif=0").sound
-    drone = _settings("sound.chords=0", "sound.motif=0").sound
-    alive = measure(_steady(chords, _state(neuron_death=0.0), 1.0), SR).rms_db
-    dead = measure(_steady(chords, _state(neuron_death=1.0), 1.0), SR).rms_db
+def test_voices_die_with_their_symptom_but_the_root_stays():
+    chords = _settings("sound.drone=0", "sound.motif=0", "sound.follow.hiss=").sound     # the voices alone
+    drone = _settings("sound.chords=0", "sound.motif=0", "sound.follow.hiss=").sound
+    voices = chords.follow.voices                                   # plaques, by default
+    alive = measure(_steady(chords, _state(**{voices: 0.0}), 1.0), SR).rms_db
+    dead = measure(_steady(chords, _state(**{voices: 1.0}), 1.0), SR).rms_db
     assert alive > -40 and dead == -np.inf
 
     def level_at(x, hz):
@@ -175,18 +176,18 @@ def test_voices_die_with_neuron_death_but_the_root_stays():
         return spectrum[np.abs(f - hz) < 2].max()
 
     root, fifth = 440 * 2 ** ((38 - 69) / 12), 440 * 2 ** ((45 - 69) / 12)
-    healthy, gone = _steady(drone, _state(neuron_death=0.0), 2.0), _steady(drone, _state(neuron_death=1.0), 2.0)
+    healthy, gone = _steady(drone, _state(**{voices: 0.0}), 2.0), _steady(drone, _state(**{voices: 1.0}), 2.0)
     assert level_at(gone, root) > 0.5 * level_at(healthy, root)
     assert level_at(gone, fifth) < 0.01 * level_at(healthy, fifth)
 
 
-def test_pitch_drifts_with_weight_noise():
+def test_pitch_drifts_with_its_symptom():
     drone = _settings("sound.chords=0", "sound.motif=0", "sound.drone=1").sound
     root = 440 * 2 ** ((38 - 69) / 12)
 
     def pitches(intensity):
         # left channel of a vivid picture: mostly the voice detuned down (the other is 8 cents up)
-        x = _steady(drone, _state(weight_noise=intensity), 24.0, Cues(0.5, 1.0, 0, 0, 0.0))[:, 0]
+        x = _steady(drone, _state(**{drone.follow.drift: intensity}), 24.0, Cues(0.5, 1.0, 0, 0, 0.0))[:, 0]
         out = []
         for w in x.reshape(12, -1):                     # the root's pitch every 2 s, to ~0.03 Hz
             spectrum = np.abs(np.fft.rfft(w * np.hanning(len(w)), 16 * len(w)))
@@ -210,7 +211,7 @@ def test_precision_loss_lowers_bit_depth_and_sample_rate():
 
 
 def test_each_memory_has_a_phrase_that_fades_with_forgetting():
-    motif = _settings("sound.drone=0", "sound.chords=0", "sound.motif=1").sound
+    motif = _settings("sound.drone=0", "sound.chords=0", "sound.motif=1", "sound.follow.hiss=").sound  # the phrase alone
     at = lambda m: Cues(0.5, 0.5, m, m, 0.0)
     loud = [measure(_steady(motif, _state(forgetting=x), 10.0, at(0)), SR).rms_db for x in (0.0, 0.5, 1.0)]
     assert loud[0] > loud[1] > loud[2] and loud[2] == -np.inf, loud

@@ -9,7 +9,7 @@ from installation.course import Course, CourseState, Overrides, stage_of
 from installation.settings import SYMPTOM_NAMES, Settings, load_settings
 
 GENTLE = {"fading", "static", "hesitation", "synapse_loss"}
-STRONG = ("synapse_loss", "neuron_death", "plaques", "lapses", "fading")
+STRONG = ("plaques", "lapses", "fading")   # what ends the picture; the weight damage holds back until "gone"
 
 
 def _course(**changes) -> Course:

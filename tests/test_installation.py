@@ -131,6 +131,60 @@ def test_decay_is_visible_and_progressive_on_the_bundled_model():
     engine.close()
 
 
+def _recognised_and_light(model: str, progresses) -> list[tuple[float, float]]:
+    """For eight memories (first to last) at each progress (course curves, blackouts left out): the
+    share whose picture is still nearest its own healthy picture (SSIM), and the mean light
+    against the healthy pictures'."""
+    from installation.sheet import sheet_latents, ssim
+    s = settings_from_dict({}, ["model.device=cpu", f"model.path={ROOT / 'assets' / model}"])
+    engine, course = Engine.from_settings(s, 64, 64), Course(s.course)
+    z = sheet_latents(engine, 8, 1, spread=True)
+    healthy = engine.small_frames(z, FrameState(t=3.0, seed=1))
+    out = []
+    for p in progresses:
+        intensities = {**course.curve_intensities(p), "lapses": 0.0}
+        frames = engine.small_frames(z, FrameState(t=3.0, seed=1, progress=p, intensities=intensities))
+        nearest = [int(np.argmax([ssim(f, h) for h in healthy])) for f in frames]
+        out.append((float(np.mean(np.array(nearest) == np.arange(8))), float(np.mean(frames) / np.mean(healthy))))
+    engine.close()
+    return out
+
+
+def test_each_stage_looks_as_it_is_named_on_the_bundled_models():
+    """The stages' story (course.STAGES) on the bundled models: every memory still recognisable
+    through the moderate stage (to 0.7), glimpses of some while severe, none once gone; and the
+    brain's tissue dims and is eaten away, the black around it never lighting up. (The old curves
+    wiped the memories out by 0.5 and lit the brain's room grey as it went.)"""
+    memories = _recognised_and_light("memories.safetensors", (0.5, 0.7, 0.8, 0.9, 1.0))
+    print("memories recognised/light:", memories)
+    assert memories[0][0] == 1.0 and memories[1][0] == 1.0
+    assert 0.25 <= memories[2][0] < 1.0 and 0.125 < memories[3][0] < 1.0     # glimpses: some, not all
+    assert memories[4][0] <= 0.25 and memories[4][1] < 0.15                  # gone, and dark
+    brain = _recognised_and_light("brain.safetensors", (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
+    print("brain recognised/light:", brain)
+    light = [b[1] for b in brain]
+    assert all(later <= earlier + 0.02 for earlier, later in zip(light, light[1:])) and light[0] > 0.8
+    assert light[-1] < 0.1
+
+
+@pytest.mark.parametrize("name", ["bit_rot", "precision_loss"])
+def test_a_violent_symptom_spreads_over_its_fader_on_the_bundled_model(name):
+    """A performer's fader must not be a switch: bit_rot used to wreck the picture by 5% of its
+    travel (exponent flips clamped at 16x), precision_loss showed nothing until 70% (16 bits)."""
+    from installation.sheet import sheet_latents, ssim
+    engine, _ = _bundled()
+    z = sheet_latents(engine, 4, 1, spread=True)
+    healthy = engine.small_frames(z, FrameState(t=3.0, seed=1))
+    scores = []
+    for level in (0.1, 0.25, 0.5, 0.75, 1.0):
+        frames = engine.small_frames(z, FrameState(t=3.0, seed=1, intensities={name: level}))
+        scores.append(float(np.mean([ssim(f, h) for f, h in zip(frames, healthy)])))
+    print(name, scores)
+    assert scores[0] > 0.9 and scores[1] > 0.6 and scores[3] < 0.6
+    assert all(b < a + 0.02 for a, b in zip(scores[:4], scores[1:4]))
+    engine.close()
+
+
 def test_sheet_has_one_labelled_row_per_stage(tiny_checkpoint):
     s = _settings(tiny_checkpoint)
     e = _engine(s)
