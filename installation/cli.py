@@ -258,13 +258,21 @@ def _parse_render(args):
     else:
         if args.frames.exists() and not args.frames.is_dir():
             raise UsageError(f"--frames {args.frames} is a file; give a folder for the numbered PNGs")
-        if args.frames.exists() and any(args.frames.iterdir()) and not args.overwrite:
-            raise UsageError(f"--frames {args.frames} is not an empty folder; choose another or add --overwrite")
     if args.state_log is not None:
         _check_out(args.state_log, args.overwrite, "--state-log")
     if args.replay is not None and not args.replay.is_file():
         raise UsageError(f"--replay {args.replay}: file not found")
-    return RenderJob(args.seconds, args.fps, w, h, args.start, args.end, args.seed, (i - 1, n))
+    job = RenderJob(args.seconds, args.fps, w, h, args.start, args.end, args.seed, (i - 1, n))
+    if args.out is None and args.frames.is_dir() and not args.overwrite:
+        # segments share a folder: refuse only frames this render would write over (a replay's
+        # numbers come from its file, so there any frame already there counts)
+        mine = None if args.replay is not None else {f"frame_{k:07d}.png" for k in job.frame_range()}
+        clash = sorted(p.name for p in args.frames.iterdir() if mine is None or p.name in mine)
+        if clash:
+            what = (f"already holds {clash[0]}" + (f" and {len(clash) - 1} more" if len(clash) > 1 else "")
+                    + (" of this render's frames" if mine is not None else " (a replay's frame numbers come from its file)"))
+            raise UsageError(f"--frames {args.frames} {what}; choose another folder or add --overwrite")
+    return job
 
 
 def _render(argv) -> int:

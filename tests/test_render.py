@@ -147,6 +147,19 @@ def test_frames_that_name_a_file_exit_2_even_with_overwrite(tiny_checkpoint, tmp
     assert f.read_bytes() == b"precious"
 
 
+def test_segments_share_a_frames_folder_and_only_a_clash_needs_overwrite(tiny_checkpoint, tmp_path):
+    f = tmp_path / "frames"
+    common = ["render", "--model", tiny_checkpoint, "--frames", f, "--seconds", 0.4, "--fps", 10, "--size", "32x32"]
+    assert _cli(*common, "--segment", "1/2").returncode == 0
+    assert _cli(*common, "--segment", "2/2").returncode == 0                # its own frames: no --overwrite
+    assert sorted(p.name for p in f.iterdir()) == [f"frame_{k:07d}.png" for k in range(4)]
+    before = (f / "frame_0000001.png").read_bytes()
+    r = _cli(*common, "--segment", "1/2")                                     # again: would write over two
+    assert r.returncode == 2 and "frame_0000000.png and 1 more" in r.stderr and "--overwrite" in r.stderr
+    assert (f / "frame_0000001.png").read_bytes() == before
+    assert _cli(*common, "--segment", "1/2", "--overwrite").returncode == 0
+
+
 def test_render_without_seconds_asks_for_them(tiny_checkpoint, tmp_path):
     r = _cli("render", "--model", tiny_checkpoint, "--out", tmp_path / "x.mp4", "--size", "64x64")
     assert r.returncode == 2 and "--seconds" in r.stderr and "Traceback" not in r.stderr
