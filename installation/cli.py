@@ -169,6 +169,7 @@ def _run(argv) -> int:
             raise UsageError(str(e)) from None
     model = kiosk.load_model(_model, (UsageError,)) if kiosk else _model(settings)
     from .engine import Engine
+    Engine.check_targets(settings, model)      # a target that selects nothing: before the window opens
 
     def engine_factory(w, h):
         engine = Engine.from_settings(settings, w, h, model=model)

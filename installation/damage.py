@@ -154,6 +154,10 @@ class Damage:
                 problems.append(f"symptoms.{name}.target: {pattern!r}: {name} acts on the {symptom.level}, not "
                                 f"on layers; allowed: '' (no target)")
                 continue
+            if not any(a.strip() for a in str(pattern).split(",")):
+                problems.append(f"symptoms.{name}.target: {pattern!r} names no layer; allowed: patterns over "
+                                f"its layers {', '.join(layers)} (e.g. 'up*'), or '' for the symptom's own")
+                continue
             for alt in (a.strip() for a in str(pattern).split(",")):
                 hit = (self._params_selected(name, alt) if symptom.level == "weights"
                        else any(self._selects(alt, layer) for layer in self._layers))

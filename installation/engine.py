@@ -35,6 +35,10 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _targets(settings) -> dict[str, str]:
+    return {name: s.target for name, s in settings.symptoms.items() if s.target}
+
+
 @dataclass
 class Model:
     generator: torch.nn.Module
@@ -79,13 +83,24 @@ class Engine:
         d = settings.display
         spec = OutputSpec(width=width, height=height, scale=d.scale, upscale=d.upscale,
                           vignette=d.vignette, grain=d.grain)
-        targets = {name: s.target for name, s in settings.symptoms.items() if s.target}
+        targets = _targets(settings)
         engine = cls(model, settings.walk, spec, targets, device)
         problems = engine.damage.target_problems(targets)
         if problems:                     # a target that selects nothing: the symptom would never show
             engine.close()
             raise SettingsError(problems[0])
         return engine
+
+    @staticmethod
+    def check_targets(settings, model: Model) -> None:
+        """The symptom targets' check of from_settings, before a window opens (SettingsError)."""
+        damage = Damage(model.generator, model.snapshots)
+        try:
+            problems = damage.target_problems(_targets(settings))
+        finally:
+            damage.close()
+        if problems:
+            raise SettingsError(problems[0])
 
     @property
     def latent_size(self) -> int:

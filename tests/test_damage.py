@@ -218,6 +218,18 @@ def test_targets_that_select_nothing_are_named(damage):
     assert "'nolayer' selects nothing plaques acts on" in one
     (walk,) = damage.target_problems({"hesitation": "up8"})
     assert "hesitation acts on the walk, not on layers" in walk
+    (commas,) = damage.target_problems({"plaques": " , "})                  # would silently turn it off
+    assert "' , ' names no layer" in commas and "'' for the symptom's own" in commas
+
+
+def test_a_bad_target_stops_the_live_piece_before_its_window_opens(tiny_checkpoint, monkeypatch, capsys):
+    from installation import app
+    from installation.cli import main
+    opened = []
+    monkeypatch.setattr(app, "open_screen", lambda *a, **k: opened.append(a) or pytest.fail("a window opened"))
+    assert main(["--model", str(tiny_checkpoint), "--seconds", "1", "--windowed",
+                 "--set", "symptoms.plaques.target=up99"]) == 2
+    assert "symptoms.plaques.target: 'up99'" in capsys.readouterr().err and not opened
 
 
 def test_a_target_that_selects_nothing_stops_the_piece_before_it_starts(tiny_checkpoint, tmp_path):
