@@ -342,7 +342,7 @@ def _sound(argv) -> int:
     from tqdm import tqdm
     from .audio import Soundscape
     from .audio.features import cues_for
-    from .audio.track import FilmSound, Meter, WavWriter
+    from .audio.track import FilmSound, StageMeters, WavWriter
     from .course import stage_of
     from .engine import Engine
     from .render import RenderJob, frame_states
@@ -359,29 +359,27 @@ def _sound(argv) -> int:
         torch.set_num_threads(1)
     sound = FilmSound(Soundscape(settings.sound, len(engine.anchors)), job.fps)
     wav = WavWriter(args.out, sound.sample_rate)
-    stages: dict[str, list] = {}          # stage name -> [first progress, last progress, its Meter]
+    stages = StageMeters(sound)
     ok = False
     try:
         with tqdm(total=job.total_frames, unit="frame", disable=args.quiet, dynamic_ncols=True) as bar:
             for i, state in frame_states(settings, job):
                 frame = engine.render(state, sync=True)    # the picture tells the sound its brightness
-                name = stage_of(state.progress)[1]
-                row = stages.setdefault(name, [state.progress, state.progress, Meter(sound.sample_rate)])
-                row[1] = state.progress
-                for _, samples in sound.add(i, state, cues_for(engine, state, frame)):
+                stages.frame(i, stage_of(state.progress)[1], state.progress)
+                for start, samples in sound.add(i, state, cues_for(engine, state, frame)):
                     wav.write(samples)
-                    row[2].add(samples)
+                    stages.add(start, samples)
                 bar.update(1)
-            for _, samples in sound.finish():
+            for start, samples in sound.finish():
                 wav.write(samples)
-                row[2].add(samples)
+                stages.add(start, samples)
         ok = True
     finally:
         wav.close(ok)
         engine.close()
     print(f"{'stage':<10} {'progress':>11} {'seconds':>8} {'RMS dBFS':>9} {'peak dBFS':>10} {'flatness':>9} "
           f"{'silent':>7}")
-    for name, (p0, p1, meter) in stages.items():
+    for name, (p0, p1, meter) in stages.rows.items():
         f = meter.figures()
         seconds = meter.samples / sound.sample_rate
         print(f"{name:<10} {p0:5.2f}-{p1:<5.2f} {seconds:8.1f} {f.rms_db:9.1f} {f.peak_db:10.1f} {f.flatness:9.4f} "

@@ -13,7 +13,8 @@ import pytest
 from installation.audio import Cues, Soundscape
 from installation.audio import live as live_module
 from installation.audio.live import LiveSound
-from installation.audio.track import GROUP, PAD_SAMPLES, FilmSound, Meter, measure, read_wav, spectral_flatness
+from installation.audio.track import (GROUP, PAD_SAMPLES, FilmSound, Meter, StageMeters, measure, read_wav,
+                                      spectral_flatness)
 from installation.course import Course
 from installation.settings import SettingsError, settings_from_dict
 from installation.state import FrameState
@@ -457,6 +458,27 @@ def test_the_meter_fed_in_blocks_gives_the_figures_of_the_whole(n):
     windows = np.sqrt(np.mean(mono[:n // w * w].reshape(-1, w) ** 2, axis=1)) if n >= w else np.zeros(0)
     assert f.silent == pytest.approx(float(np.mean(windows < 1e-3)) if windows.size else 0.0)
     assert (f.silent > 0) == (n >= 4 * w)          # half of it silent: a whole window from 4 on
+
+
+def test_each_stage_is_measured_on_the_sound_under_its_own_frames():
+    """The sound comes a group of frames behind the pictures; a stage shorter than a group used to
+    get none of its own samples (a row of -inf dB, "0% silent") and lend them to the next."""
+    sound = FilmSound(Soundscape(_settings().sound, 4), 30)
+    stages = StageMeters(sound)
+    names = ["a"] * 5 + ["b"] * 3 + ["c"] * 16                     # b: three frames, inside one group
+    for i, name in enumerate(names):
+        stages.frame(i, name, i / 23)
+        for start, samples in sound.add(i, _state(i / 23, t=i / 30)):
+            stages.add(start, samples)
+    for start, samples in sound.finish():
+        stages.add(start, samples)
+    got = {name: row[2].samples for name, row in stages.rows.items()}
+    assert got == {"a": sound.sample_of(5), "b": sound.sample_of(8) - sound.sample_of(5),
+                   "c": sound.sample_of(24) - sound.sample_of(8)}
+    assert stages.rows["b"][:2] == [5 / 23, 7 / 23]
+    short = Meter(SR)
+    short.add(np.zeros((SR // 100, 2)))                              # 10 ms of silence: less than a window
+    assert short.figures().silent == 1.0
 
 
 def test_sound_command_writes_the_soundtrack_and_its_figures(tiny_checkpoint, tmp_path, capsys):

@@ -132,6 +132,46 @@ class FilmSound:
         return out
 
 
+class StageMeters:
+    """The film's sound measured per stage of the course: each stage's first and last progress
+    and its Meter. The sound comes a group of frames behind the frames, so each block is split
+    where its frames' stage changes: a stage gets exactly the samples under its own frames."""
+
+    def __init__(self, sound: FilmSound):
+        self.sound = sound
+        self.rows: dict[str, list] = {}                 # name -> [first progress, last progress, Meter]
+        self._stage: dict[int, str] = {}                # frame -> stage, for frames not yet heard
+
+    def frame(self, i: int, stage: str, progress: float) -> None:
+        row = self.rows.setdefault(stage, [progress, progress, Meter(self.sound.sample_rate)])
+        row[1] = progress
+        self._stage[int(i)] = stage
+
+    def _frame_of(self, sample: int) -> int:
+        fps, rate = self.sound.fps, self.sound.sample_rate
+        i = (sample * fps.numerator) // (rate * fps.denominator)
+        while self.sound.sample_of(i + 1) <= sample:
+            i += 1
+        while i > 0 and self.sound.sample_of(i) > sample:
+            i -= 1
+        return i
+
+    def add(self, start: int, samples: np.ndarray) -> None:
+        pos, end = start, start + len(samples)
+        while pos < end:
+            i = self._frame_of(pos)
+            known = [k for k in self._stage if k <= i]
+            stage = self._stage[max(known)] if known else self._stage[min(self._stage)]
+            j = i + 1
+            while self._stage.get(j, stage) == stage and self.sound.sample_of(j) < end:
+                j += 1
+            stop = min(end, self.sound.sample_of(j))
+            self.rows[stage][2].add(samples[pos - start:stop - start])
+            pos = stop
+        for k in [k for k in self._stage if k < self._frame_of(max(start, end - 1))]:
+            del self._stage[k]                          # heard: an hour's film keeps a group's worth
+
+
 class WavWriter:
     """16-bit stereo PCM into a partial file, renamed over `out` only when closed with ok=True."""
 
@@ -231,11 +271,14 @@ class Meter:
 
     def figures(self) -> Figures:
         rms = math.sqrt(self._square_sum / self._values) if self._values else 0.0
+        quiet, windows = self._quiet, self._windows
+        if not windows and self._silence_rest.size:     # shorter than one window: judge what there is
+            quiet, windows = int(math.sqrt(float(np.mean(self._silence_rest ** 2))) < 1e-3), 1
         if self._frames:
             flatness = _flatness(self._power / self._frames, self.SPECTRUM, self.sample_rate)
         else:                       # shorter than one window: all of it is still here
             flatness = spectral_flatness(self._spectrum_rest, self.sample_rate, self.SPECTRUM)
-        return Figures(_db(rms), _db(self._peak), flatness, self._quiet / self._windows if self._windows else 0.0)
+        return Figures(_db(rms), _db(self._peak), flatness, quiet / windows if windows else 0.0)
 
 
 def spectral_flatness(mono: np.ndarray, sample_rate: int, size: int = 4096) -> float:
