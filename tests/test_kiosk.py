@@ -171,6 +171,7 @@ def test_a_state_file_that_names_a_device_or_another_programs_file_is_refused_un
             err = capsys.readouterr().err
             assert "kiosk.state_file" in err and "Traceback" not in err
     assert fifo.is_fifo() and not log.exists() and {p: p.read_text() for p in texts} == texts
+    assert "e.g. ~/.local/state/lapses/state.json" in persist.refusal(Path("/dev/null"))   # not /dev/state.json
     assert not [p.name for p in tmp_path.iterdir() if any(w in p.name for w in (".corrupt-", ".reset-", ".lock"))]
     # where the piece has kept its state before (its lock file beside it), whatever is there is its own: set aside
     (tmp_path / "passwd.lock").write_text("")

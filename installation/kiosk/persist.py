@@ -217,8 +217,10 @@ def refusal(path: Path, theirs=()) -> str | None:
     log). A file that has been a state before (its lock file is beside it), an empty one, and
     anything that starts like JSON or is not text at all (what a power cut leaves) may be set aside."""
     path = Path(path)
-    example = (path if path.is_dir() else path.parent) / "state.json"
-    fix = f"name a file of its own, e.g. {example}, or '' for the default"
+    folder = path if path.is_dir() else path.parent
+    if str(folder.resolve()).startswith(("/dev", "/proc", "/sys")):   # no place for a state: the usual one
+        folder = Path("~/.local/state/lapses")
+    fix = f"name a file of its own, e.g. {folder / 'state.json'}, or '' for the default"
     if path.is_dir():
         return f"{path} is a folder; {fix}"
     try:
