@@ -167,9 +167,14 @@ def _run(argv) -> int:
             kiosk = KioskRun.start(settings)
         except KioskError as e:
             raise UsageError(str(e)) from None
-    model = kiosk.load_model(_model, (UsageError,)) if kiosk else _model(settings)
     from .engine import Engine
-    Engine.check_targets(settings, model)      # a target that selects nothing: before the window opens
+
+    def checked_model(s):                       # a target that selects nothing: before the window opens
+        model = _model(s)
+        Engine.check_targets(s, model)
+        return model
+    # (a kiosk run that stops here ends cleanly: a mistake to fix, no crash)
+    model = kiosk.load_model(checked_model, (UsageError,)) if kiosk else checked_model(settings)
 
     def engine_factory(w, h):
         engine = Engine.from_settings(settings, w, h, model=model)

@@ -242,8 +242,12 @@ def test_screenshots_are_one_a_second_and_stop_before_the_disk_is_full(tiny_chec
                   "course.duration=60s", "display.fps_limit=0")
     script = {f: ["s"] for f in range(2, 8)}
     script[9] = ["escape"]
+    monkeypatch.setattr(app_module, "SHOT_GAP_S", 3600.0)              # however slow the machine, within the gap
     report = App(s).run(RunOptions(windowed=True, seconds=60, screenshot_dir=tmp_path / "a", script=script), Piece(s))
-    assert report.frames == 10 and len(report.screenshots) == 1          # six asks within a second: one shot
+    assert report.frames == 10 and len(report.screenshots) == 1          # six asks within the gap: one shot
+    monkeypatch.setattr(app_module, "SHOT_GAP_S", 0.0)
+    report = App(s).run(RunOptions(windowed=True, seconds=60, screenshot_dir=tmp_path / "c", script=script), Piece(s))
+    assert len(report.screenshots) == 6                                  # no gap: each ask a shot
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(app_module.shutil, "disk_usage", lambda path: usage(10 << 30, (10 << 30) - (100 << 20), 100 << 20))
     report = App(s).run(RunOptions(windowed=True, seconds=60, screenshot_dir=tmp_path / "b", script={2: ["s"], 4: ["escape"]}),

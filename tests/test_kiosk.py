@@ -78,6 +78,18 @@ def test_state_round_trips_and_a_torn_write_leaves_the_old_state(tmp_path):
     assert store.read().course.elapsed_s == 3000.0
 
 
+def test_a_kiosk_stopped_by_a_bad_target_ends_cleanly(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    """A mistake in the settings found before the window opens is no crash: the state says ended."""
+    from installation.cli import main
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    state = tmp_path / "state.json"
+    assert main(["--kiosk", "--seconds", "1", "--model", str(tiny_checkpoint), "--set", f"kiosk.state_file={state}",
+                 "--set", "symptoms.plaques.target=up99"]) == 2
+    assert "symptoms.plaques.target: 'up99'" in capsys.readouterr().err
+    assert not StateStore(state).read().run.running
+
+
 def test_only_the_newest_files_set_aside_are_kept(tmp_path):
     """A piece that crashes in a loop for weeks sets its state aside once per crash window: the
     newest ten of each reason stay for a technician, older ones go, and other files are never touched."""
@@ -92,8 +104,17 @@ def test_only_the_newest_files_set_aside_are_kept(tmp_path):
     new = StateStore(path).set_aside("crashed")
     kept = sorted(p.name for p in tmp_path.glob("state.json.crashed-2*"))
     assert len(kept) == persist.KEEP_ASIDE == 10 and new.name in kept
-    assert kept[0] == "state.json.crashed-20261105-120000"                  # 13 old + the new: 4 went and "state.json.crashed-20261112-120000-2" in kept
+    assert kept[0] == "state.json.crashed-20261105-120000"                  # 13 old + the new: 4 went
+    assert "state.json.crashed-20261112-120000-2" in kept
     assert all(p.exists() for p in others) and not path.exists()
+    later = tmp_path / "later"                                  # a clock set back (no RTC before NTP):
+    later.mkdir()                                               # the new file's name sorts oldest, and stays
+    for d in range(1, 11):
+        (later / f"state.json.crashed-202701{d:02d}-120000").write_text("old")
+    (later / "state.json").write_bytes(persist.encode(_saved(10.0)))
+    new = StateStore(later / "state.json").set_aside("crashed")
+    assert new.exists() and len(list(later.glob("state.json.crashed-*"))) == 10
+    assert not (later / "state.json.crashed-20270101-120000").exists()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "nan decay", "not ours", "binary"])

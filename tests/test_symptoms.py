@@ -289,6 +289,8 @@ def test_plaque_holes_hold_what_the_map_carries_most_of():
     assert holes.any() and whole.any()
     assert torch.equal(half[:, :, holes], torch.where(act[:, :, holes] > 0, 2.0, -2.0))
     assert torch.equal(half[:, :, whole], act[:, :, whole])
+    odd = act * 0.7391                                              # values that do not round exactly
+    assert torch.equal(effect(odd, 0.5, seed=2)[:, :, whole], odd[:, :, whole])   # untouched: exactly
 
 
 # ------------------------------------------------------------------ latent

@@ -218,7 +218,7 @@ def refusal(path: Path, theirs=()) -> str | None:
     anything that starts like JSON or is not text at all (what a power cut leaves) may be set aside."""
     path = Path(path)
     folder = path if path.is_dir() else path.parent
-    if str(folder.resolve()).startswith(("/dev", "/proc", "/sys")):   # no place for a state: the usual one
+    if folder.resolve().parts[1:2] in (("dev",), ("proc",), ("sys",)):   # no place for a state: the usual one
         folder = Path("~/.local/state/lapses")
     fix = f"name a file of its own, e.g. {folder / 'state.json'}, or '' for the default"
     if path.is_dir():
@@ -391,19 +391,21 @@ class StateStore:
             log.error("could not set %s aside (%s); it will be overwritten", self.path, e)
             return None
         _fsync_dir(self.path.parent)
-        self._prune_aside(why)
+        self._prune_aside(why, target)
         return target
 
-    def _prune_aside(self, why: str) -> None:
-        """Keep the newest KEEP_ASIDE files set aside for one reason: a piece that crashes in a loop
-        for weeks must not leave one file per crash window."""
+    def _prune_aside(self, why: str, keep: Path) -> None:
+        """Keep the newest KEEP_ASIDE files set aside for one reason (and always `keep`, the one
+        just set aside, even when a clock set back makes its name the oldest): a piece that crashes
+        in a loop for weeks must not leave one file per crash window."""
         pattern = re.compile(re.escape(f"{self.path.name}.{why}-") + r"(\d{8}-\d{6})(?:-(\d+))?")
         aside = []
         for p in self.path.parent.iterdir():
             m = pattern.fullmatch(p.name)
-            if m:                                       # when it was set aside (names, not mtimes: a
+            if m and p != keep:                         # when it was set aside (names, not mtimes: a
                 aside.append((m[1], int(m[2] or 1), p))    # rename keeps the state's own)
-        for *_, old in sorted(aside)[:-KEEP_ASIDE]:
+        aside.sort()
+        for *_, old in aside[:max(0, len(aside) - (KEEP_ASIDE - 1))]:
             try:
                 old.unlink()
             except OSError as e:

@@ -38,7 +38,7 @@ def _effect(act: torch.Tensor, intensity: float, seed: int, t: float) -> torch.T
     reach = intensity * (1 + EDGE)      # so that at intensity 1 every pixel is fully gone
     keep = ((onset + EDGE - reach) / EDGE).clamp(0.0, 1.0)
     fill = act.flatten(2).median(dim=2).values[..., None, None]     # [N, C, 1, 1]
-    return fill + keep * (act - fill)
+    return act * keep + fill * (1.0 - keep)          # exactly act where untouched (keep 1)
 
 
 SYMPTOM = ActivationSymptom(
