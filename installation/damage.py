@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .symptoms import SYMPTOMS, at_level, get
-from .symptoms.base import FIELDS, clean_intensity, stable_seed
+from .symptoms.base import FIELDS, ParamInfo, clean_intensity, stable_seed
 from .symptoms.layers import layer_modules, layer_of, matches, param_infos
 
 # Weight symptoms run in this order on each tensor: go back in time first (regression), then
@@ -104,7 +104,7 @@ class Damage:
         # activation symptoms, read by the forward hooks
         self._activation = ({}, 0.0, self.seed)
         self._activation_batch: Optional[list] = None
-        self._layers = self._hook_layers()
+        self._layers = hooked_layers(self.generator)
         self._hooks = [module.register_forward_hook(partial(self._activation_hook, layer))
                        for layer, (module, _) in self._layers.items()]
         self._active_layers: dict[str, tuple[str, ...]] = {}
@@ -120,53 +120,20 @@ class Damage:
             self.targets[name] = str(pattern) if pattern else symptom.default_target
         self._targets_version += 1
         self._active_layers = {
-            layer: tuple(s.name for s in at_level("activations") if self._selects(self.targets[s.name], layer))
+            layer: tuple(s.name for s in at_level("activations") if selects(self._layers, self.targets[s.name], layer))
             for layer in self._layers}
-
-    def _selects(self, pattern: str, layer: str) -> bool:
-        """Whether a target pattern selects a hooked layer (by its meaningful name or module path)."""
-        return matches(pattern, layer) or matches(pattern, self._layers[layer][1])
-
-    def _params_selected(self, name: str, pattern: str) -> list[str]:
-        """State-dict entries weight symptom `name` would touch under `pattern`."""
-        symptom = get(name)
-        return [p for p, info in self.infos.items() if symptom.applies_to(info) and matches(pattern, p)]
 
     def targeted_params(self, name: str) -> list[str]:
         """State-dict entries a weight symptom touches under the current targets."""
-        return self._params_selected(name, self.targets[name])
+        return params_selected(self.infos, name, self.targets[name])
 
     def targeted_layers(self, name: str) -> list[str]:
         """Layers an activation symptom touches under the current targets."""
         return [layer for layer, names in self._active_layers.items() if name in names]
 
     def target_problems(self, targets: Mapping[str, str]) -> list[str]:
-        """What is wrong with these target patterns on this generator, worded for settings.yaml:
-        a pattern (or one of its comma-separated alternatives) that selects nothing the symptom
-        can act on would leave the symptom silently doing nothing."""
-        layers = list(getattr(self.generator, "layer_names", None) or sorted({layer_of(p) for p in self.infos}))
-        problems = []
-        for name, pattern in targets.items():
-            symptom = get(name)
-            if not pattern:
-                continue
-            if symptom.level not in ("weights", "activations"):
-                problems.append(f"symptoms.{name}.target: {pattern!r}: {name} acts on the {symptom.level}, not "
-                                f"on layers; allowed: '' (no target)")
-                continue
-            if not any(a.strip() for a in str(pattern).split(",")):
-                problems.append(f"symptoms.{name}.target: {pattern!r} names no layer; allowed: patterns over "
-                                f"its layers {', '.join(layers)} (e.g. 'up*'), or '' for the symptom's own")
-                continue
-            for alt in (a.strip() for a in str(pattern).split(",")):
-                hit = (self._params_selected(name, alt) if symptom.level == "weights"
-                       else any(self._selects(alt, layer) for layer in self._layers))
-                if alt and not hit:
-                    which = f"{pattern!r}" if alt == pattern.strip() else f"{pattern!r}: {alt!r}"
-                    problems.append(f"symptoms.{name}.target: {which} selects nothing {name} acts on "
-                                    f"in this model; allowed: patterns over its layers {', '.join(layers)} "
-                                    f"(e.g. 'up*')")
-        return problems
+        """target_problems (below) on this generator."""
+        return target_problems(self.generator, targets, self.infos, self._layers)
 
     # ------------------------------------------------------------ weights
 
@@ -359,10 +326,6 @@ class Damage:
 
     # ------------------------------------------------------------ activations
 
-    def _hook_layers(self) -> dict[str, tuple[nn.Module, str]]:
-        paths = {id(m): path for path, m in self.generator.named_modules()}
-        return {layer: (module, paths[id(module)]) for layer, module in layer_modules(self.generator).items()}
-
     def _activation_state(self, intensities: Mapping[str, float], t: float, seed: Optional[int]) -> tuple:
         levels = {s.name: clean_intensity(intensities.get(s.name, 0.0)) for s in at_level("activations")}
         return ({n: v for n, v in levels.items() if v > 0.0}, float(t), self.seed if seed is None else int(seed))
@@ -426,3 +389,55 @@ class Damage:
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+
+
+# ---------------------------------------------------------------- targets (no weights needed)
+
+def hooked_layers(generator: nn.Module) -> dict[str, tuple[nn.Module, str]]:
+    """Meaningful layer name -> (the module activation symptoms hook, its module path)."""
+    paths = {id(m): path for path, m in generator.named_modules()}
+    return {layer: (module, paths[id(module)]) for layer, module in layer_modules(generator).items()}
+
+
+def selects(layers: Mapping[str, tuple[nn.Module, str]], pattern: str, layer: str) -> bool:
+    """Whether a target pattern selects a hooked layer (by its meaningful name or module path)."""
+    return matches(pattern, layer) or matches(pattern, layers[layer][1])
+
+
+def params_selected(infos: Mapping[str, ParamInfo], name: str, pattern: str) -> list[str]:
+    """State-dict entries weight symptom `name` would touch under `pattern`."""
+    symptom = get(name)
+    return [p for p, info in infos.items() if symptom.applies_to(info) and matches(pattern, p)]
+
+
+def target_problems(generator: nn.Module, targets: Mapping[str, str], infos: Mapping[str, ParamInfo] | None = None,
+                    layers: Mapping[str, tuple[nn.Module, str]] | None = None, snapshots=()) -> list[str]:
+    """What is wrong with these target patterns on this generator, worded for settings.yaml:
+    a pattern (or one of its comma-separated alternatives) that selects nothing the symptom
+    can act on would leave the symptom silently doing nothing. Needs no Damage (no weights
+    copied, no hooks): `infos` and `layers` are worked out when not given."""
+    infos = param_infos(generator, snapshots) if infos is None else infos
+    layers = hooked_layers(generator) if layers is None else layers
+    names = list(getattr(generator, "layer_names", None) or sorted({layer_of(p) for p in infos}))
+    problems = []
+    for name, pattern in targets.items():
+        symptom = get(name)
+        if not pattern:
+            continue
+        if symptom.level not in ("weights", "activations"):
+            problems.append(f"symptoms.{name}.target: {pattern!r}: {name} acts on the {symptom.level}, not "
+                            f"on layers; allowed: '' (no target)")
+            continue
+        if not any(a.strip() for a in str(pattern).split(",")):
+            problems.append(f"symptoms.{name}.target: {pattern!r} names no layer; allowed: patterns over "
+                            f"its layers {', '.join(names)} (e.g. 'up*'), or '' for the symptom's own")
+            continue
+        for alt in (a.strip() for a in str(pattern).split(",")):
+            hit = (params_selected(infos, name, alt) if symptom.level == "weights"
+                   else any(selects(layers, alt, layer) for layer in layers))
+            if alt and not hit:
+                which = f"{pattern!r}" if alt == pattern.strip() else f"{pattern!r}: {alt!r}"
+                problems.append(f"symptoms.{name}.target: {which} selects nothing {name} acts on "
+                                f"in this model; allowed: patterns over its layers {', '.join(names)} "
+                                f"(e.g. 'up*')")
+    return problems

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from models import load_generator
-from .damage import Damage
+from .damage import Damage, target_problems
 from .device_output import DeviceOutput
 from .output import Output, OutputSpec, img_to_uint8
 from .settings import SettingsError
@@ -94,11 +94,7 @@ class Engine:
     @staticmethod
     def check_targets(settings, model: Model) -> None:
         """The symptom targets' check of from_settings, before a window opens (SettingsError)."""
-        damage = Damage(model.generator, model.snapshots)
-        try:
-            problems = damage.target_problems(_targets(settings))
-        finally:
-            damage.close()
+        problems = target_problems(model.generator, _targets(settings), snapshots=model.snapshots)
         if problems:
             raise SettingsError(problems[0])
 

@@ -168,7 +168,8 @@ class StageMeters:
             stop = min(end, self.sound.sample_of(j))
             self.rows[stage][2].add(samples[pos - start:stop - start])
             pos = stop
-        for k in [k for k in self._stage if k < self._frame_of(max(start, end - 1))]:
+        heard = self._frame_of(max(start, end - 1))
+        for k in [k for k in self._stage if k < heard]:
             del self._stage[k]                          # heard: an hour's film keeps a group's worth
 
 
@@ -225,6 +226,9 @@ def measure(samples: np.ndarray, sample_rate: int) -> Figures:
     return meter.figures()
 
 
+SILENT_RMS = 1e-3                   # a 50 ms window quieter than this (-60 dBFS) is silent
+
+
 class Meter:
     """`measure`'s figures of a sound fed in blocks, in memory that does not grow with its length
     (an hour's film: its sums, not its 1.3 GB of samples). Fed the blocks of one stretch, it gives
@@ -256,7 +260,7 @@ class Meter:
         count = len(rest) // self.window
         if count:
             rms = np.sqrt(np.mean(rest[:count * self.window].reshape(count, self.window) ** 2, axis=1))
-            self._quiet += int(np.sum(rms < 1e-3))
+            self._quiet += int(np.sum(rms < SILENT_RMS))
             self._windows += count
         self._silence_rest = rest[count * self.window:]
         rest = np.concatenate([self._spectrum_rest, mono])
@@ -273,7 +277,7 @@ class Meter:
         rms = math.sqrt(self._square_sum / self._values) if self._values else 0.0
         quiet, windows = self._quiet, self._windows
         if not windows and self._silence_rest.size:     # shorter than one window: judge what there is
-            quiet, windows = int(math.sqrt(float(np.mean(self._silence_rest ** 2))) < 1e-3), 1
+            quiet, windows = int(math.sqrt(float(np.mean(self._silence_rest ** 2))) < SILENT_RMS), 1
         if self._frames:
             flatness = _flatness(self._power / self._frames, self.SPECTRUM, self.sample_rate)
         else:                       # shorter than one window: all of it is still here
