@@ -1,5 +1,5 @@
 """`python -m installation [options]` shows the piece; `python -m installation sheet` draws the
-decay on one page; `render` makes a film of it, `sound` its soundtrack alone, `concat` joins film
+decay on one page, `still` each memory as the piece shows it; `render` makes a film of it, `sound` its soundtrack alone, `concat` joins film
 segments; `status`, `reset-course` and `install-service` look after a gallery kiosk (kiosk/).
 A user mistake (settings, model file, paths) exits 2 with a message naming it."""
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m installation",
                                 description="Lapses: a generator walks its memories while it forgets. "
-                                            "Also: python -m installation sheet|render|sound|concat|status|"
+                                            "Also: python -m installation sheet|still|render|sound|concat|status|"
                                             "reset-course|install-service --help")
     _common(p)
     p.add_argument("--print-settings", action="store_true", help="print the resolved settings and exit")
@@ -54,6 +54,19 @@ def _sheet_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", type=int, default=8, help="rows, from progress 0 to 1 (default 8)")
     p.add_argument("--columns", type=int, default=6, help="memories per row (default 6)")
     p.add_argument("--overwrite", "--force", dest="force", action="store_true", help="replace --out if it exists")
+    return p
+
+
+def _still_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m installation still",
+                                description="One PNG per memory, named after its training image, as the piece shows "
+                                            "it at a progress of the course (blackouts left out, no vignette or "
+                                            "grain): to print the memories, or to check a model.")
+    _common(p)
+    p.add_argument("--out", type=Path, required=True, help="folder for the PNGs (made if missing)")
+    p.add_argument("--size", type=int, default=512, help="side of each PNG in pixels (default 512)")
+    p.add_argument("--progress", type=float, default=0.0, help="where in the course, 0 (healthy) .. 1 (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace PNGs of the same names in --out")
     return p
 
 
@@ -215,6 +228,56 @@ def _sheet(argv) -> int:
     for row in rows:
         print(f"{row.progress:8.3f}  {row.stage:<14} {row.ssim:16.3f}")
     print(f"wrote {out}")
+    return 0
+
+
+def _still_name(name: str) -> str:
+    """A training image's name (maybe in a subfolder, maybe a volume:slice) -> a PNG file name."""
+    stem = name.replace("/", "_").replace("\\", "_").replace(":", "_")
+    for suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
+        if stem.lower().endswith(suffix):
+            stem = stem[:-len(suffix)]
+    return f"{stem}.png"
+
+
+def _still(argv) -> int:
+    import cv2
+    from .course import Course
+    from .sheet import stills
+    args = _still_parser().parse_args(argv)
+    if not 16 <= args.size <= 8192:
+        raise UsageError(f"--size {args.size}: a side from 16 to 8192 pixels")
+    if not 0.0 <= args.progress <= 1.0:
+        raise UsageError(f"--progress {args.progress}: a fraction of the course, 0 .. 1")
+    out = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file; give a folder for the PNGs")
+    settings = _settings(args)
+    model = _model(settings)
+    names = [_still_name(a.name) for a in model.meta.anchors]
+    if not names:
+        raise UsageError(f"model.path: {settings.model_path} has no memories (anchors): a checkpoint from during "
+                         f"training; give the run's generator.safetensors or a bundle")
+    taken = [n for n in names if (out / n).exists()]
+    if taken and not args.overwrite:
+        raise UsageError(f"--out {out}: {len(taken)} of the PNGs exist already ({', '.join(taken[:3])}"
+                         f"{' …' if len(taken) > 3 else ''}); choose another folder or add --overwrite")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot make the folder ({e.strerror})") from None
+    from .engine import Engine
+    engine = Engine.from_settings(settings, 64, 64, model=model)
+    course = Course(settings.course, disabled=settings.disabled_symptoms())
+    try:
+        pictures = stills(engine, course, args.progress, args.size, seed=settings.course.seed)
+    finally:
+        engine.close()
+    for file_name, (_, picture) in zip(names, pictures):
+        if not cv2.imwrite(str(out / file_name), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+            raise UsageError(f"--out {out}: could not write {file_name}")
+    detail = f"detail stage {engine.detail.size} px" if engine.detail is not None else "no detail stage"
+    print(f"wrote {len(names)} memories at {args.size} px, progress {args.progress:g} ({detail}) to {out}")
     return 0
 
 
@@ -444,7 +507,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        commands = {"sheet": _sheet, "render": _render, "sound": _sound, "concat": _concat, "status": _status,
+        commands = {"sheet": _sheet, "still": _still, "render": _render, "sound": _sound, "concat": _concat, "status": _status,
                     "reset-course": _reset_course, "install-service": _install_service}
         if argv[:1] and argv[0] in commands:
             if argv[0] in ("render", "sound", "concat"):    # a kill (SIGTERM) cleans up as Ctrl-C does

@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models import load_generator
+from models import CheckpointError, DetailError, DetailStage, load_generator
 from .damage import Damage, target_problems
 from .device_output import DeviceOutput
 from .output import Output, OutputSpec, img_to_uint8
 from .settings import SettingsError
 from .state import FrameState
 from .style import POOL, StyleLatents
+from .symptoms import SYMPTOMS
 from .walk import Walk
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "memories.safetensors"
@@ -59,7 +60,7 @@ class Engine:
     WALKS_KEPT = 4
 
     def __init__(self, model: Model, walk_settings, output: OutputSpec, targets: dict[str, str] | None = None,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", detail: bool = True):
         self.model = model
         self.device = torch.device(device)
         self.generator = model.generator.to(self.device).eval()
@@ -75,6 +76,8 @@ class Engine:
         self._use_output(output, on_device=self.device.type == "cuda")
         self.frames_rendered = 0
         self.guard = None      # the kiosk's FrameGuard (kiosk/faults.py): steps back from broken frames
+        # the memories' verbatim detail (models/detail.py), between the generator and the output chain
+        self.detail = self._detail_stage() if detail and model.meta.detail is not None else None
 
     @classmethod
     def from_settings(cls, settings, width: int, height: int, model: Model | None = None) -> "Engine":
@@ -84,7 +87,7 @@ class Engine:
         spec = OutputSpec(width=width, height=height, scale=d.scale, upscale=d.upscale,
                           vignette=d.vignette, grain=d.grain)
         targets = _targets(settings)
-        engine = cls(model, settings.walk, spec, targets, device)
+        engine = cls(model, settings.walk, spec, targets, device, detail=d.detail)
         problems = engine.damage.target_problems(targets)
         if problems:                     # a target that selects nothing: the symptom would never show
             engine.close()
@@ -166,6 +169,32 @@ class Engine:
         img = self.damage.output(img, state.intensities, state.t, seed=state.seed)
         return torch.nan_to_num(img, nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
 
+    @torch.inference_mode()
+    def _detail_stage(self) -> DetailStage:
+        """The detail stage over the healthy piece's picture at each anchor (drawn here, before any damage)."""
+        healthy = FrameState()
+        pictures = [self.generate(self.damaged_latents(self.anchors[i:i + 32], healthy), healthy, sync=True)
+                    for i in range(0, len(self.anchors), 32)]
+        try:
+            return DetailStage(self.model.meta.detail, [a.name for a in self.model.meta.anchors], torch.cat(pictures))
+        except DetailError as e:
+            self.close()
+            raise CheckpointError(f"{self.model.path}: {e}; make its detail stage anew with "
+                                  "`python -m training detail`") from None
+
+    def _with_detail(self, img: torch.Tensor, states: list[FrameState]) -> torch.Tensor:
+        """Finished pictures [N, C, S, S] -> at the detail stage's size, with what detail_loss leaves of
+        the memories' own detail (unchanged without a detail stage)."""
+        if self.detail is None:
+            return img
+        symptom = SYMPTOMS["detail_loss"]
+        keeps = [symptom.keep(self.detail.size, s.intensity("detail_loss"), s.seed, img.device) for s in states]
+        keep = None
+        if any(k is not None for k in keeps):
+            ones = torch.ones(1, 1, self.detail.size, self.detail.size, device=img.device)
+            keep = torch.cat([ones if k is None else k for k in keeps])
+        return self.detail(img, keep)
+
     def _screens(self, img: torch.Tensor, states: list[FrameState], form: str = "rgb") -> list[np.ndarray]:
         """Finished generator images [N, C, S, S], one per state -> the screen's frames (grain changes 24
         times a second, from t alone): RGB [H, W, 3], or for an encoder ("i420") YUV 4:2:0 [H * 3/2, W]
@@ -174,6 +203,7 @@ class Engine:
             raise ValueError(f"frame form {form!r}: rgb or i420")
         self.frames_rendered += len(states)
         grain_at = [int(s.t * 24) for s in states]
+        img = self._with_detail(img, states)
         if self.device_output is not None:
             return self.device_output(img, grain_at, form)
         small = img_to_uint8(img)
@@ -184,6 +214,18 @@ class Engine:
         """Frames for given latents [N, L] under this state's damage, at the generator's size."""
         img = self.generate(self.damaged_latents(z, state), state, sync=True)
         return [img_to_uint8(x) for x in img]
+
+    def pictures(self, z: torch.Tensor, state: FrameState) -> list[np.ndarray]:
+        """The pictures the piece shows for given latents [N, L] under this state's damage, before the
+        screen's scaling, vignette and grain: at the detail stage's size, or the generator's without one."""
+        with torch.inference_mode():
+            img = self.generate(self.damaged_latents(z, state), state, sync=True)
+            return [img_to_uint8(x) for x in self._with_detail(img, [state] * len(img))]
+
+    @property
+    def picture_size(self) -> int:
+        """The side of `pictures`: the detail stage's, or the generator's."""
+        return self.detail.size if self.detail is not None else self.model.meta.image_size
 
     def render(self, state: FrameState, sync: bool = True, urgent: bool = False, form: str = "rgb") -> np.ndarray:
         """The frame the screen shows for this state. `sync=False` (live) lets weight damage be

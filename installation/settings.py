@@ -41,7 +41,8 @@ SYMPTOM_NAMES: tuple[str, ...] = (
     "perseveration", "hesitation",
     "lapses", "fading",
     "misidentification", "noise_swell",   # weights, style-based generators only (inert on a DCGAN); last, so
-)                                         # the MIDI controls numbered by this order keep their numbers
+    "detail_loss",                        # the detail stage (a model without one: no effect); the MIDI
+)                                         # controls numbered by this order keep their numbers
 
 Duration = NewType("Duration", str)                  # '8h', '30d', '90m', '45s', '1h30m'
 Curve = NewType("Curve", tuple)                      # ((progress, intensity), ...), progress increasing
@@ -84,6 +85,7 @@ class DisplaySettings:
     grain: float = _opt(0.04, lo=0.0, hi=1.0)
     vignette: float = _opt(0.25, lo=0.0, hi=1.0)
     upscale: Literal["nearest", "bilinear", "bicubic", "lanczos"] = "bicubic"
+    detail: bool = True
 
     def _check(self, path: str) -> None:
         for name in ("width", "height"):
@@ -164,12 +166,14 @@ class LucidSettings:
 
 
 _DEFAULT_CURVES: dict[str, tuple] = {
-    # the stages' story (course.STAGES) on the bundled models: every memory recognisable to 0.7,
-    # glimpses while severe, gone at 1; weight and activation damage holds back until 0.92
-    "fading":          ((0.0, 0.0), (0.1, 0.06), (0.33, 0.15), (0.5, 0.25), (0.75, 0.4), (0.9, 0.55), (1.0, 0.96)),
-    "static":          ((0.0, 0.0), (0.1, 0.02), (0.33, 0.04), (0.7, 0.1), (0.92, 0.15), (1.0, 0.35)),
+    # the stages' story (course.STAGES) on the bundled models: the verbatim detail goes first, alone,
+    # then every memory recognisable to 0.7, glimpses while severe, gone at 1; weight and activation
+    # damage holds back until 0.92
+    "detail_loss":     ((0.0, 0.0), (0.02, 0.0), (0.12, 0.45), (0.2, 0.8), (0.3, 1.0)),
+    "fading":          ((0.0, 0.0), (0.15, 0.0), (0.33, 0.15), (0.5, 0.25), (0.75, 0.4), (0.9, 0.55), (1.0, 0.96)),
+    "static":          ((0.0, 0.0), (0.15, 0.0), (0.33, 0.04), (0.7, 0.1), (0.92, 0.15), (1.0, 0.35)),
     "hesitation":      ((0.0, 0.0), (0.1, 0.1), (0.33, 0.2), (0.7, 0.5), (1.0, 0.7)),
-    "synapse_loss":    ((0.0, 0.0), (0.1, 0.01), (0.33, 0.03), (0.6, 0.07), (0.92, 0.12), (1.0, 0.35)),
+    "synapse_loss":    ((0.0, 0.0), (0.15, 0.0), (0.33, 0.03), (0.6, 0.07), (0.92, 0.12), (1.0, 0.35)),
     # the decline: each arrives later
     "forgetting":      ((0.0, 0.0), (0.4, 0.0), (0.7, 0.2), (0.92, 0.4), (1.0, 0.8)),
     "regression":      ((0.0, 0.0), (0.3, 0.0), (0.6, 0.06), (0.92, 0.12), (1.0, 0.4)),
@@ -324,6 +328,7 @@ _SYMPTOM_CC: dict[str, int] = {
     "regression": 107, "feature_dropout": 108, "plaques": 109, "tangles": 110, "static": 111, "forgetting": 112,
     "confusion": 113, "perseveration": 114, "hesitation": 115, "lapses": 116, "fading": 117,
     "misidentification": 118, "noise_swell": 119,
+    "detail_loss": 85,      # 120..127 are channel mode messages; 85..87 are undefined too
 }
 
 _DEFAULT_BINDINGS: dict[str, BindingSettings] = {

@@ -19,6 +19,7 @@ from .state import FrameState
 
 LABEL_W = 230
 TILE = 160
+DETAIL_TILE = 256       # a model with a detail stage: tiles large enough to see its detail go
 
 
 @dataclass
@@ -55,15 +56,16 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 def decay_rows(engine: Engine, course: Course, progresses, columns: int = 6, seed: int = 1,
                t: float = 0.0, spread: bool = False) -> list[SheetRow]:
-    """Frames of fixed latents (sheet_latents) at each progress (course curves, no lucid
-    interval, no overrides)."""
+    """Pictures of fixed latents (sheet_latents) at each progress (course curves, no lucid
+    interval, no overrides), as the piece shows them before the screen's scaling: through the detail
+    stage when the model has one (Engine.pictures)."""
     z = sheet_latents(engine, columns, seed, spread)
     rows, pristine = [], None
     for p in progresses:
         state = FrameState(t=t, progress=float(p), intensities=course.curve_intensities(float(p)), seed=seed)
-        frames = engine.small_frames(z, state)
+        frames = engine.pictures(z, state)
         if pristine is None:
-            pristine = engine.small_frames(z, FrameState(t=t, seed=seed))
+            pristine = engine.pictures(z, FrameState(t=t, seed=seed))
         score = float(np.mean([ssim(f, q) for f, q in zip(frames, pristine)]))
         rows.append(SheetRow(float(p), stage_of(float(p))[1], score, frames))
     return rows
@@ -78,19 +80,22 @@ def _label(img: np.ndarray, lines: list[str], x: int, y: int, scale: float = 0.6
 def compose(rows: list[SheetRow], title: str) -> np.ndarray:
     """RGB uint8 image: a title band, then one labelled row per stage."""
     cols = len(rows[0].frames)
+    tile = DETAIL_TILE if rows[0].frames[0].shape[0] >= 2 * DETAIL_TILE else TILE
     gap, head = 6, 44
-    W = LABEL_W + cols * (TILE + gap) + gap
-    H = head + len(rows) * (TILE + gap) + gap
+    W = LABEL_W + cols * (tile + gap) + gap
+    H = head + len(rows) * (tile + gap) + gap
     sheet = np.full((H, W, 3), 18, np.uint8)
     _label(sheet, [title], 12, 28, 0.7)
     for r, row in enumerate(rows):
-        y = head + gap + r * (TILE + gap)
+        y = head + gap + r * (tile + gap)
         _label(sheet, [f"progress {row.progress:.2f}", row.stage, f"SSIM {row.ssim:.2f}"], 12, y + 40)
         for c, frame in enumerate(row.frames):
-            x = LABEL_W + gap + c * (TILE + gap)
+            x = LABEL_W + gap + c * (tile + gap)
             # a thin frame round each tile, so a picture that has gone black still reads as a picture
-            cv2.rectangle(sheet, (x - 1, y - 1), (x + TILE, y + TILE), (58, 58, 58), 1)
-            sheet[y:y + TILE, x:x + TILE] = cv2.resize(frame, (TILE, TILE), interpolation=cv2.INTER_LANCZOS4)
+            cv2.rectangle(sheet, (x - 1, y - 1), (x + tile, y + tile), (58, 58, 58), 1)
+            shrink = frame.shape[0] > tile
+            sheet[y:y + tile, x:x + tile] = cv2.resize(frame, (tile, tile),
+                                                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
     return sheet
 
 
@@ -99,3 +104,18 @@ def make_sheet(engine: Engine, course: Course, stages: int = 8, columns: int = 6
     progresses = np.linspace(0.0, 1.0, max(2, stages))
     rows = decay_rows(engine, course, progresses, columns, seed, spread=True)
     return compose(rows, title or f"Lapses - {engine.model.path.name} - seed {seed}"), rows
+
+
+def stills(engine: Engine, course: Course, progress: float, size: int, seed: int = 1) -> list[tuple[str, np.ndarray]]:
+    """Each memory (its anchor) as the piece shows it at this progress (course curves, no lucid
+    interval, blackouts left out, as on the sheet), at size x size without the screen's vignette
+    and grain: (the name of its training image, RGB uint8)."""
+    names = [a.name for a in engine.model.meta.anchors]
+    intensities = {**course.curve_intensities(float(progress)), "lapses": 0.0}
+    state = FrameState(t=0.0, progress=float(progress), intensities=intensities, seed=seed)
+    out = []
+    for i in range(0, len(names), 16):
+        for name, picture in zip(names[i:i + 16], engine.pictures(engine.anchors[i:i + 16].cpu(), state)):
+            interp = cv2.INTER_AREA if picture.shape[0] > size else cv2.INTER_CUBIC
+            out.append((name, cv2.resize(picture, (size, size), interpolation=interp)))
+    return out

@@ -24,9 +24,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from . import registry
+from .detail import DETAIL_PREFIX, DetailError, DetailPack
 
 FORMAT_VERSION = "2"      # 2: the metadata has a digest of its own (anchors, step, ... are checked too)
-READABLE_VERSIONS = ("1", "2")   # 1: only the tensors were checked; still read
+DETAIL_VERSION = "3"      # 3: as 2, with a detail stage (models/detail.py); written only when there is one
+READABLE_VERSIONS = ("1", "2", "3")   # 1: only the tensors were checked; still read
 SNAPSHOT_PREFIX = "snapshot."   # tensors "snapshot.<k>.<param name>" (fp16), for the regression symptom
 
 
@@ -52,6 +54,7 @@ class GeneratorMeta:
     anchors: list[Anchor] = field(default_factory=list)
     snapshot_steps: list[int] = field(default_factory=list)
     extra: dict[str, str] = field(default_factory=dict)
+    detail: DetailPack | None = None     # the memories' verbatim detail (models/detail.py), if made
 
     @property
     def image_size(self) -> int:
@@ -138,9 +141,11 @@ def save_generator(path: str | Path, generator: torch.nn.Module, meta: Generator
     for k, snap in enumerate(snapshots):
         for name, value in snap.items():
             tensors[f"{SNAPSHOT_PREFIX}{k}.{name}"] = value.detach().cpu().to(torch.float16).contiguous()
+    if meta.detail is not None:
+        tensors.update(meta.detail.tensors())
     header = {
         "format": "lapses-generator",
-        "format_version": FORMAT_VERSION,
+        "format_version": DETAIL_VERSION if meta.detail is not None else FORMAT_VERSION,
         "architecture": meta.architecture,
         "config": meta.config.to_json(),
         "image_size": str(meta.image_size),
@@ -153,6 +158,7 @@ def save_generator(path: str | Path, generator: torch.nn.Module, meta: Generator
         "snapshot_steps": json.dumps(meta.snapshot_steps),
         "sha256": _digest(tensors),
         **{f"extra.{k}": v for k, v in meta.extra.items()},
+        **({"detail": meta.detail.header()} if meta.detail is not None else {}),
     }
     header["sha256_header"] = _header_digest(header)
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
@@ -241,8 +247,14 @@ def load_generator(path: str | Path, device: str | torch.device | None = None,
     if header.get("sha256") != _digest(tensors):
         raise CheckpointError(f"{path}: tensor data does not match its recorded SHA-256 — the file was "
                               "modified or damaged after saving. Copy it again from the original.")
+    if "detail" in header:
+        try:
+            meta.detail = DetailPack.from_header(header["detail"], tensors)
+        except DetailError as e:
+            raise CheckpointError(f"{path}: {e}; the file was edited or damaged — copy it again, or make its "
+                                  "detail stage anew with `python -m training detail`.") from None
     generator = registry.build_generator(meta.architecture, meta.config)
-    state = {k: v for k, v in tensors.items() if not k.startswith(SNAPSHOT_PREFIX)}
+    state = {k: v for k, v in tensors.items() if not k.startswith((SNAPSHOT_PREFIX, DETAIL_PREFIX))}
     try:
         generator.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -1,4 +1,4 @@
-"""`python -m training prepare|train|evaluate` — user mistakes exit 2 with a message, never a traceback."""
+"""`python -m training prepare|train|evaluate|bundle|tune|detail` — user mistakes exit 2 with a message, never a traceback."""
 from __future__ import annotations
 
 import argparse
@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="weight on keeping random latents' images as they were (default 1)")
     tu.add_argument("--device", default="auto")
     tu.add_argument("--overwrite", action="store_true", help="replace an existing OUT (may be the checkpoint itself)")
+    de = sub.add_parser("detail", help="make a generator's detail stage: its memories' photographs at the size "
+                                       "the data holds, shown where the picture agrees with them")
+    de.add_argument("checkpoint", type=Path, help="a generator with anchors (a run's generator.safetensors or a bundle)")
+    de.add_argument("--data", required=True, type=Path, help="the training data folder its anchors were found on")
+    de.add_argument("--size", type=int, help="the detail stage's side in pixels (default: what the data holds, "
+                                             "up to 4x the generator's)")
+    de.add_argument("--quality", type=int, default=92, help="JPEG quality of the stored photographs, 50..100 (default 92)")
+    de.add_argument("--out", type=Path, help="write the generator with its detail stage here (default: in place)")
+    de.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ev = sub.add_parser("evaluate", help="SSIM of samples against their nearest training image")
     ev.add_argument("checkpoint", type=Path)
     ev.add_argument("--data", required=True, type=Path)
@@ -108,7 +117,8 @@ def _train(args) -> int:
         print(f"{cfg.preset}: {len(data)} images from {args.data} ({data.name}), {cfg.steps} steps, "
               f"batch {cfg.batch_size}" + (f" on each of {world} processes" if world > 1 else ""))
     try:
-        train(cfg, data, args.out, args.device, resume=args.resume, quiet=args.quiet, init=args.init)
+        train(cfg, data, args.out, args.device, resume=args.resume, quiet=args.quiet, init=args.init,
+              data_folder=args.data)
     except KeyboardInterrupt:
         return 130
     return 0
@@ -137,6 +147,7 @@ def _bundle(args) -> int:
                          f"give the data folder it was trained on")
     n = min(args.snapshots, len(snaps))
     weights_mb = sum(v.numel() * v.element_size() for v in g.state_dict().values()) / 1e6
+    weights_mb += (meta.detail.nbytes / 1e6) if meta.detail is not None else 0.0     # the photographs ride along
     snapshot_mb = sum(v.numel() * 2 for v in g.state_dict().values()) / 1e6      # kept as fp16
     if weights_mb + n * snapshot_mb > args.max_mb:
         fits = max(0, int((args.max_mb - weights_mb) // snapshot_mb)) if snapshot_mb else 0
@@ -197,6 +208,32 @@ def _tune(args) -> int:
     return 0
 
 
+def _detail(args) -> int:
+    from models import load_generator, save_generator
+    from .detail import build_detail, display_figures, summary
+    out = args.out or args.checkpoint
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out}: a generator is a .safetensors file; give a name ending in .safetensors")
+    if args.out is not None and args.out.exists() and not args.overwrite:
+        raise UsageError(f"--out {args.out} exists; choose another name or add --overwrite to replace it")
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise UsageError(f"{out.parent}: not a writable folder; create it or choose another --out")
+    if not 50 <= args.quality <= 100:
+        raise UsageError(f"--quality {args.quality}: a JPEG quality from 50 to 100")
+    g, meta, snaps = load_generator(args.checkpoint, device="cpu", with_snapshots=True)
+    had = meta.detail
+    meta.detail, skipped = build_detail(meta, args.data, size=args.size, quality=args.quality)
+    if skipped:
+        print(f"note: {len(skipped)} file(s) in {args.data} could not be read and are left out: "
+              f"{', '.join(skipped[:5])}", file=sys.stderr)
+    save_generator(out, g, meta, snaps)
+    replaced = f" (replacing one of {had.size} px)" if had is not None else ""
+    print(f"wrote {out}: detail stage of {len(meta.detail.names)} memories at {meta.detail.size} px, "
+          f"{meta.detail.nbytes / 1e6:.2f} MB{replaced}")
+    print(summary(display_figures(g, meta, args.data)))
+    return 0
+
+
 def _evaluate(args) -> int:
     import torch
     from models import load_generator
@@ -220,6 +257,8 @@ def _evaluate(args) -> int:
     torch.set_grad_enabled(False)
     result = evaluate(g, data.images, data.names, samples=args.samples, anchors=anchors, seed=args.seed,
                       sheet=args.sheet)
+    from .detail import display_figures
+    result.display = display_figures(g, meta, args.data)
     print(result.to_json() if args.json else result.summary())
     return 0
 
@@ -232,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"prepare": _prepare, "train": _train, "evaluate": _evaluate, "bundle": _bundle,
-                "tune": _tune}[args.command](args)
+                "tune": _tune, "detail": _detail}[args.command](args)
     except (UsageError, CheckpointError, DataError, ConfigError, PrepareError, FileExistsError,
             FileNotFoundError, ValueError, OSError) as e:
         from .run import speaks

@@ -99,6 +99,7 @@ class Evaluation:
     walk_ssim_p10: float | None = None
     walk_ssim_min: float | None = None
     walk_worst: str = ""
+    display: dict[str, dict[str, float]] = field(default_factory=dict)   # per memory, at display size (detail.py)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2, sort_keys=True)
@@ -118,6 +119,9 @@ class Evaluation:
         if self.walk_ssim_p10 is not None:
             lines.append(f"between memories (1/4, 1/2, 3/4 of the walk from each anchor to another): best-SSIM "
                          f"p10 {self.walk_ssim_p10:.3f}  min {self.walk_ssim_min:.3f} ({self.walk_worst})")
+        if self.display:
+            from .detail import summary
+            lines.append(summary(self.display))
         return "\n".join(lines)
 
 

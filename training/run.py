@@ -15,6 +15,7 @@ from models import Anchor, save_generator
 from . import artifacts
 from .anchors import find_anchors, find_w_anchors, tune_to_anchors
 from .data import ImageSet
+from .detail import build_detail, display_figures
 from .evaluate import evaluate
 from .loop import Trainer
 from .presets import TrainConfig
@@ -87,9 +88,11 @@ def speaks() -> bool:
 
 
 def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "auto", resume: bool = False,
-          quiet: bool = False, log=print, init: Path | None = None) -> Path:
+          quiet: bool = False, log=print, init: Path | None = None, data_folder: Path | None = None) -> Path:
     """Train, and return the path of the final generator (run_dir/generator.safetensors).
-    `init`: a trained generator to start from (a warm start, see Trainer.warm_start)."""
+    `init`: a trained generator to start from (a warm start, see Trainer.warm_start).
+    `data_folder`: where `data` came from; the final generator gets its detail stage from it
+    (training/detail.py)."""
     if init is not None and resume:
         raise ValueError("--init starts a new run from a trained generator and --resume continues a run; "
                          "give one of them")
@@ -188,10 +191,15 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
                                 progress=not quiet)
         meta.extra["anchor_tuning"] = tuning_note(cfg.anchor_tune_steps, cfg.anchor_tune_lr,
                                                   cfg.anchor_tune_locality, tuned)
+    if data_folder is not None:
+        log("making the detail stage (each memory's photograph, at the size the data holds)…")
+        meta.detail, _ = build_detail(meta, Path(data_folder))
     save_generator(final, trainer.G_ema, meta,
                    [trainer.snapshots[k] for k in sorted(trainer.snapshots)])
     result = evaluate(trainer.G_ema, data.images, data.names, samples=cfg.eval_samples, anchors=z,
                       sheet=run_dir / "nearest.png")
+    if data_folder is not None:
+        result.display = display_figures(trainer.G_ema, meta, Path(data_folder))
     (run_dir / "evaluation.json").write_text(result.to_json())
     log(result.summary())
     log(f"generator: {final}")

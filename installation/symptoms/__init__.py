@@ -7,10 +7,10 @@ directly.
 """
 from __future__ import annotations
 
-from . import (bit_rot, confusion, fading, feature_dropout, forgetting, hesitation, lapses, misidentification,
+from . import (bit_rot, confusion, detail_loss, fading, feature_dropout, forgetting, hesitation, lapses, misidentification,
                neuron_death, noise_swell, perseveration, plaques, precision_loss, regression, static, synapse_loss,
                tangles, weight_noise)
-from .base import (LEVELS, ActivationSymptom, LatentSymptom, OutputSymptom, ParamInfo, Symptom, WalkSymptom,
+from .base import (LEVELS, ActivationSymptom, DetailSymptom, LatentSymptom, OutputSymptom, ParamInfo, Symptom, WalkSymptom,
                    WeightSymptom)
 
 SYMPTOMS: dict[str, Symptom] = {module.SYMPTOM.name: module.SYMPTOM for module in (
@@ -20,6 +20,7 @@ SYMPTOMS: dict[str, Symptom] = {module.SYMPTOM.name: module.SYMPTOM for module i
     forgetting, confusion,                                                           # latent
     perseveration, hesitation,                                                       # walk
     lapses, fading,                                                                  # output
+    detail_loss,                                                                     # the detail stage
 )}
 
 NAMES: tuple[str, ...] = tuple(SYMPTOMS)
@@ -41,4 +42,4 @@ def at_level(level: str) -> list[Symptom]:
 
 
 __all__ = ["SYMPTOMS", "NAMES", "get", "at_level", "Symptom", "WeightSymptom", "ActivationSymptom",
-           "LatentSymptom", "WalkSymptom", "OutputSymptom", "ParamInfo", "LEVELS"]
+           "LatentSymptom", "WalkSymptom", "OutputSymptom", "DetailSymptom", "ParamInfo", "LEVELS"]

@@ -25,7 +25,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-LEVELS = ("weights", "activations", "latent", "walk", "output")
+LEVELS = ("weights", "activations", "latent", "walk", "output", "detail")
 
 
 # ---------------------------------------------------------------- seeded randomness
@@ -287,3 +287,17 @@ class OutputSymptom(Symptom):
             return img
         assert img.ndim == 4, f"{self.name}: img must be [N, C, H, W], got {tuple(img.shape)}"
         return self.fn(img, intensity, seed, float(t))
+
+
+@dataclass(frozen=True)
+class DetailSymptom(Symptom):
+    """fn(shape (H, W), intensity in (0, 1], seed, device) -> keep [1, 1, H, W] in [0, 1]: how much
+    of the detail stage's borrowed detail (models/detail.py) is left at each pixel."""
+    fn: Callable = field(default=None, repr=False)
+
+    def keep(self, size: int, intensity: float, seed: int, device: torch.device | str = "cpu") -> Optional[torch.Tensor]:
+        """The keep mask at size x size, or None at intensity 0 (all of it kept)."""
+        intensity = clean_intensity(intensity)
+        if intensity == 0.0:
+            return None
+        return self.fn((int(size), int(size)), intensity, seed, device)

@@ -1,0 +1,232 @@
+"""The detail stage: each memory's verbatim detail, borrowed where the picture agrees with it.
+
+A generator of 128 pixels draws the *gist* of a memory; on a gallery screen it is a soft picture
+upscaled eight times, and no 128-pixel network can show a face. But the memories are known: the
+training photographs are kept at full resolution. So a checkpoint may carry a `DetailPack` — each
+memory's photograph at the detail size, cropped exactly as training cropped it, JPEG-encoded — and
+`DetailStage` lays it over the upscaled picture wherever, and as much as, the picture agrees with
+that memory's own healthy picture:
+
+    out = up(x) + sum_k  a_k(x) * (photo_k - up(a_k))
+
+where `a_k` is the healthy generator's picture at memory k's anchor and `a_k(x)` in [0, 1] is their
+local agreement: exp(-local mean squared difference / AGREEMENT^2), over a Gaussian window of
+SPREAD generator pixels. At an anchor the picture is the photograph; as the walk leaves it, or the
+illness changes it, the agreement falls and the borrowed detail with it, so between memories the
+picture is the gist alone (no ghost of a photograph where the picture is elsewhere). Only the
+CANDIDATES memories nearest the picture (on a 16-pixel thumbnail) are compared each frame.
+
+Fuzzy-trace theory's verbatim and gist traces: the pack is the verbatim trace, and the symptom
+`detail_loss` (installation) takes it first, through the `keep` mask.
+
+Shared by `installation` (the live piece and the film) and `training` (building the pack and
+measuring it), which may not import each other.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DETAIL_PREFIX = "detail."        # tensors "detail.<k>": memory k's encoded photograph (uint8)
+CODECS = ("jpeg",)
+MIN_SIZE, MAX_SIZE = 16, 4096
+DEFAULT_QUALITY = 92             # JPEG quality: SSIM 0.93-1.00 against the photograph, ~57 kB a 512 px memory
+
+
+class DetailError(ValueError):
+    """A detail pack that cannot be used; the message says what is wrong."""
+
+
+@dataclass
+class DetailPack:
+    """Each memory's photograph at `size` x `size`, encoded: the verbatim trace a checkpoint carries."""
+    size: int
+    channels: int
+    names: list[str]                       # training image names, as the anchors name them
+    images: list[torch.Tensor] = field(repr=False)   # uint8 [bytes] each: the encoded photograph
+    quality: int = DEFAULT_QUALITY
+    codec: str = "jpeg"
+
+    @classmethod
+    def encode(cls, photos: torch.Tensor, names: list[str], quality: int = DEFAULT_QUALITY) -> "DetailPack":
+        """photos [N, C, D, D] in [-1, 1] (C 1 or 3), one per name -> a pack."""
+        if photos.ndim != 4 or photos.shape[1] not in (1, 3) or photos.shape[2] != photos.shape[3]:
+            raise DetailError(f"photographs must be [N, 1 or 3, D, D], not {tuple(photos.shape)}")
+        if len(names) != photos.shape[0]:
+            raise DetailError(f"{photos.shape[0]} photographs but {len(names)} names")
+        u8 = ((photos.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+        images = []
+        for img in u8:
+            hwc = np.ascontiguousarray(img.transpose(1, 2, 0))
+            if hwc.shape[2] == 3:
+                hwc = cv2.cvtColor(hwc, cv2.COLOR_RGB2BGR)
+            ok, buf = cv2.imencode(".jpg", hwc, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+            if not ok:
+                raise DetailError("OpenCV could not encode a photograph as JPEG")
+            images.append(torch.from_numpy(buf.reshape(-1).copy()))
+        return cls(int(photos.shape[2]), int(photos.shape[1]), list(names), images, int(quality))
+
+    def header(self) -> str:
+        return json.dumps({"size": self.size, "channels": self.channels, "names": self.names,
+                           "quality": self.quality, "codec": self.codec})
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f"{DETAIL_PREFIX}{k}": img.contiguous() for k, img in enumerate(self.images)}
+
+    @classmethod
+    def from_header(cls, text: str, tensors: dict[str, torch.Tensor]) -> "DetailPack":
+        """The pack a checkpoint describes (DetailError when its description does not hold)."""
+        try:
+            d = json.loads(text)
+            size, channels, quality = int(d["size"]), int(d["channels"]), int(d.get("quality", DEFAULT_QUALITY))
+            names, codec = [str(n) for n in d["names"]], str(d.get("codec", "jpeg"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DetailError(f"its detail description is damaged ({type(e).__name__}: {e})") from None
+        if codec not in CODECS or channels not in (1, 3) or not MIN_SIZE <= size <= MAX_SIZE:
+            raise DetailError(f"its detail stage has codec {codec!r}, {channels} channels, size {size}; "
+                              f"allowed: codec {', '.join(CODECS)}, 1 or 3 channels, size {MIN_SIZE}..{MAX_SIZE}")
+        images = []
+        for k in range(len(names)):
+            t = tensors.get(f"{DETAIL_PREFIX}{k}")
+            if t is None or t.dtype != torch.uint8 or t.ndim != 1:
+                raise DetailError(f"its detail stage lacks memory {k}'s photograph ({names[k]!r})")
+            images.append(t)
+        if sum(1 for n in tensors if n.startswith(DETAIL_PREFIX)) != len(names):
+            raise DetailError("its detail stage holds more photographs than it names")
+        return cls(size, channels, names, images, quality, codec)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(t.numel()) for t in self.images)
+
+    def decode(self, k: int) -> torch.Tensor:
+        """Memory k's photograph: float32 [C, size, size] in [-1, 1]."""
+        buf = self.images[k].numpy()
+        img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if self.channels == 1 else cv2.IMREAD_COLOR)
+        if img is None or img.shape[:2] != (self.size, self.size):
+            raise DetailError(f"memory {self.names[k]!r}'s photograph cannot be decoded at {self.size} px")
+        if self.channels == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        else:
+            img = img[..., None]
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float() / 127.5 - 1.0
+
+
+def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [N, 1, H, W] with replicated borders (same size)."""
+    r = max(1, int(round(3 * sigma)))
+    coords = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    g = torch.exp(-coords ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    x = F.pad(x, (r, r, r, r), mode="replicate")
+    x = F.conv2d(x, g.view(1, 1, 1, -1))
+    return F.conv2d(x, g.view(1, 1, -1, 1))
+
+
+def resize(x: torch.Tensor, size: int, mode: str = "bicubic") -> torch.Tensor:
+    """[N, C, h, w] float -> [N, C, size, size], bicubic or bilinear with half-pixel centres. On a CPU
+    through OpenCV (5-20x faster than torch's there); elsewhere torch's, which computes the same
+    filters (a = -0.75, replicated borders) to within float rounding."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    if x.device.type != "cpu":
+        return F.interpolate(x, size=(size, size), mode=mode, align_corners=False)
+    interp = cv2.INTER_CUBIC if mode == "bicubic" else cv2.INTER_LINEAR
+    n, c = x.shape[:2]
+    planes = x.detach().float().reshape(n * c, *x.shape[-2:]).numpy().transpose(1, 2, 0)   # [h, w, N*C]
+    out = []
+    for k in range(0, n * c, 4):            # OpenCV resizes up to 4 channels at once at full speed
+        r = cv2.resize(np.ascontiguousarray(planes[..., k:k + 4]), (size, size), interpolation=interp)
+        out.append(r.reshape(size, size, -1))
+    return torch.from_numpy(np.concatenate(out, axis=2).transpose(2, 0, 1).copy()).view(n, c, size, size)
+
+
+def upscale(x: torch.Tensor, size: int) -> torch.Tensor:
+    """[N, C, h, w] -> [N, C, size, size], bicubic (as OpenCV's, half-pixel centres)."""
+    return resize(x, size, "bicubic")
+
+
+class DetailStage:
+    """Pictures [N, C, S, S] in [-1, 1] -> [N, C, D, D]: the gist upscaled, with each memory's
+    photograph borrowed where the picture agrees with that memory's healthy picture."""
+
+    CANDIDATES = 3            # memories compared per frame (nearest on a thumbnail)
+    AGREEMENT = 0.05          # RMS difference (in [-1, 1] units) at which agreement is 1/e
+    SPREAD = 2.0              # sigma of the agreement window, in generator pixels
+    THUMB = 16                # thumbnail side for choosing the candidates
+    CACHE_BYTES = 256 * 2 ** 20
+
+    def __init__(self, pack: DetailPack, anchor_names: list[str], healthy: torch.Tensor):
+        """healthy [A, C, S, S]: the healthy piece's picture at each anchor, in `anchor_names`' order.
+        Anchors without a photograph in the pack are left out (no detail is borrowed for them)."""
+        self.pack, self.size = pack, pack.size
+        index = {n: k for k, n in enumerate(pack.names)}
+        keep = [i for i, n in enumerate(anchor_names) if n in index]
+        if not keep:
+            raise DetailError("none of the model's memories has a photograph in its detail stage")
+        if healthy.shape[1] != pack.channels or healthy.shape[-1] > pack.size:
+            raise DetailError(f"its detail stage ({pack.channels} channels, {pack.size} px) does not fit the "
+                              f"generator ({healthy.shape[1]} channels, {healthy.shape[-1]} px)")
+        self.photo_of = [index[anchor_names[i]] for i in keep]      # candidate -> pack index
+        self.healthy = healthy[keep].float().contiguous()            # [M, C, S, S]
+        self.thumbs = F.adaptive_avg_pool2d(self.healthy, self.THUMB).flatten(1)   # [M, C*T*T]
+        self._residuals: "OrderedDict[int, torch.Tensor]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> torch.device:
+        return self.healthy.device
+
+    def residual(self, m: int) -> torch.Tensor:
+        """photo - up(healthy picture) of candidate m, [C, D, D] on the device (kept, least recently used out)."""
+        with self._lock:
+            r = self._residuals.get(m)
+            if r is not None:
+                self._residuals.move_to_end(m)
+                return r
+        photo = self.pack.decode(self.photo_of[m]).to(self.device)
+        r = photo - upscale(self.healthy[m:m + 1], self.size)[0]
+        with self._lock:
+            self._residuals[m] = r
+            while len(self._residuals) > 1 and \
+                    sum(v.numel() * v.element_size() for v in self._residuals.values()) > self.CACHE_BYTES:
+                self._residuals.popitem(last=False)
+        return r
+
+    def agreement(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For pictures [N, C, S, S]: the candidates (indices [N, K]) and how much of each one's
+        detail to lay on each pixel ([N, K, 1, S, S], summing to at most 1 per pixel)."""
+        img = img.float()
+        n, k = img.shape[0], min(self.CANDIDATES, self.healthy.shape[0])
+        thumbs = F.adaptive_avg_pool2d(img, self.THUMB).flatten(1)
+        near = torch.cdist(thumbs, self.thumbs).topk(k, dim=1, largest=False).indices     # [N, K]
+        diff = (img[:, None] - self.healthy[near]).pow(2).mean(dim=2, keepdim=True)      # [N, K, 1, S, S]
+        s = img.shape[-1]
+        local = _gaussian(diff.reshape(n * k, 1, s, s), self.SPREAD).reshape(n, k, 1, s, s)
+        a = torch.exp(-local / self.AGREEMENT ** 2)
+        share = a * a / a.sum(dim=1, keepdim=True).clamp_min(1e-6)   # agreeing memories share a pixel
+        return near, share
+
+    def __call__(self, img: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """img [N, C, S, S] in [-1, 1] -> [N, C, D, D] in [-1, 1]; `keep` [N, 1, D, D] in [0, 1]
+        (or None: all of it) is how much of the verbatim detail is left (detail_loss)."""
+        near, share = self.agreement(img)
+        out = upscale(img.float(), self.size)
+        n, k = near.shape
+        weights = resize(share.reshape(n, k, img.shape[-2], img.shape[-1]), self.size, "bilinear")   # [N, K, D, D]
+        if keep is not None:
+            weights = weights * keep
+        for i in range(n):
+            for j in range(k):
+                w = weights[i, j]
+                if float(w.max()) < 1.0 / 512:          # nothing this memory lends here shows in 8 bits
+                    continue
+                out[i] += w * self.residual(int(near[i, j]))
+        return out.clamp_(-1, 1)
