@@ -8,7 +8,7 @@ import pytest
 from installation.course import Course, CourseState, Overrides, stage_of
 from installation.settings import SYMPTOM_NAMES, Settings, load_settings
 
-GENTLE = {"fading", "static", "hesitation", "synapse_loss"}
+GENTLE = {"fading", "static", "hesitation", "synapse_loss", "detail_loss"}   # detail_loss: the gist stays
 STRONG = ("plaques", "lapses", "fading")   # what ends the picture; the weight damage holds back until "gone"
 
 

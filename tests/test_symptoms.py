@@ -15,7 +15,7 @@ from models.dcgan import DCGANConfig, Generator
 TABLE = ["synapse_loss", "neuron_death", "weight_noise", "precision_loss", "bit_rot", "regression",
          "misidentification", "noise_swell",
          "feature_dropout", "plaques", "tangles", "static", "forgetting", "confusion",
-         "perseveration", "hesitation", "lapses", "fading"]
+         "perseveration", "hesitation", "lapses", "fading", "detail_loss"]
 STYLE_ONLY = ("misidentification", "noise_swell")   # a DCGAN has nothing they damage: tests/test_stylegan.py
 WEIGHTS = [s.name for s in at_level("weights") if s.name not in STYLE_ONLY]
 ACTIVATIONS = [s.name for s in at_level("activations")]
@@ -77,7 +77,7 @@ def test_every_symptom_of_the_table_in_order():
     for name, symptom in SYMPTOMS.items():
         assert symptom.name == name and symptom.description and isinstance(symptom.default_target, str)
     assert [s.level for s in SYMPTOMS.values()] == ["weights"] * 8 + ["activations"] * 4 + ["latent"] * 2 \
-        + ["walk"] * 2 + ["output"] * 2
+        + ["walk"] * 2 + ["output"] * 2 + ["detail"]
 
 
 def test_unknown_symptom_names_itself_and_the_known_ones():
