@@ -239,3 +239,16 @@ def test_on_the_contact_sheet_the_detail_goes_first_and_alone():
     assert np.mean(scores) < 0.95, scores
     assert all(np.array_equal(a, b) for a, b in zip(engine.small_frames(z, state), engine.small_frames(z, FrameState(seed=1))))
     engine.close()
+
+
+@pytest.mark.gpu
+def test_the_detail_stage_on_cuda_draws_what_the_cpu_draws(detailed):
+    cpu = _engine(detailed)
+    cuda = _engine(detailed, "model.device=cuda")
+    state = FrameState(seed=1, intensities={"detail_loss": 0.3})
+    z = cpu.anchors[:2].cpu()
+    for a, b in zip(cpu.pictures(z, state), cuda.pictures(z, state)):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 3      # torch's filters against OpenCV's, in float
+    assert cuda.render(state).shape == cpu.render(state).shape
+    cpu.close()
+    cuda.close()
