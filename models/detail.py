@@ -184,8 +184,9 @@ class DetailStage:
     def device(self) -> torch.device:
         return self.healthy.device
 
-    def residual(self, m: int) -> torch.Tensor:
-        """photo - up(healthy picture) of candidate m, [C, D, D] on the device (kept, least recently used out)."""
+    def residual(self, m: int):
+        """photo - up(healthy picture) of candidate m, kept (least recently used out): on a CPU a numpy
+        array [D, D, C] (the layout the CPU path composes in), elsewhere a tensor [C, D, D] on the device."""
         with self._lock:
             r = self._residuals.get(m)
             if r is not None:
@@ -193,10 +194,11 @@ class DetailStage:
                 return r
         photo = self.pack.decode(self.photo_of[m]).to(self.device)
         r = photo - upscale(self.healthy[m:m + 1], self.size)[0]
+        if self.device.type == "cpu":
+            r = np.ascontiguousarray(r.numpy().transpose(1, 2, 0))
         with self._lock:
             self._residuals[m] = r
-            while len(self._residuals) > 1 and \
-                    sum(v.numel() * v.element_size() for v in self._residuals.values()) > self.CACHE_BYTES:
+            while len(self._residuals) > 1 and sum(v.nbytes for v in self._residuals.values()) > self.CACHE_BYTES:
                 self._residuals.popitem(last=False)
         return r
 
@@ -218,6 +220,8 @@ class DetailStage:
         """img [N, C, S, S] in [-1, 1] -> [N, C, D, D] in [-1, 1]; `keep` [N, 1, D, D] in [0, 1]
         (or None: all of it) is how much of the verbatim detail is left (detail_loss)."""
         near, share = self.agreement(img)
+        if self.device.type == "cpu":
+            return self._compose_cpu(img, near, share, keep)
         out = upscale(img.float(), self.size)
         n, k = near.shape
         weights = resize(share.reshape(n, k, img.shape[-2], img.shape[-1]), self.size, "bilinear")   # [N, K, D, D]
@@ -230,3 +234,24 @@ class DetailStage:
                     continue
                 out[i] += w * self.residual(int(near[i, j]))
         return out.clamp_(-1, 1)
+
+    def _compose_cpu(self, img, near, share, keep) -> torch.Tensor:
+        """The same on a CPU, composed channels-last with OpenCV and numpy (a third of torch's time
+        there): the result is a channels-first view of [N, D, D, C] memory, which the output chain
+        turns into 8-bit pixels without another copy."""
+        d, n, k = self.size, near.shape[0], near.shape[1]
+        x = img.detach().float().permute(0, 2, 3, 1).numpy()             # [N, S, S, C]
+        a = share[:, :, 0].permute(0, 2, 3, 1).numpy()                   # [N, S, S, K]
+        out = np.empty((n, d, d, x.shape[3]), np.float32)
+        for i in range(n):
+            out[i] = cv2.resize(np.ascontiguousarray(x[i]), (d, d), interpolation=cv2.INTER_CUBIC).reshape(d, d, -1)
+            weights = cv2.resize(np.ascontiguousarray(a[i]), (d, d), interpolation=cv2.INTER_LINEAR).reshape(d, d, k)
+            if keep is not None:
+                weights *= keep[i, 0].numpy()[..., None]
+            for j in range(k):
+                w = weights[..., j:j + 1]
+                if float(w.max()) < 1.0 / 512:          # nothing this memory lends here shows in 8 bits
+                    continue
+                out[i] += w * self.residual(int(near[i, j]))
+        np.clip(out, -1.0, 1.0, out=out)
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
