@@ -90,6 +90,20 @@ def test_a_kiosk_stopped_by_a_bad_target_ends_cleanly(tmp_path, tiny_checkpoint,
     assert not StateStore(state).read().run.running
 
 
+def test_a_kiosk_given_a_model_with_nan_weights_shows_the_bundled_one_and_says_why(tmp_path, caplog, monkeypatch):
+    from installation import cli, engine
+    bundled = make_tiny_checkpoint(tmp_path / "bundled.safetensors", seed=3)
+    monkeypatch.setattr(engine, "BUNDLED_MODEL", bundled)
+    nan = make_tiny_checkpoint(tmp_path / "diverged.safetensors", nan=True)
+    run = KioskRun.start(_settings(nan, tmp_path / "state.json"), environ={"HOME": str(tmp_path)})
+    with caplog.at_level(logging.INFO, logger="lapses.kiosk"):
+        model = run.load_model(cli._model, (cli.UsageError,))
+    run.close()
+    assert model.path == bundled
+    assert f"the model {nan} cannot be used" in caplog.text and "NaN" in caplog.text
+    assert "falling back to the bundled model" in caplog.text
+
+
 def test_only_the_newest_files_set_aside_are_kept(tmp_path):
     """A piece that crashes in a loop for weeks sets its state aside once per crash window: the
     newest ten of each reason stay for a technician, older ones go, and other files are never touched."""

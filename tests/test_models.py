@@ -1,5 +1,6 @@
 """Generators build from their config, and checkpoints load strictly and safely."""
 import pickle
+import re
 import struct
 
 import pytest
@@ -189,3 +190,24 @@ def test_resume_state_round_trips_plain_tensors(tmp_path):
     save_resume(tmp_path / "r.pt", {"step": 3, "w": torch.ones(2), "rng": torch.get_rng_state()})
     s = load_resume(tmp_path / "r.pt")
     assert s["step"] == 3 and torch.equal(s["w"], torch.ones(2))
+
+
+def test_a_checkpoint_with_non_finite_weights_or_anchors_is_refused_naming_the_file(tmp_path, tiny_cfg):
+    """A run that diverged is saved with correct digests by save_generator itself: its NaN weights (or
+    anchors) are refused at load, with the file and what is wrong, not shown as broken frames."""
+    g = Generator(tiny_cfg).eval()
+    weight = next(n for n in g.state_dict() if n.startswith("to_rgb") and n.endswith("weight"))
+    with torch.no_grad():
+        g.state_dict()[weight].view(-1)[0] = float("nan")
+    meta = GeneratorMeta("dcgan", tiny_cfg, anchors=[Anchor("a.png", torch.randn(tiny_cfg.latent_size).tolist())])
+    path = tmp_path / "nan.safetensors"
+    save_generator(path, g, meta)
+    with pytest.raises(CheckpointError, match=r"nan\.safetensors: its weights hold NaN .*" + re.escape(weight)):
+        load_generator(path)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        z = torch.randn(tiny_cfg.latent_size).tolist()
+        z[3] = bad
+        meta = GeneratorMeta("dcgan", tiny_cfg, anchors=[Anchor("odd.png", z)])
+        save_generator(path, Generator(tiny_cfg), meta)
+        with pytest.raises(CheckpointError, match=r"nan\.safetensors: anchor 'odd\.png' holds NaN or infinite"):
+            load_generator(path)
