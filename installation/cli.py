@@ -238,7 +238,7 @@ def _check_span(args) -> None:
 
 
 def _parse_render(args):
-    from .render import RenderJob
+    from .render import RenderJob, available_memory, size_problem
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
@@ -252,6 +252,9 @@ def _parse_render(args):
     _check_span(args)
     if not 0 <= args.crf <= 51:
         raise UsageError(f"--crf {args.crf}: must be 0 .. 51")
+    problem = size_problem(w, h, args.fps, args.preset if args.out is not None else None, available_memory())
+    if problem:
+        raise UsageError(problem)
     try:
         i, n = (int(v) for v in args.segment.split("/"))
         assert 1 <= i <= n
