@@ -286,7 +286,7 @@ def _parse_render(args):
 
 def _render(argv) -> int:
     import torch
-    from tqdm import tqdm
+    from models.progress import progress_bar
     from .engine import Engine
     from .audio import Soundscape
     from .audio.track import FilmSound
@@ -335,7 +335,7 @@ def _render(argv) -> int:
     else:
         sink = VideoSink(args.out, job.width, job.height, job.fps, args.crf, args.preset, encoder,
                          sample_rate=sound.sample_rate if sound else None)
-    with tqdm(total=total, unit="frame", disable=args.quiet, dynamic_ncols=True) as bar:
+    with progress_bar(total, unit="frame", disable=args.quiet) as bar:
         n = render(engine, states, sink, args.state_log, progress=bar, sound=sound, tail=tail, keep=keep)
         rate = bar.format_dict["rate"] or 0.0
     engine.close()
@@ -347,7 +347,7 @@ def _render(argv) -> int:
 
 
 def _sound(argv) -> int:
-    from tqdm import tqdm
+    from models.progress import progress_bar
     from .audio import Soundscape
     from .audio.features import cues_for
     from .audio.track import FilmSound, StageMeters, WavWriter
@@ -370,7 +370,7 @@ def _sound(argv) -> int:
     stages = StageMeters(sound)
     ok = False
     try:
-        with tqdm(total=job.total_frames, unit="frame", disable=args.quiet, dynamic_ncols=True) as bar:
+        with progress_bar(job.total_frames, unit="frame", disable=args.quiet) as bar:
             for i, state in frame_states(settings, job):
                 frame = engine.render(state, sync=True)    # the picture tells the sound its brightness
                 stages.frame(i, stage_of(state.progress)[1], state.progress)

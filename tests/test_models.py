@@ -211,3 +211,25 @@ def test_a_checkpoint_with_non_finite_weights_or_anchors_is_refused_naming_the_f
         save_generator(path, Generator(tiny_cfg), meta)
         with pytest.raises(CheckpointError, match=r"nan\.safetensors: anchor 'odd\.png' holds NaN or infinite"):
             load_generator(path)
+
+
+def test_progress_without_a_terminal_is_a_line_every_few_seconds():
+    import io
+    from models.progress import LogProgress, progress_bar
+    now = [0.0]
+    out = io.StringIO()
+    bar = LogProgress(100, unit="frame", file=out, every_s=10, clock=lambda: now[0])
+    for _ in range(100):
+        now[0] += 0.5
+        bar.update(1)
+    bar.set_postfix(g="0.5")
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue() and len(lines) == 6                    # start, every 10 s (20 frames)
+    assert lines[1].startswith(" 20% 20/100 [00:10<00:40,  2.00frame/s") and lines[-1].startswith("100% 100/100")
+    assert isinstance(progress_bar(3, file=io.StringIO()), LogProgress)     # a file: lines
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    assert not isinstance(progress_bar(3, file=Terminal()), LogProgress)     # a terminal: tqdm's bar

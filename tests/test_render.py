@@ -180,6 +180,16 @@ def test_sizes_past_h264_or_the_memory_are_refused_saying_what_is_possible(tiny_
     assert not frames.exists()
 
 
+def test_progress_into_a_log_is_whole_lines_not_redraws(tiny_checkpoint, tmp_path):
+    """stderr is a pipe here, as in a unit or a CI log: the bar's figures as lines, no carriage returns."""
+    r = _cli("render", "--model", tiny_checkpoint, "--frames", tmp_path / "f", "--seconds", 2, "--fps", 8,
+             "--size", "32x32")
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if "frame/s" in line]
+    assert lines[0].startswith("  0% 0/16 [") and lines[-1].startswith("100% 16/16 [") and len(lines) <= 4, lines
+
+
 def test_render_without_seconds_asks_for_them(tiny_checkpoint, tmp_path):
     r = _cli("render", "--model", tiny_checkpoint, "--out", tmp_path / "x.mp4", "--size", "64x64")
     assert r.returncode == 2 and "--seconds" in r.stderr and "Traceback" not in r.stderr
