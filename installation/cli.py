@@ -141,7 +141,7 @@ def _model(settings):
 
 def _run(argv) -> int:
     import dataclasses
-    from .app import App, RunOptions
+    from .app import App, NoDisplay, RunOptions
     args = _run_parser().parse_args(argv)
     settings = _settings(args)
     if args.hud:
@@ -183,7 +183,11 @@ def _run(argv) -> int:
     app = App(settings, engine_factory=engine_factory)
     opts = RunOptions(windowed=args.windowed, seconds=args.seconds, kiosk=args.kiosk,
                       screenshot_dir=args.screenshots, kiosk_run=kiosk)
-    report = kiosk.run(app, opts) if kiosk else app.run(opts)
+    try:
+        report = kiosk.run(app, opts) if kiosk else app.run(opts)
+    except NoDisplay as e:          # (a kiosk exits itself, with a status systemd restarts)
+        print(f"error: {e}", file=sys.stderr)
+        return 1                    # not 2: the same command works once there is a display
     print(f"{report.frames} frames in {report.seconds:.1f} s: {report.fps:.1f} fps, frame-time p99 "
           f"{report.p99_ms:.1f} ms, progress {report.progress:.3f}")
     return 0
