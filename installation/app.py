@@ -80,6 +80,26 @@ class RunReport:
     progress: float
 
 
+SHOWS_NOTHING = ("offscreen", "dummy")    # SDL video drivers that draw into memory, on no screen
+
+
+class NoDisplay(Exception):
+    """SDL found no screen and fell back, unasked, to a driver that shows nothing (a kiosk stops)."""
+
+
+def unseen_display(driver: str, environ) -> str | None:
+    """Why the piece would show nothing on this SDL video driver, or None: it shows, or nothing was
+    asked of it (SDL_VIDEODRIVER=dummy, as the tests and benchmarks set it, is a choice, not a fault)."""
+    if driver not in SHOWS_NOTHING or environ.get("SDL_VIDEODRIVER"):
+        return None
+    given = [f"{name}={environ[name]}" for name in ("DISPLAY", "WAYLAND_DISPLAY") if environ.get(name)]
+    why = (f"{' and '.join(given)} could not be opened" if given else
+           "DISPLAY and WAYLAND_DISPLAY are not set (an SSH login, or a service started before the desktop)")
+    return (f"no display: {why}, so SDL fell back to its '{driver}' video driver, which shows nothing. Start the "
+            f"piece in the desktop session (or give it the session's DISPLAY, e.g. DISPLAY=:0), or set "
+            f"SDL_VIDEODRIVER={driver} to run without a screen on purpose")
+
+
 def window_default(desktop: tuple[int, int]) -> tuple[int, int]:
     """The window's size when the settings leave it open: WINDOW_DEFAULT, shrunk (same aspect) to
     at most 90% of the monitor, so the whole window, title bar and HUD fit on a small screen."""
@@ -121,6 +141,7 @@ class App:
         self.running = False
         self.sound: LiveSound | None = None
         self.inputs: Inputs | None = None
+        self._kiosk = False
 
     def _stop(self, *_):
         self.running = False
@@ -147,10 +168,12 @@ class App:
         # a bad mappings file, or (outside kiosk mode) an OSC port that cannot be had, stops here,
         # before any window; a kiosk logs a busy port and retries, so systemd need not restart it
         self.inputs = Inputs(self.settings, strict=not kiosk)
-        pygame.display.init()
-        pygame.font.init()
-        old_term = signal.signal(signal.SIGTERM, self._stop) if _main_thread() else None
+        self._kiosk = kiosk
+        old_term = None
         try:
+            self._display_init()
+            pygame.font.init()
+            old_term = signal.signal(signal.SIGTERM, self._stop) if _main_thread() else None
             screen = open_screen(self.settings.display, opts.windowed)
             pygame.display.set_caption("Lapses")
             pygame.mouse.set_visible(False)
@@ -172,6 +195,22 @@ class App:
                 signal.signal(signal.SIGTERM, old_term)
             pygame.display.quit()
 
+    def _display_init(self) -> None:
+        """pygame.display.init(); a driver that shows nothing, not asked for, is said plainly, and
+        stops a kiosk (NoDisplay): a gallery screen must not stay black while the piece reports frames."""
+        try:
+            pygame.display.init()
+        except pygame.error as e:            # SDL_VIDEODRIVER=x11 with no X server, say
+            asked = os.environ.get("SDL_VIDEODRIVER")
+            raise NoDisplay(f"no display: SDL cannot open one ({e}" + (f", SDL_VIDEODRIVER={asked}" if asked else "")
+                            + "); start the piece in the desktop session, or give it the session's DISPLAY "
+                              "(e.g. DISPLAY=:0)") from None
+        problem = unseen_display(pygame.display.get_driver(), os.environ)
+        if problem and self._kiosk:
+            raise NoDisplay(problem)
+        if problem:
+            log.warning("%s", problem)
+
     def _follow_display(self, engine: Engine, opts: RunOptions, reopen: bool = False):
         """The screen as it is now (reopened if it was lost); the engine renders at its size from now on.
         A display that cannot be opened again raises pygame.error: the run ends non-zero and a
@@ -179,7 +218,7 @@ class App:
         screen = None if reopen else pygame.display.get_surface()
         if screen is None:
             pygame.display.quit()
-            pygame.display.init()
+            self._display_init()
             screen = open_screen(self.settings.display, opts.windowed)
             pygame.display.set_caption("Lapses")
             pygame.mouse.set_visible(False)
@@ -202,8 +241,8 @@ class App:
         last_shot = -SHOT_GAP_S
         frames = 0
         start = last = time.perf_counter()
-        log.info("showing %s at %dx%d on %s%s", engine.model.path, W, H, engine.device_name,
-                 " (kiosk mode)" if kiosk else "")
+        log.info("showing %s at %dx%d on %s, SDL video driver %s%s", engine.model.path, W, H, engine.device_name,
+                 pygame.display.get_driver(), " (kiosk mode)" if kiosk else "")
         self.running = True
         frame = None
         try:

@@ -154,7 +154,7 @@ def _model(settings):
 
 def _run(argv) -> int:
     import dataclasses
-    from .app import App, RunOptions
+    from .app import App, NoDisplay, RunOptions
     args = _run_parser().parse_args(argv)
     settings = _settings(args)
     if args.hud:
@@ -196,7 +196,11 @@ def _run(argv) -> int:
     app = App(settings, engine_factory=engine_factory)
     opts = RunOptions(windowed=args.windowed, seconds=args.seconds, kiosk=args.kiosk,
                       screenshot_dir=args.screenshots, kiosk_run=kiosk)
-    report = kiosk.run(app, opts) if kiosk else app.run(opts)
+    try:
+        report = kiosk.run(app, opts) if kiosk else app.run(opts)
+    except NoDisplay as e:          # (a kiosk exits itself, with a status systemd restarts)
+        print(f"error: {e}", file=sys.stderr)
+        return 1                    # not 2: the same command works once there is a display
     print(f"{report.frames} frames in {report.seconds:.1f} s: {report.fps:.1f} fps, frame-time p99 "
           f"{report.p99_ms:.1f} ms, progress {report.progress:.3f}")
     return 0
@@ -301,7 +305,7 @@ def _check_span(args) -> None:
 
 
 def _parse_render(args):
-    from .render import RenderJob
+    from .render import RenderJob, available_memory, size_problem
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
@@ -315,6 +319,9 @@ def _parse_render(args):
     _check_span(args)
     if not 0 <= args.crf <= 51:
         raise UsageError(f"--crf {args.crf}: must be 0 .. 51")
+    problem = size_problem(w, h, args.fps, args.preset if args.out is not None else None, available_memory())
+    if problem:
+        raise UsageError(problem)
     try:
         i, n = (int(v) for v in args.segment.split("/"))
         assert 1 <= i <= n
@@ -346,7 +353,7 @@ def _parse_render(args):
 
 def _render(argv) -> int:
     import torch
-    from tqdm import tqdm
+    from models.progress import progress_bar
     from .engine import Engine
     from .audio import Soundscape
     from .audio.track import FilmSound
@@ -395,7 +402,7 @@ def _render(argv) -> int:
     else:
         sink = VideoSink(args.out, job.width, job.height, job.fps, args.crf, args.preset, encoder,
                          sample_rate=sound.sample_rate if sound else None)
-    with tqdm(total=total, unit="frame", disable=args.quiet, dynamic_ncols=True) as bar:
+    with progress_bar(total, unit="frame", disable=args.quiet) as bar:
         n = render(engine, states, sink, args.state_log, progress=bar, sound=sound, tail=tail, keep=keep)
         rate = bar.format_dict["rate"] or 0.0
     engine.close()
@@ -407,7 +414,7 @@ def _render(argv) -> int:
 
 
 def _sound(argv) -> int:
-    from tqdm import tqdm
+    from models.progress import progress_bar
     from .audio import Soundscape
     from .audio.features import cues_for
     from .audio.track import FilmSound, StageMeters, WavWriter
@@ -430,7 +437,7 @@ def _sound(argv) -> int:
     stages = StageMeters(sound)
     ok = False
     try:
-        with tqdm(total=job.total_frames, unit="frame", disable=args.quiet, dynamic_ncols=True) as bar:
+        with progress_bar(job.total_frames, unit="frame", disable=args.quiet) as bar:
             for i, state in frame_states(settings, job):
                 frame = engine.render(state, sync=True)    # the picture tells the sound its brightness
                 stages.frame(i, stage_of(state.progress)[1], state.progress)

@@ -78,6 +78,63 @@ NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster
 NVENC_NEEDS = "NVENC needs an NVIDIA driver and a GPU that has it (A100, H100 and H200 have none)"
 
 
+# H.264's largest level (6.2): at most 139 264 macroblocks (16 x 16 pixels) a frame and 16 711 680 a
+# second (8192x4320 at 120 fps); libx264 opens no side longer than 16 384 pixels
+H264_MAX_SIDE = 16384
+H264_MAX_MACROBLOCKS = 139_264
+H264_MAX_MACROBLOCKS_PER_S = 16_711_680
+# host memory a render takes per pixel of its frame size: peak RSS from 640x360 to 1920x1080, 90 frames,
+# a tiny model on 2 CPU cores (x264's lookahead and reference frames grow with the preset; NVENC keeps
+# its own on the GPU, so its presets take ultrafast's figure; --frames is the PNG sink)
+BYTES_PER_PIXEL = {"frames": 81, "ultrafast": 70, "superfast": 95, "veryfast": 123, "faster": 160, "fast": 200,
+                   "medium": 229, "slow": 280, "slower": 331, "veryslow": 420, "placebo": 640}
+BASE_BYTES = 600 * 2**20         # the process itself: Python, torch, a model
+SIZES_THAT_PLAY = "3840x2160 (4K UHD), 4096x2160 (DCI 4K), 7680x4320 (8K UHD) or 8192x4320"
+
+
+def available_memory() -> int | None:
+    """Bytes of host memory available to a new job now (MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def size_problem(width: int, height: int, fps: float, preset: str | None, available: int | None) -> str | None:
+    """Why a render of this frame size cannot work (None: it can), said before any work starts:
+    for a film (`preset` given) the encoder's and H.264's limits, for either the memory it would need
+    (`available` bytes, None: unknown, not checked)."""
+    size = f"--size {width}x{height}"
+    if preset is not None:
+        macroblocks = -(-width // 16) * -(-height // 16)
+        if max(width, height) > H264_MAX_SIDE or macroblocks > H264_MAX_MACROBLOCKS:
+            return (f"{size}: too large for an H.264 film: libx264 takes at most {H264_MAX_SIDE} pixels a side, "
+                    f"and H.264's largest level (6.2, the most a player decodes) at most {H264_MAX_MACROBLOCKS} "
+                    f"macroblocks of 16x16 pixels a frame (this size has {macroblocks}); films play at e.g. "
+                    f"{SIZES_THAT_PLAY}. "
+                    f"For larger pictures render PNGs with --frames DIR")
+        if macroblocks * fps > H264_MAX_MACROBLOCKS_PER_S:
+            return (f"{size} at --fps {fps:g}: more than H.264's largest level (6.2) decodes, "
+                    f"{H264_MAX_MACROBLOCKS_PER_S} macroblocks of 16x16 pixels a second; at this size at most "
+                    f"--fps {math.floor(H264_MAX_MACROBLOCKS_PER_S / macroblocks)}")
+    per_pixel = BYTES_PER_PIXEL["frames" if preset is None else preset if preset in BYTES_PER_PIXEL else "ultrafast"]
+    need = BASE_BYTES + width * height * per_pixel
+    if available is not None and need > available:
+        how = "--frames" if preset is None else f"--preset {preset}"
+        return (f"{size}: a render this size needs about {need / 2**30:.1f} GB of memory ({per_pixel} bytes a "
+                f"pixel with {how}) and this machine has {available / 2**30:.1f} GB available; render a smaller "
+                f"size" + (", with a faster --preset," if preset is not None and preset != "ultrafast" else "")
+                + " or on a machine with more memory")
+    return None
+
+
 def encoder_options(encoder: str, crf: int, preset: str) -> dict[str, str]:
     """The codec options for a quality (x264's CRF scale, 0 = lossless) and a speed preset."""
     if encoder == "h264_nvenc":     # constant quality on the same 0..51 scale, no bitrate cap

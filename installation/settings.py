@@ -526,6 +526,15 @@ class Settings:
         candidates = ([Path(self.source).resolve().parent / p] if self.source else []) + [REPO_ROOT / p]
         return next((c for c in candidates if c.exists()), candidates[0])
 
+    def beside_settings(self, value: str) -> Path:
+        """A path the piece writes as well as reads (inputs.mappings_file): a relative one is beside the
+        settings file (the project folder for the project's own settings or none), and nowhere else, so
+        reading and writing find the same file and a rehearsal's file never reaches another settings'."""
+        p = Path(os.path.expandvars(os.path.expanduser(value)))
+        if p.is_absolute():
+            return p
+        return (Path(self.source).resolve().parent if self.source else REPO_ROOT) / p
+
     @property
     def model_path(self) -> Path:
         return self.resolve_path(self.model.path)

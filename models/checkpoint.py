@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -228,7 +229,20 @@ def _parse_meta(path: Path, header: dict[str, str]) -> GeneratorMeta:
         if len(a.z) != meta.latent_size:
             raise CheckpointError(f"{path}: anchor {a.name!r} has {len(a.z)} values, latent size is "
                                   f"{meta.latent_size}; the file has been edited or damaged.")
+        if not all(math.isfinite(v) for v in a.z):
+            raise CheckpointError(f"{path}: anchor {a.name!r} holds NaN or infinite values; the model diverged "
+                                  "before it was saved. Use an earlier checkpoint or train it again.")
     return meta
+
+
+def _refuse_non_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """A model that diverged in training (NaN/Inf weights) is saved with correct digests, and would
+    show nothing but broken frames: refuse it, naming the first tensors that are not finite."""
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        names = ", ".join(sorted(bad)[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(f"{path}: its weights hold NaN or infinite values ({names}); the model diverged "
+                              "before it was saved. Use an earlier checkpoint or train it again.")
 
 
 def load_generator(path: str | Path, device: str | torch.device | None = None,
@@ -247,6 +261,7 @@ def load_generator(path: str | Path, device: str | torch.device | None = None,
     if header.get("sha256") != _digest(tensors):
         raise CheckpointError(f"{path}: tensor data does not match its recorded SHA-256 — the file was "
                               "modified or damaged after saving. Copy it again from the original.")
+    _refuse_non_finite(path, tensors)
     if "detail" in header:
         try:
             meta.detail = DetailPack.from_header(header["detail"], tensors)

@@ -60,14 +60,18 @@ def sample_span(blocks, lo: int, hi: int) -> np.ndarray:
     return out
 
 
-def make_tiny_checkpoint(path, seed: int = 0, anchors: int = 4, snapshots: int = 2):
-    """A random-weight tiny generator with anchors and snapshots, saved as a real checkpoint."""
+def make_tiny_checkpoint(path, seed: int = 0, anchors: int = 4, snapshots: int = 2, nan: bool = False):
+    """A random-weight tiny generator with anchors and snapshots, saved as a real checkpoint
+    (`nan`: one weight NaN, as a run that diverged saves it, digests and all)."""
     from models import DCGANConfig, GeneratorMeta, save_generator
     from models.checkpoint import Anchor
     from models.dcgan import Generator
     torch.manual_seed(seed)
     cfg = DCGANConfig(**TINY)
     g = Generator(cfg)
+    if nan:
+        with torch.no_grad():
+            next(iter(g.parameters())).view(-1)[0] = float("nan")
     snaps = []
     for _ in range(snapshots):
         snaps.append({k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v

@@ -404,6 +404,25 @@ def test_a_bad_mappings_file_names_itself(tmp_path):
     assert inputs.bindings["pause"].midi == "ch 3 cc 64" and inputs.scenes["storm"].midi == "note 9"
 
 
+def test_a_relative_mappings_file_is_read_and_written_beside_the_settings_file_only(tmp_path, monkeypatch):
+    """A rehearsal's learned controls in the project folder never reach a gallery's settings elsewhere:
+    a relative inputs.mappings_file is beside the settings file for reading and writing alike."""
+    from installation import settings as settings_module
+    from installation.kiosk.persist import piece_files
+    from installation.settings import load_settings
+    project, gallery = tmp_path / "project", tmp_path / "gallery"
+    project.mkdir()
+    gallery.mkdir()
+    monkeypatch.setattr(settings_module, "REPO_ROOT", project)
+    (project / "mappings.yaml").write_text("midi:\n  decay: ch 1 cc 74\n")        # learned at the rehearsal
+    (gallery / "gallery.yaml").write_text("inputs:\n  mappings_file: mappings.yaml\n")
+    s = load_settings(gallery / "gallery.yaml", QUIET)
+    inputs = Inputs(s)
+    assert inputs.mappings_path == gallery / "mappings.yaml" and inputs.learned == {}
+    assert gallery / "mappings.yaml" in piece_files(s)
+    assert settings_from_dict({}, QUIET).beside_settings("mappings.yaml") == project / "mappings.yaml"
+
+
 # ------------------------------------------------------------------ OSC over real UDP
 
 def test_osc_over_udp_moves_the_piece_and_sends_the_state_back(tmp_path, caplog):

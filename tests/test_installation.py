@@ -16,6 +16,8 @@ from installation.settings import settings_from_dict
 from installation.sheet import decay_rows, make_sheet
 from installation.state import FrameState
 
+from conftest import make_tiny_checkpoint
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -327,6 +329,14 @@ def test_cli_refuses_a_broken_checkpoint(tmp_path):
     bad.write_bytes(b"\x00" * 100)
     r = _cli("--model", str(bad), "--seconds", "1")
     assert r.returncode == 2 and "model.path" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_refuses_a_checkpoint_with_nan_weights(tmp_path):
+    """Saved by save_generator itself, digests right: still refused before a window opens, naming the file."""
+    nan = make_tiny_checkpoint(tmp_path / "diverged.safetensors", nan=True)
+    r = _cli("--model", str(nan), "--seconds", "1")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert f"model.path: {nan}: its weights hold NaN" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_default_window_fits_a_small_monitor():

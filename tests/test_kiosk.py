@@ -90,6 +90,20 @@ def test_a_kiosk_stopped_by_a_bad_target_ends_cleanly(tmp_path, tiny_checkpoint,
     assert not StateStore(state).read().run.running
 
 
+def test_a_kiosk_given_a_model_with_nan_weights_shows_the_bundled_one_and_says_why(tmp_path, caplog, monkeypatch):
+    from installation import cli, engine
+    bundled = make_tiny_checkpoint(tmp_path / "bundled.safetensors", seed=3)
+    monkeypatch.setattr(engine, "BUNDLED_MODEL", bundled)
+    nan = make_tiny_checkpoint(tmp_path / "diverged.safetensors", nan=True)
+    run = KioskRun.start(_settings(nan, tmp_path / "state.json"), environ={"HOME": str(tmp_path)})
+    with caplog.at_level(logging.INFO, logger="lapses.kiosk"):
+        model = run.load_model(cli._model, (cli.UsageError,))
+    run.close()
+    assert model.path == bundled
+    assert f"the model {nan} cannot be used" in caplog.text and "NaN" in caplog.text
+    assert "falling back to the bundled model" in caplog.text
+
+
 def test_only_the_newest_files_set_aside_are_kept(tmp_path):
     """A piece that crashes in a loop for weeks sets its state aside once per crash window: the
     newest ten of each reason stay for a technician, older ones go, and other files are never touched."""
@@ -510,8 +524,11 @@ class Kiosk:
 
     def start(self, *extra, **env):
         full = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", OMP_NUM_THREADS="1",
-                    NOTIFY_SOCKET=str(self.tmp / "notify"), WATCHDOG_USEC="200000", **env)
+                    NOTIFY_SOCKET=str(self.tmp / "notify"), WATCHDOG_USEC="200000")
+        full.update(env)
         full.pop("WATCHDOG_PID", None)
+        for name in [name for name, value in full.items() if value is None]:     # NAME=None: unset
+            del full[name]
         self.since = len(self.sink.messages)
         self.runs = getattr(self, "runs", 0) + 1
         err_path = self.tmp / f"run{self.runs}.err"
@@ -655,6 +672,49 @@ def test_truncated_state_and_model_fall_back_and_status_reports(kiosk, tmp_path,
     assert main(["status", "--settings", str(tmp_path / "empty.yaml"), "--set",
                  f"kiosk.state_file={tmp_path / 'nowhere' / 'state.json'}"]) == 2
     assert "nothing saved yet" in capsys.readouterr().err
+
+
+def test_a_kiosk_with_no_display_exits_for_systemd_to_retry_naming_it(kiosk, tiny_checkpoint):
+    """No DISPLAY, no Wayland, SDL_VIDEODRIVER unset (a unit started before the desktop): SDL would fall
+    back to 'offscreen' and the piece report healthy frames to a black screen. It exits non-zero, not 2
+    (which the unit never restarts), and no fault of the saved course is counted."""
+    k = kiosk(tiny_checkpoint)
+    proc = k.start("--seconds", "5", SDL_VIDEODRIVER=None, DISPLAY=None, WAYLAND_DISPLAY=None)
+    err = _finish(proc)
+    assert proc.returncode not in (0, 2) and proc.returncode == 3, err
+    assert "no display: DISPLAY and WAYLAND_DISPLAY are not set" in err and "Traceback" not in err
+    assert "'offscreen' video driver" in err or "'dummy' video driver" in err
+    assert "no display" in k.log() and "first frame" not in k.log()
+    saved = k.saved()
+    assert not saved.run.drawing and "no display" in saved.run.error
+    assert not [m for _, m in k.sink.messages if "READY=1" in m]
+
+
+def test_no_display_is_said_plainly_and_the_health_line_names_the_video_driver(tiny_checkpoint, monkeypatch,
+                                                                                 caplog):
+    from installation.app import App, RunOptions, unseen_display
+    from installation.kiosk.health import Health
+    assert unseen_display("x11", {}) is None and unseen_display("kmsdrm", {}) is None
+    assert unseen_display("dummy", {"SDL_VIDEODRIVER": "dummy"}) is None          # asked for: the tests, say
+    assert "DISPLAY=:9 could not be opened" in unseen_display("offscreen", {"DISPLAY": ":9"})
+    assert "SDL_VIDEODRIVER=offscreen" in unseen_display("offscreen", {})         # how to mean it
+    for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    s = _settings(tiny_checkpoint, "/dev/null", "display.width=64", "display.height=48", "display.fps_limit=0")
+    lines = []
+
+    class Hooks:                                  # a kiosk run's part in the loop: the health line
+        def begin_drawing(self):
+            pass
+
+        def presented(self, piece):
+            lines.append(Health(1).line(piece))
+    with caplog.at_level(logging.INFO, logger="lapses.app"):
+        report = App(s).run(RunOptions(windowed=True, seconds=60, script={3: ["escape"]}, kiosk_run=Hooks()))
+    assert report.frames == 4                     # not a kiosk: it runs, and says so
+    assert "no display: DISPLAY and WAYLAND_DISPLAY are not set" in caplog.text
+    driver = lines[0].rsplit("video=", 1)[1]
+    assert driver in ("offscreen", "dummy") and f"SDL video driver {driver}" in caplog.text
 
 
 # ------------------------------------------------------------------ the service

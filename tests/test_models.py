@@ -1,5 +1,6 @@
 """Generators build from their config, and checkpoints load strictly and safely."""
 import pickle
+import re
 import struct
 
 import pytest
@@ -189,3 +190,46 @@ def test_resume_state_round_trips_plain_tensors(tmp_path):
     save_resume(tmp_path / "r.pt", {"step": 3, "w": torch.ones(2), "rng": torch.get_rng_state()})
     s = load_resume(tmp_path / "r.pt")
     assert s["step"] == 3 and torch.equal(s["w"], torch.ones(2))
+
+
+def test_a_checkpoint_with_non_finite_weights_or_anchors_is_refused_naming_the_file(tmp_path, tiny_cfg):
+    """A run that diverged is saved with correct digests by save_generator itself: its NaN weights (or
+    anchors) are refused at load, with the file and what is wrong, not shown as broken frames."""
+    g = Generator(tiny_cfg).eval()
+    weight = next(n for n in g.state_dict() if n.startswith("to_rgb") and n.endswith("weight"))
+    with torch.no_grad():
+        g.state_dict()[weight].view(-1)[0] = float("nan")
+    meta = GeneratorMeta("dcgan", tiny_cfg, anchors=[Anchor("a.png", torch.randn(tiny_cfg.latent_size).tolist())])
+    path = tmp_path / "nan.safetensors"
+    save_generator(path, g, meta)
+    with pytest.raises(CheckpointError, match=r"nan\.safetensors: its weights hold NaN .*" + re.escape(weight)):
+        load_generator(path)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        z = torch.randn(tiny_cfg.latent_size).tolist()
+        z[3] = bad
+        meta = GeneratorMeta("dcgan", tiny_cfg, anchors=[Anchor("odd.png", z)])
+        save_generator(path, Generator(tiny_cfg), meta)
+        with pytest.raises(CheckpointError, match=r"nan\.safetensors: anchor 'odd\.png' holds NaN or infinite"):
+            load_generator(path)
+
+
+def test_progress_without_a_terminal_is_a_line_every_few_seconds():
+    import io
+    from models.progress import LogProgress, progress_bar
+    now = [0.0]
+    out = io.StringIO()
+    bar = LogProgress(100, unit="frame", file=out, every_s=10, clock=lambda: now[0])
+    for _ in range(100):
+        now[0] += 0.5
+        bar.update(1)
+    bar.set_postfix(g="0.5")
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue() and len(lines) == 6                    # start, every 10 s (20 frames)
+    assert lines[1].startswith(" 20% 20/100 [00:10<00:40,  2.00frame/s") and lines[-1].startswith("100% 100/100")
+    assert isinstance(progress_bar(3, file=io.StringIO()), LogProgress)     # a file: lines
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    assert not isinstance(progress_bar(3, file=Terminal()), LogProgress)     # a terminal: tqdm's bar

@@ -104,6 +104,7 @@ def test_state_log_replays_at_another_size(tiny_checkpoint, tmp_path):
 
 @pytest.mark.parametrize("args, words", [
     (["--size", "321x240"], "even"),
+    (["--size", "100000x100000"], "libx264 takes at most 16384 pixels a side"),
     (["--fps", "0"], "--fps"),
     (["--from", "0.1"], "--to"),
     (["--segment", "3/2"], "--segment"),
@@ -158,6 +159,35 @@ def test_segments_share_a_frames_folder_and_only_a_clash_needs_overwrite(tiny_ch
     assert r.returncode == 2 and "frame_0000000.png and 1 more" in r.stderr and "--overwrite" in r.stderr
     assert (f / "frame_0000001.png").read_bytes() == before
     assert _cli(*common, "--segment", "1/2", "--overwrite").returncode == 0
+
+
+def test_sizes_past_h264_or_the_memory_are_refused_saying_what_is_possible(tiny_checkpoint, tmp_path):
+    from installation.render import size_problem
+    gb = 2**30
+    assert size_problem(8192, 4320, 60, "veryfast", 64 * gb) is None           # H.264 level 6.2's largest
+    assert size_problem(16384, 16, 30, "veryfast", None) is None
+    assert "16384 pixels a side" in size_problem(16400, 16, 30, "veryfast", None)
+    assert "7680x4320" in size_problem(8448, 8448, 30, "ultrafast", None)      # what does play, said
+    assert "at most --fps 120" in size_problem(8192, 4320, 240, "veryfast", None)
+    slow = size_problem(7680, 4320, 30, "veryslow", 8 * gb)
+    assert "GB of memory" in slow and "8.0 GB available" in slow and "faster --preset" in slow
+    assert size_problem(7680, 4320, 30, "ultrafast", 8 * gb) is None
+    assert size_problem(30000, 30000, 30, None, None) is None                  # PNGs: no H.264 limit ...
+    assert "--frames" in size_problem(30000, 30000, 30, None, 8 * gb)           # ... but memory
+    frames = tmp_path / "frames"
+    r = _cli("render", "--model", tiny_checkpoint, "--frames", frames, "--seconds", 1, "--size", "100000x100000")
+    assert r.returncode == 2 and "GB of memory" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not frames.exists()
+
+
+def test_progress_into_a_log_is_whole_lines_not_redraws(tiny_checkpoint, tmp_path):
+    """stderr is a pipe here, as in a unit or a CI log: the bar's figures as lines, no carriage returns."""
+    r = _cli("render", "--model", tiny_checkpoint, "--frames", tmp_path / "f", "--seconds", 2, "--fps", 8,
+             "--size", "32x32")
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if "frame/s" in line]
+    assert lines[0].startswith("  0% 0/16 [") and lines[-1].startswith("100% 16/16 [") and len(lines) <= 4, lines
 
 
 def test_render_without_seconds_asks_for_them(tiny_checkpoint, tmp_path):

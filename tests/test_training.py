@@ -560,3 +560,16 @@ def test_ctrl_c_under_torchrun_stops_every_rank_at_one_step(tmp_path, image_fold
     assert saved == [f"step_{step:07d}.rank1.pt", f"step_{step:07d}.resume.pt", f"step_{step:07d}.safetensors"]
     r = subprocess.run(base + ["--steps", str(step + 2), "--resume"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and f"resumed at step {step}" in r.stdout, r.stderr
+
+
+def test_training_progress_into_a_log_is_whole_lines_not_redraws(tmp_path, image_folder, capsys):
+    """stderr not a terminal (a unit, a CI log, `> file`): a line now and then with the bar's figures,
+    never tqdm's carriage-return redraws."""
+    cfg = build_config("lapses-memory", TINY_SET + ["steps=12"])
+    train(cfg, load_folder(image_folder, 32, 3), tmp_path / "run", "cpu", quiet=False, log=lambda *_: None)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert any(line.startswith("100% 12/12 [") and "step/s" in line for line in lines), err
+    assert any(line.startswith("pivotal tuning: 100% 3/3") for line in lines), err
+    assert len([line for line in lines if "12 [" in line]) <= 3          # the start, the end: not every step

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from models.progress import progress_bar
 from .evaluate import ssim_pairs
 
 
@@ -146,7 +146,8 @@ def tune_to_anchors(generator: torch.nn.Module, images: torch.Tensor, anchors: t
         for p in tuned:
             p.requires_grad_(True)
         opt = torch.optim.Adam(tuned, lr=lr)
-        for step in tqdm(range(steps), disable=not progress, unit="step", desc="pivotal tuning", dynamic_ncols=True):
+        bar = progress_bar(steps, disable=not progress, unit="step", desc="pivotal tuning")
+        for step in range(steps):
             idx = torch.randperm(len(images), generator=gen)[:batch].to(device)
             target = images[idx]
             out = draw(anchors[idx]).float()
@@ -162,6 +163,8 @@ def tune_to_anchors(generator: torch.nn.Module, images: torch.Tensor, anchors: t
             opt.step()
             last = loss.item()
             first = last if step == 0 else first
+            bar.update(1)
+        bar.close()
         if not math.isfinite(last) or not all(bool(torch.isfinite(p).all()) for p in tuned):
             generator.load_state_dict(reference.state_dict())
             raise ValueError(f"pivotal tuning diverged (loss {last}); nothing was changed: try a smaller lr than {lr:g}")

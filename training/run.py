@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from models import Anchor, save_generator
+from models.progress import progress_bar
 from . import artifacts
 from .anchors import find_anchors, find_w_anchors, tune_to_anchors
 from .data import ImageSet
@@ -134,7 +134,7 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(trainer.state()["config"])
     losses = artifacts.LossLog(run_dir / "losses.csv", resume_step=trainer.step if resume else None) if main else None
-    bar = tqdm(total=cfg.steps, initial=trainer.step, disable=quiet or not main, unit="step", dynamic_ncols=True)
+    bar = progress_bar(cfg.steps, initial=trainer.step, disable=quiet or not main, unit="step")
     interrupted = False
     t0, imgs = time.perf_counter(), 0
     stop = _AgreedStop(world, device)

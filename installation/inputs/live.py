@@ -54,7 +54,7 @@ class Inputs:
         cfg = settings.inputs
         self.settings = settings
         self.cfg = cfg
-        self.mappings_path = settings.resolve_path(cfg.mappings_file)
+        self.mappings_path = settings.beside_settings(cfg.mappings_file)
         self.learned = learning.load_mappings(self.mappings_path, cfg.map, cfg.scenes)   # SettingsError if bad
         self.bindings, self.scenes = learning.apply_mappings(cfg.map, cfg.scenes, self.learned)
         self.bindings, self.scenes, freed = learning.free_overlaps(self.bindings, self.scenes, self.learned)

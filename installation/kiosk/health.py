@@ -3,8 +3,8 @@
 Why it exists: nobody watches a gallery PC, so what happened must be on disk, in bounded space
 (a few rotating files beside the state, never a full disk after a month), and slow trouble —
 a memory leak, frame times creeping up, a GPU filling — must show as a trend. The health line
-carries fps, frame-time p99, resident memory, GPU memory (with CUDA), progress and how often the
-frame guard stepped back; `python -m installation status` prints the last one.
+carries fps, frame-time p99, resident memory, GPU memory (with CUDA), progress, how often the
+frame guard stepped back and the SDL video driver (so a screen that shows nothing is seen); `python -m installation status` prints the last one.
 """
 from __future__ import annotations
 
@@ -73,6 +73,16 @@ def gpu_bytes() -> int | None:
     return int(torch.cuda.memory_reserved())
 
 
+def video_driver() -> str:
+    """The SDL video driver the display runs on ('x11', 'wayland', 'kmsdrm'; 'offscreen' shows nothing),
+    or '-' before the display is up."""
+    import sys
+    pygame = sys.modules.get("pygame")
+    if pygame is None or not pygame.display.get_init():
+        return "-"
+    return pygame.display.get_driver()
+
+
 TIMES_KEPT = 36_000    # ten minutes at 60 fps: plenty for a median and a p99
 
 
@@ -108,7 +118,7 @@ class Health:
         return (f"health fps={fps:.1f} p99_ms={p99_ms:.1f} rss_mb={rss_bytes() / 2**20:.1f} "
                 f"gpu_mb={'-' if gpu is None else f'{gpu / 2**20:.1f}'} progress={s.progress:.4f} "
                 f"stage={s.stage_name} life={s.cycle} course_s={piece.course_state.elapsed_s:.0f} "
-                f"frames={self.frames} faults={faults}")
+                f"frames={self.frames} faults={faults} video={video_driver()}")
 
     def report(self, piece, now: float, faults: int = 0) -> str:
         """Log the line and start a new interval."""

@@ -205,7 +205,7 @@ def piece_files(settings) -> list[Path]:
     """The files a piece with these settings reads: never to be taken for its state file."""
     files = [Path(settings.source) if settings.source else None, settings.model_path]
     if settings.inputs.mappings_file:
-        files.append(settings.resolve_path(settings.inputs.mappings_file))
+        files.append(settings.beside_settings(settings.inputs.mappings_file))
     return [p for p in files if p is not None]
 
 

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..app import NoDisplay
 from ..piece import Piece
 from ..settings import SettingsError
 from . import display
@@ -202,6 +203,12 @@ class KioskRun:
         except (KeyboardInterrupt, SettingsError):   # Ctrl+C, or a mistake in a file (exit 2): no crash
             self.close(clean=True)
             raise
+        except NoDisplay as e:      # nothing to show on: not 2, so systemd tries again (the desktop comes up)
+            log.error("kiosk: %s; exiting with %d so the supervisor starts the piece again", e, EXIT_FATAL)
+            self.close(clean=False, reason=str(e))
+            print(f"error: {e}; exiting with {EXIT_FATAL} so the supervisor starts the piece again (see "
+                  f"{self.log_file})", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_FATAL) from None
         except Exception as e:
             device = is_device_fatal(e)
             self.close(clean=False, error=e)
@@ -214,8 +221,9 @@ class KioskRun:
         self.close(clean=True)
         return report
 
-    def close(self, clean: bool = True, error: BaseException | None = None) -> None:
-        """Save the state (marked ended only if clean), last health line, tell systemd, flush logs."""
+    def close(self, clean: bool = True, error: BaseException | None = None, reason: str = "") -> None:
+        """Save the state (marked ended only if clean, with the error or `reason` it ended by), last
+        health line, tell systemd, flush logs."""
         if self._closed:
             return
         self._closed = True
@@ -224,12 +232,12 @@ class KioskRun:
                          "crash", self.frames, exc_info=error)
         if self.health.frames:
             self.health.report(self.piece, time.monotonic(), self.faults)
-        text = f"{type(error).__name__}: {error}" if error is not None else ""
+        text = f"{type(error).__name__}: {error}" if error is not None else reason
         if not self.store.write(self.snapshot(running=not clean, error=text[:500])) and clean:
             log.error("kiosk: the last save failed (see above): the state file still says this run is going, so "
                       "the next start counts a crash")
         self.store.close()
-        self.notifier.stopping("fatal error" if error is not None else "stopping")
+        self.notifier.stopping("fatal error" if error is not None else reason[:80] or "stopping")
         self.notifier.close()
         log.info("kiosk: %s at progress %.4f", "ended cleanly" if clean else "ended by an error",
                  self.piece.sample().point.progress)
