@@ -254,11 +254,11 @@ def _evaluate(args) -> int:
         print(f"note: {args.checkpoint} was trained on {meta.dataset!r}, and {args.data} holds {data.name!r}: "
               f"the figures measure it against images it did not learn", file=sys.stderr)
     anchors = load_anchor_order(meta, data.names)
-    torch.set_grad_enabled(False)
-    result = evaluate(g, data.images, data.names, samples=args.samples, anchors=anchors, seed=args.seed,
-                      sheet=args.sheet)
     from .detail import display_figures
-    result.display = display_figures(g, meta, args.data)
+    with torch.no_grad():          # not set_grad_enabled(False): called in-process, that outlived the command
+        result = evaluate(g, data.images, data.names, samples=args.samples, anchors=anchors, seed=args.seed,
+                          sheet=args.sheet)
+        result.display = display_figures(g, meta, args.data)
     print(result.to_json() if args.json else result.summary())
     return 0
 
