@@ -37,6 +37,7 @@ import torch.nn.functional as F
 DETAIL_PREFIX = "detail."        # tensors "detail.<k>": memory k's encoded photograph (uint8)
 CODECS = ("jpeg",)
 MIN_SIZE, MAX_SIZE = 16, 4096
+NEGLIGIBLE = 1.0 / 512          # a memory lending no more than this anywhere changes no 8-bit level
 DEFAULT_QUALITY = 92             # JPEG quality: SSIM 0.93-1.00 against the photograph, ~57 kB a 512 px memory
 
 
@@ -230,7 +231,7 @@ class DetailStage:
         for i in range(n):
             for j in range(k):
                 w = weights[i, j]
-                if float(w.max()) < 1.0 / 512:          # nothing this memory lends here shows in 8 bits
+                if float(w.max()) < NEGLIGIBLE:
                     continue
                 out[i] += w * self.residual(int(near[i, j]))
         return out.clamp_(-1, 1)
@@ -250,7 +251,7 @@ class DetailStage:
                 weights *= keep[i, 0].numpy()[..., None]
             for j in range(k):
                 w = weights[..., j:j + 1]
-                if float(w.max()) < 1.0 / 512:          # nothing this memory lends here shows in 8 bits
+                if float(w.max()) < NEGLIGIBLE:
                     continue
                 out[i] += w * self.residual(int(near[i, j]))
         np.clip(out, -1.0, 1.0, out=out)

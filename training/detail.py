@@ -105,7 +105,7 @@ def display_figures(generator: torch.nn.Module, meta, folder: Path) -> dict[str,
     healthy = generate(generator, torch.tensor([a.z for a in anchors]), space=space).cpu()
     if meta.detail is not None:
         stage = DetailStage(meta.detail, [a.name for a in anchors], healthy)
-        shown = torch.cat([stage(healthy[i:i + 1]) for i in range(len(anchors))])
+        shown = stage(healthy)
     else:
         shown = upscale(healthy, size).clamp(-1, 1)
     photos = (data.images[[index[a.name] for a in anchors]] + 1) / 2
