@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import cv2  # noqa: E402
 import torch  # noqa: E402
 
 from installation.audio import Soundscape  # noqa: E402
@@ -64,7 +65,7 @@ def measure(model=str(ROOT / "assets" / "memories.safetensors"), size=(1920, 108
     stretches = (("live pace, course start", RenderJob(seconds, fps, w, h), None),
                  ("course in a 5-min film, middle", film, range(film.total_frames // 2, film.total_frames // 2 + frames)),
                  ("(whole course in these frames)", RenderJob(seconds, fps, w, h, start=0.0, end=1.0), None))
-    threads_before = torch.get_num_threads()
+    threads_before, cv_threads_before = torch.get_num_threads(), cv2.getNumThreads()
     share_cores_with_encoder(engine)          # as `python -m installation render` does
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,6 +87,7 @@ def measure(model=str(ROOT / "assets" / "memories.safetensors"), size=(1920, 108
     engine.close()
     render_threads, device = torch.get_num_threads(), engine.device_name
     torch.set_num_threads(threads_before)     # the other benchmarks of a run get the whole machine
+    cv2.setNumThreads(cv_threads_before)
     show(f"{frames} frames at {w}x{h}, {fps:g} fps, {chosen}, preset {preset}, with sound, "
          f"{render_threads} torch thread(s) beside the encoder, {device}; medians of {max(1, repeat)} turns")
     show(f"{'stretch':<32} {'enc. alone':>11} {'whole render':>13} {'vs encoder':>11} {'x real time':>12}")

@@ -55,7 +55,7 @@ class DeviceOutput:
             if mask is None:
                 mask = self._vignette[(h, w)] = torch.from_numpy(
                     _vignette_mask(h, w, self.spec.vignette)[..., 0]).to(self.device)
-            x = torch.floor(x * mask)        # as Output's float multiply and cast to uint8
+            x = torch.round(x * mask)        # as Output's saturating multiply to uint8
         return x
 
     def _scaled(self, x: torch.Tensor, sw: int, sh: int) -> torch.Tensor:

@@ -187,13 +187,24 @@ class Engine:
         the memories' own detail (unchanged without a detail stage)."""
         if self.detail is None:
             return img
+        return self.detail(img, self._detail_kept(img, states))
+
+    def _uint8_pictures(self, img: torch.Tensor, states: list[FrameState]):
+        """Finished pictures [N, C, S, S] -> picture(i): 8-bit picture i [D, D, 3] as _with_detail gives
+        it (the detail stage makes each when asked, so it is still in cache for the output chain)."""
+        if self.detail is None:
+            small = img_to_uint8(img)
+            return lambda i: small[i]
+        return self.detail.uint8_frames(img, self._detail_kept(img, states))
+
+    def _detail_kept(self, img: torch.Tensor, states: list[FrameState]) -> torch.Tensor | None:
+        """How much of the verbatim detail detail_loss leaves, [N, 1, D, D] (None: all of it)."""
         symptom = SYMPTOMS["detail_loss"]
         keeps = [symptom.keep(self.detail.size, s.intensity("detail_loss"), s.seed, img.device) for s in states]
-        keep = None
-        if any(k is not None for k in keeps):
-            ones = torch.ones(1, 1, self.detail.size, self.detail.size, device=img.device)
-            keep = torch.cat([ones if k is None else k for k in keeps])
-        return self.detail(img, keep)
+        if all(k is None for k in keeps):
+            return None
+        ones = torch.ones(1, 1, self.detail.size, self.detail.size, device=img.device)
+        return torch.cat([ones if k is None else k for k in keeps])
 
     def _screens(self, img: torch.Tensor, states: list[FrameState], form: str = "rgb") -> list[np.ndarray]:
         """Finished generator images [N, C, S, S], one per state -> the screen's frames (grain changes 24
@@ -203,12 +214,11 @@ class Engine:
             raise ValueError(f"frame form {form!r}: rgb or i420")
         self.frames_rendered += len(states)
         grain_at = [int(s.t * 24) for s in states]
-        img = self._with_detail(img, states)
         if self.device_output is not None:
-            return self.device_output(img, grain_at, form)
-        small = img_to_uint8(img)
+            return self.device_output(self._with_detail(img, states), grain_at, form)
+        picture = self._uint8_pictures(img, states)
         chain = self.output.i420 if form == "i420" else self.output
-        return [chain(small[k], i) for k, i in enumerate(grain_at)]
+        return [chain(picture(k), i) for k, i in enumerate(grain_at)]
 
     def small_frames(self, z: torch.Tensor, state: FrameState) -> list[np.ndarray]:
         """Frames for given latents [N, L] under this state's damage, at the generator's size."""
@@ -220,7 +230,8 @@ class Engine:
         screen's scaling, vignette and grain: at the detail stage's size, or the generator's without one."""
         with torch.inference_mode():
             img = self.generate(self.damaged_latents(z, state), state, sync=True)
-            return [img_to_uint8(x) for x in self._with_detail(img, [state] * len(img))]
+            picture = self._uint8_pictures(img, [state] * len(img))
+            return [picture(k) for k in range(len(img))]
 
     @property
     def picture_size(self) -> int:

@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 import torch
 
+from models.detail import to_uint8
+
 # names as in settings.yaml's display.upscale
 INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
                  "lanczos": cv2.INTER_LANCZOS4}
@@ -36,12 +38,9 @@ class OutputSpec:
 
 def img_to_uint8(img: torch.Tensor) -> np.ndarray:
     """img [C, H, W] float in [-1, 1] (NaN/Inf tolerated) -> uint8 [H, W, 3]; a batch [N, C, H, W]
-    -> [N, H, W, 3] in one pass."""
-    x = torch.nan_to_num(img.detach().float(), nan=0.0, posinf=1.0, neginf=-1.0)
-    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    if x.shape[-3] == 1:
-        x = x.expand(*x.shape[:-3], 3, -1, -1)
-    return np.ascontiguousarray(x.movedim(-3, -1).cpu().numpy())
+    -> [N, H, W, 3] in one pass (models.detail.to_uint8, grey repeated)."""
+    u8 = to_uint8(img)
+    return u8 if u8.shape[-1] == 3 else np.ascontiguousarray(np.broadcast_to(u8, (*u8.shape[:-1], 3)))
 
 
 # BT.601 limited range (studio swing), RGB [0, 255] -> Y [16, 235], U and V [16, 240]
@@ -89,10 +88,12 @@ def _place(plane: np.ndarray, small: np.ndarray, y0: int, y1: int, x0: int, x1: 
         place[...] = scaled
 
 
-def _vignette_mask(h: int, w: int, strength: float) -> np.ndarray:
+def _vignette_mask(h: int, w: int, strength: float, channels: int = 1) -> np.ndarray:
+    """[h, w, channels] float32: how much of each pixel the vignette leaves."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r = np.sqrt(((xx + 0.5) / w - 0.5) ** 2 + ((yy + 0.5) / h - 0.5) ** 2) / np.sqrt(0.5)
-    return (1.0 - strength * np.clip(r, 0, 1) ** 2.2)[..., None].astype(np.float32)
+    mask = (1.0 - strength * np.clip(r, 0, 1) ** 2.2)[..., None].astype(np.float32)
+    return np.ascontiguousarray(np.repeat(mask, channels, axis=2))
 
 
 class Output:
@@ -134,8 +135,8 @@ class Output:
         h, w = small.shape[:2]
         mask = self._vignette.get((h, w))
         if mask is None:
-            mask = self._vignette[(h, w)] = _vignette_mask(h, w, self.spec.vignette)
-        return (small.astype(np.float32) * mask).astype(np.uint8)
+            mask = self._vignette[(h, w)] = _vignette_mask(h, w, self.spec.vignette, 3)
+        return cv2.multiply(small, mask, dtype=cv2.CV_8U)      # rounded; a quarter of numpy's time
 
     def _interpolation(self, sw: int, w: int) -> int:
         return INTERPOLATION[self.spec.upscale] if (sw >= w) else cv2.INTER_AREA
@@ -177,10 +178,9 @@ class Output:
         yuv = rgb_to_yuv(self._vignetted(small))
         buf = np.empty((H * 3 // 2, W), np.uint8)
         Y, U, V = i420_planes(buf, W, H)
-        for plane, (k, black, scale) in zip((Y, U, V), ((0, 16, 1), (1, 128, 2), (2, 128, 2))):
+        for plane, src, (black, scale) in zip((Y, U, V), cv2.split(yuv), ((16, 1), (128, 2), (128, 2))):
             px0, px1 = x0 // scale, (x0 + sw) // scale
-            _place(plane, np.ascontiguousarray(yuv[..., k]), y0 // scale, (y0 + sh) // scale, px0, px1, black,
-                   self._interpolation(px1 - px0, w))
+            _place(plane, src, y0 // scale, (y0 + sh) // scale, px0, px1, black, self._interpolation(px1 - px0, w))
         if self._grain is not None:
             self._add_grain(Y[y0:y0 + sh, x0:x0 + sw], frame_index, y0, x0, self._luma_grain)
         return buf

@@ -186,13 +186,15 @@ def choose_encoder(choice: str, width: int, height: int, crf: int, preset: str, 
 
 
 def share_cores_with_encoder(engine: Engine) -> int:
-    """On a CPU, give the generator half the cores and leave the rest to x264's own threads:
-    two thread pools each sized for the whole machine preempt each other (on 2 cores, one torch
-    thread renders a 1080p film 1.2x faster than two, benchmarks/render_speed.py). Returns the
-    torch thread count now in force."""
+    """On a CPU, give the generator and the detail stage half the cores (torch's and OpenCV's thread
+    pools alike) and leave the rest to x264's own threads: pools each sized for the whole machine
+    preempt each other (on 2 cores, one torch thread renders a 1080p film 1.2x faster than two,
+    benchmarks/render_speed.py). Returns the torch thread count now in force."""
     import torch
     if engine.device.type == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+        half = max(1, (os.cpu_count() or 2) // 2)
+        torch.set_num_threads(half)
+        cv2.setNumThreads(half)
     return torch.get_num_threads()
 
 

@@ -100,6 +100,28 @@ def test_at_an_anchor_the_picture_is_its_photograph_and_elsewhere_the_gist_alone
                           upscale(healthy[2:3], DETAIL).clamp(-1, 1), atol=1e-5)
 
 
+def test_the_screens_8_bit_pictures_are_the_stages_own_pictures_quantised(detailed):
+    """uint8_frames (what the screen and the film show, made frame by frame) gives exactly the float
+    stage's pictures turned into 8-bit levels: colour and grey, with and without detail_loss's keep,
+    anchors, pictures between them and broken (NaN, inf) ones."""
+    from installation.output import img_to_uint8
+    meta = load_generator(detailed)[1]
+    healthy = torch.nn.functional.avg_pool2d(_photos(4), 2)
+    g = torch.Generator().manual_seed(3)
+    for grey in (False, True):
+        pack = meta.detail if not grey else DetailPack.encode(_photos(4).mean(1, keepdim=True), meta.detail.names)
+        h = healthy if not grey else healthy.mean(1, keepdim=True)
+        stage = DetailStage(pack, [a.name for a in meta.anchors], h)
+        img = torch.cat([h, 0.5 * h[:1] + 0.5 * h[1:2], torch.rand(2, *h.shape[1:], generator=g) * 2.4 - 1.2])
+        img[-1, 0, 3, 5], img[-1, 0, 7, 1], img[-1, -1, 0, 0] = float("nan"), float("inf"), -float("inf")
+        keep = torch.rand(len(img), 1, DETAIL, DETAIL, generator=g)
+        for k in (None, keep):
+            frame = stage.uint8_frames(img, k)
+            made = np.stack([frame(i) for i in range(len(img))])
+            assert made.shape == (len(img), DETAIL, DETAIL, 3) and made.dtype == np.uint8
+            assert np.array_equal(made, img_to_uint8(stage(img, k)))
+
+
 def test_detail_loss_is_the_identity_at_0_monotone_and_restorable():
     symptom = SYMPTOMS["detail_loss"]
     assert symptom.level == "detail" and symptom.keep(64, 0.0, 1) is None
