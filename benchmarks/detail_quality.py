@@ -25,7 +25,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from installation.course import Course  # noqa: E402
+from installation.calibration import course_for  # noqa: E402
 from installation.engine import Engine  # noqa: E402
 from installation.settings import load_settings  # noqa: E402
 from installation.sheet import stills  # noqa: E402
@@ -52,7 +52,8 @@ def main() -> int:
     engines = {}
     for detail in (False, True):
         s = load_settings(overrides=[f"model.path={args.model}", "model.device=cpu", f"display.detail={detail}"])
-        engines[detail] = (Engine.from_settings(s, 64, 64), Course(s.course), s.course.seed)
+        engine = Engine.from_settings(s, 64, 64)
+        engines[detail] = (engine, course_for(s, engine.model.meta), s.course.seed)
     engine = engines[True][0]
     if engine.detail is None:
         raise SystemExit(f"{args.model} has no detail stage: make one with python -m training detail")

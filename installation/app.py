@@ -179,7 +179,10 @@ class App:
             pygame.mouse.set_visible(False)
             W, H = screen.get_size()
             engine = self.engine_factory(W, H)
-            piece = piece or Piece(self.settings)
+            if piece is None:
+                piece = Piece(self.settings, meta=engine.model.meta)
+            else:                       # made before the model was loaded: the course of the model shown
+                piece.follow_model(engine.model.meta)
             engine.damage.warm(piece.frame_state().seed)   # a performer's first touch then costs one recompute
             if self.settings.sound.enabled:
                 self.sound = LiveSound(self.settings.sound, n_memories=len(engine.anchors))

@@ -1,5 +1,5 @@
 """`python -m installation [options]` shows the piece; `python -m installation sheet` draws the
-decay on one page, `still` each memory as the piece shows it; `render` makes a film of it, `sound` its soundtrack alone, `concat` joins film
+decay on one page, `still` each memory as the piece shows it, `calibrate` fits the course to a model; `render` makes a film of it, `sound` its soundtrack alone, `concat` joins film
 segments; `status`, `reset-course` and `install-service` look after a gallery kiosk (kiosk/).
 A user mistake (settings, model file, paths) exits 2 with a message naming it."""
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m installation",
                                 description="Lapses: a generator walks its memories while it forgets. "
-                                            "Also: python -m installation sheet|still|render|sound|concat|status|"
+                                            "Also: python -m installation sheet|still|calibrate|render|sound|concat|status|"
                                             "reset-course|install-service --help")
     _common(p)
     p.add_argument("--print-settings", action="store_true", help="print the resolved settings and exit")
@@ -67,6 +67,18 @@ def _still_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512, help="side of each PNG in pixels (default 512)")
     p.add_argument("--progress", type=float, default=0.0, help="where in the course, 0 (healthy) .. 1 (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace PNGs of the same names in --out")
+    return p
+
+
+def _calibrate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m installation calibrate",
+                                description="Measure a model's course calibration and store it in the checkpoint: "
+                                            "where on the course's curves this network's own damage is drawn, so "
+                                            "that every memory is recognisable at 0.5, most at 0.7, glimpses at 0.9 "
+                                            "and none at 1, whatever the network (installation/calibration.py).")
+    _common(p)
+    p.add_argument("--out", type=Path, help="write the calibrated checkpoint here (default: in place)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return p
 
 
@@ -208,7 +220,7 @@ def _run(argv) -> int:
 
 def _sheet(argv) -> int:
     import cv2
-    from .course import Course
+    from .calibration import course_for
     from .sheet import make_sheet
     args = _sheet_parser().parse_args(argv)
     if args.stages < 2 or args.columns < 1:
@@ -223,7 +235,7 @@ def _sheet(argv) -> int:
     settings = _settings(args)
     from .engine import Engine
     engine = Engine.from_settings(settings, 64, 64, model=_model(settings))
-    course = Course(settings.course, disabled=settings.disabled_symptoms())
+    course = course_for(settings, engine.model.meta)
     img, rows = make_sheet(engine, course, args.stages, args.columns, seed=settings.course.seed)
     engine.close()
     if not cv2.imwrite(str(out), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
@@ -246,7 +258,7 @@ def _still_name(name: str) -> str:
 
 def _still(argv) -> int:
     import cv2
-    from .course import Course
+    from .calibration import course_for
     from .sheet import stills
     args = _still_parser().parse_args(argv)
     if not 16 <= args.size <= 8192:
@@ -272,7 +284,7 @@ def _still(argv) -> int:
         raise UsageError(f"--out {out}: cannot make the folder ({e.strerror})") from None
     from .engine import Engine
     engine = Engine.from_settings(settings, 64, 64, model=model)
-    course = Course(settings.course, disabled=settings.disabled_symptoms())
+    course = course_for(settings, model.meta)
     try:
         pictures = stills(engine, course, args.progress, args.size, seed=settings.course.seed)
     finally:
@@ -282,6 +294,48 @@ def _still(argv) -> int:
             raise UsageError(f"--out {out}: could not write {file_name}")
     detail = f"detail stage {engine.detail.size} px" if engine.detail is not None else "no detail stage"
     print(f"wrote {len(names)} memories at {args.size} px, progress {args.progress:g} ({detail}) to {out}")
+    return 0
+
+
+def _calibrate(argv) -> int:
+    import dataclasses
+    from models import load_generator, save_generator
+    from .calibration import KEY, calibrate, course_for, story
+    from .course import Course
+    from .engine import Engine
+    args = _calibrate_parser().parse_args(argv)
+    settings = _settings(args)
+    path = settings.model_path
+    out = args.out or path
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out}: a generator is a .safetensors file; give a name ending in .safetensors")
+    if args.out is not None and args.out.exists() and not args.overwrite:
+        raise UsageError(f"--out {args.out} exists; choose another name or add --overwrite to replace it")
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise UsageError(f"{out.parent}: not a writable folder; choose another --out")
+    model = _model(settings)
+    if not model.meta.anchors:
+        raise UsageError(f"model.path: {path} has no memories (anchors) to recognise: give a run's "
+                         f"generator.safetensors or a bundle, not a checkpoint from during training")
+    as_written = dataclasses.replace(settings, course=dataclasses.replace(settings.course, calibrated=False))
+    engine = Engine.from_settings(as_written, 64, 64, model=model)
+    try:
+        print(f"measuring {path} ({len(model.meta.anchors)} memories) ...", flush=True)
+        cal = calibrate(engine, Course(settings.course, disabled=settings.disabled_symptoms()),
+                        progress=lambda k, n: print(f"  {k}/{n}", flush=True))
+        checks = (0.5, 0.7, 0.8, 0.9, 1.0)
+        before = story(engine, course_for(as_written), checks)
+        after = story(engine, Course(settings.course, disabled=settings.disabled_symptoms(), calibration=cal), checks)
+    finally:
+        engine.close()
+    g, meta, snaps = load_generator(path, device="cpu", with_snapshots=True)
+    meta.extra[KEY] = cal.to_json()
+    save_generator(out, g, meta, snaps)
+    print("network damage drawn at: " + ", ".join(f"{p:g} -> {q:.2f}" for p, q in cal.knots[1:-1]))
+    print(f"{'progress':>8}  {'recognised, as written':>22}  {'calibrated':>10}  {'light':>5}")
+    for p, (r0, _), (r1, light) in zip(checks, before, after):
+        print(f"{p:8.2f}  {r0:22.0%}  {r1:10.0%}  {light:5.2f}")
+    print(f"wrote {out}")
     return 0
 
 
@@ -514,7 +568,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        commands = {"sheet": _sheet, "still": _still, "render": _render, "sound": _sound, "concat": _concat, "status": _status,
+        commands = {"sheet": _sheet, "still": _still, "calibrate": _calibrate, "render": _render, "sound": _sound, "concat": _concat, "status": _status,
                     "reset-course": _reset_course, "install-service": _install_service}
         if argv[:1] and argv[0] in commands:
             if argv[0] in ("render", "sound", "concat"):    # a kill (SIGTERM) cleans up as Ctrl-C does

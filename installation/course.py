@@ -310,8 +310,11 @@ class Course:
     """The course policy, built from `settings.course`; holds no time of its own."""
 
     def __init__(self, course_settings: Any, symptom_names: Iterable[str] | None = None,
-                 disabled: Iterable[str] = ()):
+                 disabled: Iterable[str] = (), calibration: Any = None):
+        """`calibration` (installation/calibration.py, None: none): where on the curves the model's
+        network symptoms are drawn at each progress, so that its story is the one the curves tell."""
         self.settings = course_settings
+        self.calibration = calibration
         self.duration_s = parse_duration(course_settings.duration)
         self.curves = {name: tuple(tuple(map(float, pt)) for pt in pts) for name, pts in course_settings.curves.items()}
         if symptom_names is None:
@@ -423,9 +426,15 @@ class Course:
     # -- progress -> intensities --------------------------------------------------------------
 
     def curve_intensities(self, progress: float) -> dict[str, float]:
-        """Each symptom's curve at `progress`, with no lucid interval and no overrides."""
-        return {name: (0.0 if name in self.disabled else min(1.0, max(0.0, curve_value(self.curves.get(name, ()), progress))))
-                for name in self.symptom_names}
+        """Each symptom's curve at `progress` (the calibrated position for the model's network
+        symptoms), with no lucid interval and no overrides."""
+        cal = self.calibration
+        position = progress if cal is None else cal.position(progress)
+
+        def at(name: str) -> float:
+            p = position if cal is not None and name in cal.network else progress
+            return min(1.0, max(0.0, curve_value(self.curves.get(name, ()), p)))
+        return {name: (0.0 if name in self.disabled else at(name)) for name in self.symptom_names}
 
     def lucid_intervals(self, start_s: float, end_s: float, progress: float, seed: int) -> list[LucidInterval]:
         """The lucid intervals that begin within [start_s, end_s) at this progress (for HUD and tests)."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .course import Course, CourseSample, CourseState
+from .calibration import course_for
+from .course import CourseSample, CourseState
 from .state import FrameState
 
 ACTIONS = ("pause", "faster", "slower", "course_forward", "course_back", "decay_up", "decay_down",
@@ -20,9 +21,11 @@ MIN_SPEED, MAX_SPEED = 1 / 64, 64.0
 class Piece:
     """Course state, walk phase and time; what the performer changes."""
 
-    def __init__(self, settings, course_state: CourseState | None = None):
+    def __init__(self, settings, course_state: CourseState | None = None, meta=None):
+        """`meta`: the model's metadata (models.GeneratorMeta), whose course calibration the course
+        follows; None: the one in the settings' model file."""
         self.settings = settings
-        self.course = Course(settings.course, disabled=settings.disabled_symptoms())
+        self.course = course_for(settings, meta)
         self.course_state = course_state or self.course.initial_state()
         self.t = 0.0               # seconds the piece has run (not counting pauses)
         self.walk_phase = 0.0      # seconds of walk at speed 1
@@ -39,6 +42,11 @@ class Piece:
         self.t += dt
         self.walk_phase += dt * self.speed
         self.course_state = self.course.advance(self.course_state, dt)
+        self._sample = None
+
+    def follow_model(self, meta) -> None:
+        """The course of the model actually shown (a kiosk may fall back to the bundled one)."""
+        self.course = course_for(self.settings, meta)
         self._sample = None
 
     def sample(self) -> CourseSample:

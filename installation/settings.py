@@ -204,6 +204,7 @@ class CourseSettings:
     seek_fraction: float = _opt(0.02, gt=0.0, hi=1.0)
     decay_step: float = _opt(0.05, gt=0.0, hi=1.0)
     lucid: LucidSettings = field(default_factory=LucidSettings)
+    calibrated: bool = True         # follow the model's course calibration (installation/calibration.py)
     curves: Mapping[str, Curve] = _opt(factory=lambda: _frozen_map(_DEFAULT_CURVES), keys=SYMPTOM_NAMES,
                                          what="symptom")
 

@@ -53,7 +53,7 @@ def _state_path(settings, usage_error) -> Path:
 
 
 def status(argv, usage_error) -> int:
-    from ..course import Course
+    from ..calibration import course_for
     from ..settings import load_settings
     p = argparse.ArgumentParser(prog="python -m installation status",
                                 description="Where the kiosk's course stands, how its last run is doing or ended, "
@@ -87,7 +87,7 @@ def status(argv, usage_error) -> int:
     if saved is None and not path.exists():   # a log from before, and no state (reset-course set it aside)
         print("            none saved (after reset-course, say): the next start begins the course from the settings")
     if saved is not None:
-        course = Course(settings.course, disabled=settings.disabled_symptoms())
+        course = course_for(settings)
         sample = course.sample(saved.course)
         point = sample.point
         o = saved.course.overrides
