@@ -87,3 +87,31 @@ def make_tiny_checkpoint(path, seed: int = 0, anchors: int = 4, snapshots: int =
 @pytest.fixture
 def tiny_checkpoint(tmp_path):
     return make_tiny_checkpoint(tmp_path / "tiny.safetensors")
+
+
+OWN_MEMORIES = ["model.image_size=32", "model.width=8", "model.d_width=8", "model.latent_size=32", "batch_size=16",
+                "anchor_steps=60", "anchor_tune_steps=60", "eval_samples=32", "snapshots=2"]
+
+
+@pytest.fixture(scope="session")
+def own_memories(tmp_path_factory):
+    """A small memories model the suite trains itself (lapses-memory at 32 px, 150 steps, ~15 s) on
+    eight pictures it makes; its photographs are in the folder beside it (`memories`)."""
+    import imageio.v3 as iio
+    from training.data import load_folder
+    from training.presets import build_config
+    from training.run import train
+    root = tmp_path_factory.mktemp("own")
+    folder = root / "memories"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48] / 48.0
+    shapes = ((xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.1, np.abs(xx - yy) < 0.2, (xx > 0.3) & (xx < 0.7),
+              (yy > 0.2) & (yy < 0.5))
+    for i in range(8):
+        img = np.zeros((48, 48, 3), np.float32) + rng.random(3) * 0.5
+        img[shapes[i % 4]] = rng.random(3)
+        iio.imwrite(folder / f"m{i}.png", (img * 255).astype(np.uint8))
+    cfg = build_config("lapses-memory", [*OWN_MEMORIES, "steps=150", "sample_every=100000", "checkpoint_every=100000"])
+    return train(cfg, load_folder(folder, 32, 3), root / "run", "cpu", quiet=True, log=lambda *a, **k: None,
+                 data_folder=folder)

@@ -5,8 +5,6 @@ import dataclasses
 import json
 import logging
 
-import imageio.v3 as iio
-import numpy as np
 import pytest
 from conftest import make_tiny_checkpoint
 
@@ -79,30 +77,6 @@ def test_the_piece_follows_its_models_calibration_unless_told_not_to(tmp_path, c
 
 # ------------------------------------------------------------------ a model the suite trains itself
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A small memories model trained here (150 steps, 32 px) on eight pictures made here."""
-    from training.data import load_folder
-    from training.presets import build_config
-    from training.run import train
-    root = tmp_path_factory.mktemp("own")
-    folder = root / "memories"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:48, 0:48] / 48.0
-    shapes = ((xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.1, np.abs(xx - yy) < 0.2, (xx > 0.3) & (xx < 0.7),
-              (yy > 0.2) & (yy < 0.5))
-    for i in range(8):
-        img = np.zeros((48, 48, 3), np.float32) + rng.random(3) * 0.5
-        img[shapes[i % 4]] = rng.random(3)
-        iio.imwrite(folder / f"m{i}.png", (img * 255).astype(np.uint8))
-    cfg = build_config("lapses-memory", ["model.image_size=32", "model.width=8", "model.d_width=8",
-                                         "model.latent_size=32", "steps=150", "batch_size=16", "anchor_steps=60",
-                                         "anchor_tune_steps=60", "eval_samples=32", "sample_every=100000",
-                                         "checkpoint_every=100000", "snapshots=2"])
-    return train(cfg, load_folder(folder, 32, 3), root / "run", "cpu", quiet=True, log=lambda *a, **k: None)
-
-
 def _told(shares_and_light):
     """The stages' story: all recognisable at 0.5, >= 3/4 at 0.7, glimpses (some, not all) at 0.9,
     <= 1/4 and dark at 1."""
@@ -115,11 +89,11 @@ HARSH = {"course": {"curves": {"neuron_death": [[0, 0], [0.2, 0.5], [1, 0.8]],
 
 
 @pytest.mark.parametrize("doc", [{}, HARSH], ids=["default curves", "curves too harsh for this network"])
-def test_each_stage_looks_as_it_is_named_on_a_model_the_suite_trains(trained, doc):
+def test_each_stage_looks_as_it_is_named_on_a_model_the_suite_trains(own_memories, doc):
     """The default course on a model trained here tells the stages' story once calibrated; and a
     course whose network damage comes far too early for this model (every memory gone by 0.5)
     tells it too, the calibration drawing that damage later."""
-    settings = _settings(trained, doc=doc)
+    settings = _settings(own_memories, doc=doc)
     engine = Engine.from_settings(settings, 64, 64)
     written = Course(settings.course)
     cal = calibrate(engine, written)
@@ -133,7 +107,8 @@ def test_each_stage_looks_as_it_is_named_on_a_model_the_suite_trains(trained, do
         assert cal.position(0.5) < 0.25          # and the calibration holds the damage back
 
 
-def test_calibrate_writes_the_calibration_into_the_checkpoint_and_names_mistakes(trained, tmp_path, capsys):
+def test_calibrate_writes_the_calibration_into_the_checkpoint_and_names_mistakes(own_memories, tmp_path, capsys):
+    trained = own_memories
     out = tmp_path / "calibrated.safetensors"
     assert installation_main(["calibrate", "--model", str(trained), "--out", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""`python -m training prepare|train|evaluate|bundle|tune|detail` — user mistakes exit 2 with a message, never a traceback."""
+"""`python -m training prepare|train|memories|evaluate|bundle|tune|detail` — user mistakes exit 2 with a message, never a traceback."""
 from __future__ import annotations
 
 import argparse
@@ -35,6 +35,21 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int)
     tr.add_argument("--dry-run", action="store_true", help="2 steps at a batch of 2, tiny evaluation: check that everything runs")
     tr.add_argument("--quiet", action="store_true")
+    me = sub.add_parser("memories", help="a folder of a person's photographs -> a model of them, ready to run "
+                                         "(framed, trained from the bundled model for the time given, tuned, "
+                                         "with its detail stage); the same command again continues it")
+    me.add_argument("photos", type=Path, help="the folder of photographs (any sizes and shapes; framing.yaml "
+                                              "beside them moves one photo's crop: training/framing.py)")
+    me.add_argument("--out", required=True, type=Path, help="the model to write (.safetensors); its run folder "
+                                                            "is beside it (NAME.run/)")
+    me.add_argument("--minutes", type=float, help="the time to train for, here (default 20 on a CPU, 5 with a "
+                                                  "GPU; more is better)")
+    me.add_argument("--steps", type=int, help="train this many steps instead of what fits --minutes")
+    me.add_argument("--init", type=Path, help="the model to start from (default: the bundled memories)")
+    me.add_argument("--device", default="auto")
+    me.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="change a value of the lapses-memory preset it trains with (as train's --set)")
+    me.add_argument("--quiet", action="store_true")
     bu = sub.add_parser("bundle", help="copy a trained generator into assets/ with its data licence, within a size limit")
     bu.add_argument("checkpoint", type=Path, help="a run's generator.safetensors")
     bu.add_argument("out", type=Path, help="e.g. assets/memories.safetensors")
@@ -73,10 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _loaded(folder, size: int, channels: int):
+def _loaded(folder, size: int, channels: int, framing: str = "centre"):
     """The data folder's images, saying which files were left out (a damaged file, say)."""
     from .data import load_folder
-    data = load_folder(folder, size, channels)
+    data = load_folder(folder, size, channels, framing=framing)
     if data.skipped:
         print(f"note: {len(data.skipped)} file(s) in {folder} could not be read and are left out: "
               f"{', '.join(data.skipped[:5])}{' …' if len(data.skipped) > 5 else ''}", file=sys.stderr)
@@ -121,6 +136,26 @@ def _train(args) -> int:
               data_folder=args.data)
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def _memories(args) -> int:
+    from .memories import default_minutes, make
+    root = Path(__file__).resolve().parent.parent
+    init = args.init or root / "assets" / "memories.safetensors"
+    if not init.is_file():
+        raise UsageError(f"--init {init}: no such model; give a trained generator (.safetensors)")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps {args.steps}: must be at least 1")
+    try:
+        out = make(args.photos, args.out, args.minutes or default_minutes(), init, args.device, args.steps,
+                   quiet=args.quiet, overrides=args.set)
+    except KeyboardInterrupt:
+        print(f"interrupted: the same command again continues from the last checkpoint in "
+              f"{args.out.with_name(args.out.stem + '.run')}", file=sys.stderr)
+        return 130
+    print(f"run it: ./lapses run --model {out}   (./lapses train calibrates the course to it first; "
+          f"alone: python -m installation calibrate --model {out})")
     return 0
 
 
@@ -169,6 +204,7 @@ def _tune(args) -> int:
     import os
     from models import load_generator, save_generator
     from .anchors import tune_to_anchors
+    from .data import framing_of
     from .evaluate import evaluate, load_anchor_order
     from .run import pick_device, tuning_note
     if args.out.suffix != ".safetensors":
@@ -184,7 +220,7 @@ def _tune(args) -> int:
                                                                               and args.locality >= 0):
         raise UsageError("--steps must be at least 1, --lr a number above 0, --locality a number, 0 or more")
     g, meta, snaps = load_generator(args.checkpoint, device=pick_device(args.device), with_snapshots=True)
-    data = _loaded(args.data, meta.image_size, meta.channels)
+    data = _loaded(args.data, meta.image_size, meta.channels, framing_of(meta))
     anchors = load_anchor_order(meta, data.names)
     if anchors is None and not meta.anchors:
         raise UsageError(f"{args.checkpoint} has no anchors: they are found at the end of a run, so tune the "
@@ -237,6 +273,7 @@ def _detail(args) -> int:
 def _evaluate(args) -> int:
     import torch
     from models import load_generator
+    from .data import framing_of
     from .evaluate import evaluate, load_anchor_order
     from .run import pick_device
     if args.samples < 1:
@@ -249,7 +286,7 @@ def _evaluate(args) -> int:
         if not args.sheet.parent.is_dir():
             raise UsageError(f"--sheet {args.sheet}: folder {args.sheet.parent} does not exist")
     g, meta = load_generator(args.checkpoint, device=pick_device(args.device))
-    data = _loaded(args.data, meta.image_size, meta.channels)
+    data = _loaded(args.data, meta.image_size, meta.channels, framing_of(meta))
     if meta.dataset and data.name != meta.dataset:  # allowed (on purpose, say), but never by accident
         print(f"note: {args.checkpoint} was trained on {meta.dataset!r}, and {args.data} holds {data.name!r}: "
               f"the figures measure it against images it did not learn", file=sys.stderr)
@@ -266,14 +303,26 @@ def _evaluate(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from models import CheckpointError
     from .data import DataError
+    from .framing import FramingError
+    from .memories import MemoriesError
     from .presets import ConfigError
     from .prepare import PrepareError
     args = _parser().parse_args(argv)
     try:
-        return {"prepare": _prepare, "train": _train, "evaluate": _evaluate, "bundle": _bundle,
+        return {"prepare": _prepare, "train": _train, "memories": _memories, "evaluate": _evaluate, "bundle": _bundle,
                 "tune": _tune, "detail": _detail}[args.command](args)
-    except (UsageError, CheckpointError, DataError, ConfigError, PrepareError, FileExistsError,
-            FileNotFoundError, ValueError, OSError) as e:
+    except OSError as e:
+        import errno
+        from .run import speaks
+        if speaks():
+            if e.errno == errno.ENOSPC:
+                print(f"error: the disk is full ({e.filename or 'writing a checkpoint'}): free some space, then run "
+                      f"the same command again (a run continues from its last checkpoint)", file=sys.stderr)
+            else:
+                print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (UsageError, CheckpointError, DataError, ConfigError, PrepareError, FramingError, MemoriesError,
+            FileExistsError, FileNotFoundError, ValueError) as e:
         from .run import speaks
         if speaks():                            # under torchrun every process meets it: one says so
             print(f"error: {e}", file=sys.stderr)

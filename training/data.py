@@ -28,6 +28,7 @@ class ImageSet:
     name: str                   # the data set's name (from its folder or DATASET.txt)
     licence: str                # from LICENCE.txt / LICENSE.txt beside the data, else "unknown"
     skipped: list[str] = field(default_factory=list)   # files that could not be read, "name (why)"
+    framing: str = "centre"     # how each was cropped to the square (load_folder)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -100,8 +101,27 @@ def _licence(folder: Path) -> str:
     return "unknown"
 
 
-def load_folder(folder: str | Path, size: int, channels: int, nifti_axis: int = 2) -> ImageSet:
-    """Every image (png/jpg/tif, recursive) and NIfTI volume (as slices) under `folder`."""
+def _frame_crop(img: np.ndarray, size: int, centre: tuple[float, float]) -> np.ndarray:
+    """HWC float in [0,1] -> size x size: the largest square about `centre` (framing.crop_box), resized."""
+    from .framing import crop_box
+    top, left, side = crop_box(img.shape[0], img.shape[1], centre)
+    return _resize_crop(img[top:top + side, left:left + side], size)
+
+
+FRAMINGS = ("centre", "subject")
+
+
+def framing_of(meta) -> str:
+    """How a checkpoint's memories were cropped from its photographs (extra.framing; older: centre)."""
+    return meta.extra.get("framing", "centre") if meta is not None else "centre"
+
+
+def load_folder(folder: str | Path, size: int, channels: int, nifti_axis: int = 2, framing: str = "centre") -> ImageSet:
+    """Every image (png/jpg/tif, recursive) and NIfTI volume (as slices) under `folder`, cropped to
+    the square: `framing` "centre" (the middle), or "subject" (where each photo's subject is, or where
+    framing.yaml says: training/framing.py)."""
+    if framing not in FRAMINGS:
+        raise DataError(f"framing {framing!r}: one of {', '.join(FRAMINGS)}")
     folder = Path(folder)
     if folder.is_file():
         raise DataError(f"{folder}: is a file; give the folder of training images (or NIfTI volumes) it lies in.")
@@ -109,6 +129,15 @@ def load_folder(folder: str | Path, size: int, channels: int, nifti_axis: int = 
         raise DataError(f"{folder}: no such data folder. Prepare one with `python -m training prepare memories DIR`.")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     images, names, bad = [], [], []
+    overrides, detector = {}, None
+    if framing == "subject":
+        from models.faces import FaceDetector
+        from .framing import FramingError, read_overrides
+        try:
+            overrides = read_overrides(folder)
+        except FramingError as e:
+            raise DataError(str(e)) from None
+        detector = FaceDetector()
     for p in files:
         lower = p.name.lower()
         try:
@@ -125,7 +154,12 @@ def load_folder(folder: str | Path, size: int, channels: int, nifti_axis: int = 
             bad.append(f"{p.name} ({type(e).__name__}{': ' + str(e) if isinstance(e, ValueError) else ''})")
             continue
         for name, img in items:
-            images.append(_resize_crop(img, size))
+            if detector is not None and not lower.endswith(NIFTI_SUFFIXES):
+                from .framing import subject_centre
+                centre = overrides.get(name, overrides.get(p.name))
+                images.append(_frame_crop(img, size, centre or subject_centre(img, detector)))
+            else:
+                images.append(_resize_crop(img, size))
             names.append(name)
     if not images:
         hint = f" ({len(bad)} unreadable: {', '.join(bad[:5])})" if bad else ""
@@ -133,7 +167,7 @@ def load_folder(folder: str | Path, size: int, channels: int, nifti_axis: int = 
                         f"found{hint}. Put the training images in this folder.")
     arr = np.stack(images).transpose(0, 3, 1, 2)  # [N, C, S, S]
     tensor = torch.from_numpy(arr).float() * 2 - 1
-    return ImageSet(tensor, names, dataset_name(folder), _licence(folder), bad)
+    return ImageSet(tensor, names, dataset_name(folder), _licence(folder), bad, framing)
 
 
 def dataset_name(folder: Path) -> str:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from models import DetailPack, DetailStage
 from models.detail import DEFAULT_QUALITY, MAX_SIZE, upscale
 
-from .data import IMAGE_SUFFIXES, NIFTI_SUFFIXES, DataError, load_folder
+from .data import IMAGE_SUFFIXES, NIFTI_SUFFIXES, DataError, framing_of, load_folder
 from .evaluate import generate, ssim_pairs
 
 MAX_FACTOR = 4
@@ -59,7 +59,7 @@ def build_detail(meta, folder: Path, size: int | None = None, quality: int = DEF
     if not meta.image_size <= size <= MAX_SIZE:
         raise DataError(f"--size {size}: the detail stage is between the generator's size ({meta.image_size}) "
                         f"and {MAX_SIZE} pixels")
-    data = load_folder(folder, size, meta.channels)
+    data = load_folder(folder, size, meta.channels, framing=framing_of(meta))
     index = {n: k for k, n in enumerate(data.names)}
     names = [a.name for a in meta.anchors if a.name in index]
     missing = [a.name for a in meta.anchors if a.name not in index]
@@ -96,7 +96,7 @@ def display_figures(generator: torch.nn.Module, meta, folder: Path) -> dict[str,
     SSIM of its healthy picture (through the detail stage, when there is one) against its photograph,
     and its fine detail as a share of the photograph's (1 = as sharp; below, softer; above, oversharpened)."""
     size = meta.detail.size if meta.detail is not None else min(MAX_SIZE, MAX_FACTOR * meta.image_size)
-    data = load_folder(folder, size, meta.channels)
+    data = load_folder(folder, size, meta.channels, framing=framing_of(meta))
     index = {n: k for k, n in enumerate(data.names)}
     anchors = [a for a in meta.anchors if a.name in index]
     if not anchors:

@@ -88,8 +88,11 @@ def speaks() -> bool:
 
 
 def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "auto", resume: bool = False,
-          quiet: bool = False, log=print, init: Path | None = None, data_folder: Path | None = None) -> Path:
+          quiet: bool = False, log=print, init: Path | None = None, data_folder: Path | None = None,
+          deadline: float | None = None) -> Path:
     """Train, and return the path of the final generator (run_dir/generator.safetensors).
+    `deadline` (a time.perf_counter() value): the step loop ends there, before cfg.steps, and the
+    run goes on to its anchors as at the end (a time budget: training/memories.py).
     `init`: a trained generator to start from (a warm start, see Trainer.warm_start).
     `data_folder`: where `data` came from; the final generator gets its detail stage from it
     (training/detail.py)."""
@@ -159,6 +162,9 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
             if trainer.step % cfg.checkpoint_every == 0:
                 trainer.save_checkpoint()
             trainer.after_step()
+            if deadline is not None and time.perf_counter() >= deadline and trainer.step < cfg.steps:
+                log(f"the time given is up at step {trainer.step}")
+                break
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -184,6 +190,8 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, device_name: str = "a
     else:
         z = find_anchors(trainer.G_ema, data.images, steps=cfg.anchor_steps, init=codes, seed=cfg.seed)
     meta = trainer.meta([Anchor(n, zz.tolist()) for n, zz in zip(data.names, z)])
+    if data.framing != "centre":        # so that the detail stage and evaluate crop the photographs alike
+        meta.extra["framing"] = data.framing
     if cfg.anchor_tune_steps:
         log(f"pivotal tuning: {cfg.anchor_tune_steps} steps, so that each anchor redraws its image…")
         tuned = tune_to_anchors(trainer.G_ema, data.images, z, steps=cfg.anchor_tune_steps, lr=cfg.anchor_tune_lr,
