@@ -112,8 +112,8 @@ def test_photographs_to_a_model_with_its_detail_and_the_same_command_continues(o
     (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     out = tmp_path / "mine.safetensors"
     args = ["memories", str(photos), "--out", str(out), "--init", str(own_memories), "--steps", "3", "--quiet",
-            "--set", "d_warmup=1",
-            *[a for s in OWN_MEMORIES for a in ("--set", s)]]
+            *[a for s in OWN_MEMORIES for a in ("--set", s)],
+            "--set", "d_warmup=1", "--set", "anchor_steps=10", "--set", "anchor_tune_steps=5", "--set", "eval_samples=8"]
     assert training_main(args) == 0
     printed = capsys.readouterr()
     assert "broken.jpg" in printed.out + printed.err and f"run it: ./lapses run --model {out}" in printed.out

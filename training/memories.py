@@ -26,7 +26,8 @@ from .presets import build_config
 
 MIN_PHOTOS = 2              # the walk goes from memory to memory
 MAX_PHOTOS = 64             # more than a walk can show, and than a small generator keeps well
-AFTER_LOOP_S = {"cpu": 240.0, "cuda": 30.0}   # anchors, pivotal tuning, detail stage, evaluation
+AFTER_LOOP_S = {"cpu": 240.0, "cuda": 30.0}   # anchors, pivotal tuning, detail stage, evaluation: at least
+AFTER_LOOP_STEPS = 100      # ... and as long as this many training steps take here (~10 min on a loaded 2-core CPU)
 PROBE_STEPS = 4
 BUNDLE_SNAPSHOTS = 3
 
@@ -116,22 +117,23 @@ def make(folder: Path, out: Path, minutes: float, init: Path, device_name: str =
         raise MemoriesError(f"{folder}: only {len(data)} of its {len(files)} photographs could be read; give at "
                             f"least {MIN_PHOTOS}")
     start = int(read_header(init).get("step", 0))
-    loop_s = minutes * 60 - AFTER_LOOP_S.get(device.type, 60.0)
-    deadline = None if steps is not None else began + loop_s    # --steps: exactly those, however long
+    after_s = AFTER_LOOP_S.get(device.type, 60.0)
+    timed = steps is None                     # --steps: exactly those, however long they take
     if resume:
         total = json.loads((run_dir / "config.json").read_text())["steps"]
         cfg = build_config("lapses-memory", overrides, steps=total)
         log(f"continuing {run_dir} from its last checkpoint, for {minutes:g} minutes more (at most to step {total})")
     else:
-        if steps is None:                 # what fits the time, measured here; the deadline ends it where the
-            run_dir.parent.mkdir(parents=True, exist_ok=True)     # machine turns out slower or faster
+        if steps is None:                 # what fits the time, measured here (so the bar's ETA is right); the
+            run_dir.parent.mkdir(parents=True, exist_ok=True)     # deadline ends it where the machine is slower
             per_step = seconds_per_step(build_config("lapses-memory", overrides, steps=start + 1), data, run_dir,
                                         device, init)
-            steps = max(50, int((began + loop_s - time.perf_counter()) / per_step))
+            after_s = max(after_s, AFTER_LOOP_STEPS * per_step)     # the end's work slows down alike
+            steps = max(50, int((began + minutes * 60 - after_s - time.perf_counter()) / per_step))
             log(f"{len(data)} photographs; {per_step:.2f} s a step here: about {steps} steps in {minutes:g} "
                 f"minutes, from {init.name}")
-            steps = 2 * steps             # room for a machine that speeds up; the deadline ends the loop
         cfg = build_config("lapses-memory", overrides, steps=start + steps)
+    deadline = began + minutes * 60 - after_s if timed else None
     final = train(cfg, data, run_dir, device.type if device.index is None else str(device), resume=resume,
                   quiet=quiet, log=log, init=None if resume else init, data_folder=folder, deadline=deadline)
     g, meta, snaps = load_generator(final, device="cpu", with_snapshots=True)
