@@ -1,5 +1,5 @@
 """Property-based tests (Hypothesis) of the settings loader: `--set key=value` strings, whole YAML
-documents, durations and curves.
+documents, durations and curves; and of training's `--set key=value` overrides of its presets.
 
 Each property: the settings are refused with a SettingsError, or accepted with every value of the
 right type, finite and within its field's declared range (lo, hi, gt), and usable by what reads
@@ -21,6 +21,8 @@ from hypothesis import example, given, strategies as st
 from installation.course import DURATION_HELP, Course, CourseState, parse_duration
 from installation.settings import Settings, SettingsError, load_settings, settings_from_dict
 from installation.walk import Walk
+from models import DCGANConfig, StyleGANConfig
+from training.presets import PRESETS, ConfigError, TrainConfig, build_config
 
 
 def _leaves(d, path=""):
@@ -235,3 +237,30 @@ def test_a_curve_is_refused_or_rises_through_the_unit_square(name, points):
     if s is not None:
         assert_usable(s)
         assert s.course.curves[name] == tuple((float(p), float(i)) for p, i in points)
+
+
+# ------------------------------------------------------------------ training's --set key=value
+
+TRAIN_KEYS = sorted({f.name for f in dataclasses.fields(TrainConfig)} - {"model", "preset"}
+                    | {f"model.{f.name}" for cls in (DCGANConfig, StyleGANConfig) for f in dataclasses.fields(cls)})
+
+
+@given(st.sampled_from(sorted(PRESETS)),
+       st.lists(st.tuples(st.sampled_from(TRAIN_KEYS) | text, json_values.map(_yaml_text) | odd_text).map("=".join)
+                | text, max_size=3))
+@example("lapses-memory", ["steps=[1"])                         # not YAML
+@example("lapses-memory", [f"lr_g={HUGE}"])                     # an integer too large for a float
+@example("lapses-memory", ["model.d_dropout=" + "[" * 1200])    # nested deeper than the YAML parser recurses
+def test_training_overrides_are_refused_or_give_a_config_that_builds(preset, texts):
+    try:
+        cfg = build_config(preset, texts)
+    except ConfigError as e:
+        assert str(e), e
+        return
+    for obj in (cfg, cfg.model_config()):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.type in ("int", "float", "str", "bool"):
+                assert type(value).__name__ == f.type, (f.name, value)
+            if isinstance(value, float):
+                assert math.isfinite(value), (f.name, value)
