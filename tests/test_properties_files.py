@@ -304,7 +304,7 @@ FOUND = {
 
 
 @pytest.mark.parametrize("edit", FOUND.values(), ids=FOUND.keys())
-def test_checkpoint_metadata_the_properties_found(base_checkpoint, tmp_path, edit):
+def test_checkpoint_metadata_that_broke_loading(base_checkpoint, tmp_path, edit):
     _, header, tensors = base_checkpoint
     path = tmp_path / "edited.safetensors"
     save_file(tensors, str(path), metadata=_with(header, **edit(header)))
