@@ -32,16 +32,21 @@ __all__ = ["parse_duration", "derive_seed", "CoursePoint", "LucidInterval", "Ove
 
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw])", re.IGNORECASE)
-DURATION_HELP = "a positive number of seconds or amounts with units s, m, h, d, w: '45s', '90m', '8h', '30d', '1h30m'"
+MIN_DURATION_S = 1.0      # a course shorter than a second shows nothing; 5e-324 s overflowed the arithmetic
+DURATION_HELP = ("a number of seconds (at least 1) or amounts with units s, m, h, d, w: '45s', '90m', '8h', '30d', "
+                 "'1h30m'")
 
 
 def parse_duration(text: str | int | float) -> float:
     """'8h' -> 28800.0 seconds. Accepts '45s', '90m', '1.5h', '30d', '2w', '1h30m', or a bare number
-    of seconds. Raises ValueError for anything else, including zero and negative durations."""
+    of seconds. Raises ValueError for anything else, including durations shorter than a second."""
     if isinstance(text, bool):
         raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}")
     if isinstance(text, (int, float)):
-        seconds = float(text)
+        try:
+            seconds = float(text)
+        except OverflowError:           # an integer too large for a float: no duration
+            raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}") from None
     elif isinstance(text, str):
         s = text.strip()
         try:
@@ -58,7 +63,7 @@ def parse_duration(text: str | int | float) -> float:
                 raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}") from None
     else:
         raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}")
-    if not math.isfinite(seconds) or seconds <= 0:
+    if not math.isfinite(seconds) or seconds < MIN_DURATION_S:
         raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}")
     return seconds
 

@@ -257,7 +257,7 @@ def replay_states(path: Path) -> Iterator[tuple[int, FrameState]]:
                 if line.strip():
                     d = json.loads(line)
                     yield int(d["frame"]), FrameState.from_dict(d)
-        except (ValueError, KeyError, TypeError) as e:   # UnicodeDecodeError too: not text at all
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as e:   # UnicodeDecodeError too
             raise ValueError(f"{path} line {n + 1 if isinstance(e, UnicodeDecodeError) else n}: not a state "
                              f"line written by --state-log ({e})") from None
 

@@ -47,6 +47,12 @@ SYMPTOM_NAMES: tuple[str, ...] = (
 Duration = NewType("Duration", str)                  # '8h', '30d', '90m', '45s', '1h30m'
 Curve = NewType("Curve", tuple)                      # ((progress, intensity), ...), progress increasing
 
+# The shortest time a time constant of the walk or the lucid schedule may be: a hundredth of a
+# second, below any frame's time. A tinier positive one (1e-320) showed nothing and broke the
+# arithmetic: phase / seconds_per_memory overflowed into an OverflowError, a wander period gave
+# NaN latents.
+MIN_SECONDS = 0.01
+
 
 class SettingsError(Exception):
     """A settings problem, worded for the person who edits settings.yaml."""
@@ -138,16 +144,19 @@ class SoundSettings:
 @dataclass(frozen=True)
 class WalkSettings:
     mode: Literal["anchors", "random", "loop"] = "anchors"
-    seconds_per_memory: float = _opt(14.0, gt=0.0, hi=86400.0)
+    seconds_per_memory: float = _opt(14.0, gt=0.0, lo=MIN_SECONDS, hi=86400.0)
     dwell_s: float = _opt(4.0, lo=0.0, hi=86400.0)
     ease: float = _opt(0.3, lo=0.0, hi=0.5)
     wander: float = _opt(0.08, lo=0.0, hi=0.5)
-    wander_period_s: float = _opt(11.0, gt=0.0, hi=86400.0)
+    wander_period_s: float = _opt(11.0, gt=0.0, lo=MIN_SECONDS, hi=86400.0)
     loop_period_s: float = _opt(0.0, lo=0.0, hi=86400.0)
     loop_memories: int = _opt(0, lo=0, hi=100000)
     speed_step: float = _opt(1.25, gt=1.0, hi=10.0)
 
     def _check(self, path: str) -> None:
+        if 0.0 < self.loop_period_s < MIN_SECONDS:
+            _fail(f"{path}.loop_period_s", self.loop_period_s, f"0 (loop_memories x seconds_per_memory) or a number "
+                  f">= {MIN_SECONDS}", "is out of range")
         if self.dwell_s >= self.seconds_per_memory:
             raise SettingsError(f"{path}.dwell_s: {self.dwell_s!r} is out of range; allowed: less than "
                                 f"walk.seconds_per_memory ({self.seconds_per_memory!r})")
@@ -156,7 +165,7 @@ class WalkSettings:
 @dataclass(frozen=True)
 class LucidSettings:
     enabled: bool = True
-    every_s: float = _opt(600.0, gt=0.0)
+    every_s: float = _opt(600.0, gt=0.0, lo=MIN_SECONDS)
     length_s: float = _opt(40.0, gt=0.0)
     ramp_s: float = _opt(8.0, lo=0.0)
     depth: float = _opt(0.85, lo=0.0, hi=1.0)
@@ -391,7 +400,7 @@ class OscSettings:
     host: str = "127.0.0.1"
     port: int = _opt(9000, lo=0, hi=65535)
     send_to: str = ""
-    send_rate_hz: float = _opt(10.0, gt=0.0, hi=100.0)
+    send_rate_hz: float = _opt(10.0, gt=0.0, lo=0.01, hi=100.0)    # the sender waits 1/rate: <= 100 s
 
 
 @dataclass(frozen=True)
@@ -614,8 +623,9 @@ def _convert(value: Any, tp: Any, path: str, meta: Mapping[str, Any]) -> Any:
             _fail(path, value, _with_range("an integer", meta), "is the wrong type")
         return _in_range(value, path, meta)
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            _fail(path, value, _with_range("a number", meta), "is the wrong type")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            _fail(path, value, _with_range("a number", meta),
+                  "is out of range" if isinstance(value, int) else "is the wrong type")
         return _in_range(float(value), path, meta)
     if tp is str:
         if not isinstance(value, str):
@@ -648,6 +658,15 @@ def _convert(value: Any, tp: Any, path: str, meta: Mapping[str, Any]) -> Any:
     raise TypeError(f"settings: no validator for type {tp!r} at {path}")  # a programming error
 
 
+def _finite(x: int | float) -> bool:
+    """A number that is a finite float: an integer too large for one (YAML reads 1000...0 as an
+    int) is not, and math.isfinite would raise OverflowError on it."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
 def _with_range(word: str, meta: Mapping[str, Any]) -> str:
     parts = []
     if "gt" in meta:
@@ -674,7 +693,7 @@ def _curve(value: Any, path: str) -> tuple:
     points = []
     for i, pt in enumerate(value):
         ok = (isinstance(pt, (list, tuple)) and len(pt) == 2
-              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in pt))
+              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and _finite(x) for x in pt))
         if not ok:
             _fail(f"{path}[{i}]", pt, allowed, "is not a [progress, intensity] point")
         p, v = float(pt[0]), float(pt[1])
@@ -761,6 +780,9 @@ def _apply_override(raw: dict, text: str) -> None:
         parsed = yaml.safe_load(value_text) if value_text.strip() else ""
     except yaml.YAMLError:
         parsed = value_text
+    except RecursionError:
+        raise SettingsError(f"--set {key_path}=...: the value holds lists or mappings nested too deep to read; "
+                            f"allowed: a value as settings.yaml writes it, e.g. walk.wander=0.1") from None
     node = raw
     for i, k in enumerate(keys[:-1]):
         child = node.get(k)
@@ -807,6 +829,9 @@ def load_settings(path: str | os.PathLike | None = None, overrides: Iterable[str
         where = getattr(e, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
         raise SettingsError(f"{path}:{line} is not valid YAML ({getattr(e, 'problem', e)})") from None
+    except RecursionError:          # PyYAML composes nested nodes recursively: ~1000 deep is too many
+        raise SettingsError(f"{path}: holds lists or mappings nested too deep to read; settings are sections "
+                            f"of key: value (see the project's settings.yaml)") from None
     _refuse_duplicate_keys(text, path)
     return settings_from_dict(raw, overrides, source=str(path))
 

@@ -6,6 +6,7 @@ the same picture for the same state.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
@@ -30,5 +31,26 @@ class FrameState:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "FrameState":
-        return cls(t=float(d["t"]), progress=float(d["progress"]), walk_phase=float(d["walk_phase"]),
-                   seed=int(d["seed"]), intensities={k: float(v) for k, v in d["intensities"].items()})
+        """A state as to_dict wrote it (a --state-log line, a screenshot's .json); ValueError naming the
+        key that is missing, not a finite number or out of its range."""
+        intensities = d["intensities"]
+        if not isinstance(intensities, Mapping):
+            raise ValueError(f"intensities: {intensities!r:.40} is not a mapping of symptom: intensity")
+        seed = d["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2 ** 31 - 1:
+            raise ValueError(f"seed: {seed!r:.40} is not an integer from 0 to {2 ** 31 - 1}")
+        return cls(t=_number(d, "t"), progress=_number(d, "progress", 0.0, 1.0), walk_phase=_number(d, "walk_phase"),
+                   seed=seed, intensities={str(k): _number(intensities, k, 0.0, 1.0, f"intensities.{k}")
+                                           for k in intensities})
+
+
+def _number(d: Mapping, key, lo: float | None = None, hi: float | None = None, name: str | None = None) -> float:
+    value = d[key]
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:           # an integer too large for a float
+        ok = False
+    if not ok or (lo is not None and value < lo) or (hi is not None and value > hi):
+        allowed = "a finite number" if lo is None else f"a number from {lo:g} to {hi:g}"
+        raise ValueError(f"{name or key}: {value!r:.40} is not {allowed}")
+    return float(value)

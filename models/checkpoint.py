@@ -219,13 +219,16 @@ def _parse_meta(path: Path, header: dict[str, str]) -> GeneratorMeta:
             anchors=[Anchor(a["name"], [float(v) for v in a["z"]]) for a in json.loads(header.get("anchors", "[]"))],
             snapshot_steps=[int(s) for s in json.loads(header.get("snapshot_steps", "[]"))],
             extra={k[6:]: v for k, v in header.items() if k.startswith("extra.")})
-    except (KeyError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(e).__name__}: {e}).") from None
+    except (KeyError, ValueError, TypeError, OverflowError, RecursionError) as e:   # 1e999 steps, [[[[...
+        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(e).__name__}: {str(e)[:200]}).") from None
     for key in ("image_size", "channels", "latent_size"):
         if header.get(key) != str(getattr(meta, key)):
             raise CheckpointError(f"{path}: metadata {key}={header.get(key)} disagrees with its config; "
                                   "the file has been edited or damaged.")
     for a in meta.anchors:
+        if not isinstance(a.name, str):      # the name of its training image: a file name, a HUD line
+            raise CheckpointError(f"{path}: an anchor is named {a.name!r}, not by text; the file has been edited "
+                                  "or damaged.")
         if len(a.z) != meta.latent_size:
             raise CheckpointError(f"{path}: anchor {a.name!r} has {len(a.z)} values, latent size is "
                                   f"{meta.latent_size}; the file has been edited or damaged.")

@@ -7,8 +7,19 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, settings as hypothesis_settings
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+# The property-based tests (test_properties_*.py): a small fixed budget (about 25 s for all three
+# modules on two cores), so that CI is quick and
+# every run tries the same examples (derandomize; no example database written into the checkout).
+# HYPOTHESIS_PROFILE=hunt tries many more, with fresh random examples each run, to look for new bugs.
+hypothesis_settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True, database=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile("hunt", max_examples=1500, deadline=None, database=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _has_cuda() -> bool:

@@ -46,6 +46,10 @@ def _resize_crop(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def _to_channels(img: np.ndarray, channels: int) -> np.ndarray:
+    if img.ndim not in (2, 3):          # a stack of pages or frames is no one image
+        raise ValueError(f"{img.ndim} dimensions {img.shape}, not one picture")
+    if 0 in img.shape[:2]:              # a damaged TIFF whose width reads 0
+        raise ValueError(f"{img.shape[1]} x {img.shape[0]} pixels")
     if img.ndim == 2:
         img = img[..., None]
     if img.shape[2] in (2, 4):          # drop alpha (grey + alpha, RGBA)
@@ -68,9 +72,11 @@ def _read_image(path: Path) -> np.ndarray:
         return img.astype(np.float32) / 65535.0
     if img.dtype == bool:
         return img.astype(np.float32)
-    img = img.astype(np.float32)
+    img = img.astype(np.float64)        # float32 would overflow between -3e38 and 3e38
+    if not np.isfinite(img).all():      # a float TIFF's NaN ("no data") or Inf: it would train on NaN
+        raise ValueError("NaN or infinite pixels")
     lo, hi = float(img.min()), float(img.max())
-    return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+    return ((img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)).astype(np.float32)
 
 
 def nifti_slices(path: Path, axis: int = 2, min_fill: float = 0.05) -> list[tuple[str, np.ndarray]]:
@@ -97,7 +103,8 @@ def _licence(folder: Path) -> str:
     for name in ("LICENCE.txt", "LICENSE.txt", "LICENCE", "LICENSE"):
         p = folder / name
         if p.is_file():
-            return p.read_text(encoding="utf-8", errors="replace").strip().splitlines()[0][:200]
+            lines = p.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            return lines[0][:200] if lines else "unknown"       # an empty licence file says nothing
     return "unknown"
 
 
@@ -173,7 +180,7 @@ def load_folder(folder: str | Path, size: int, channels: int, nifti_axis: int = 
 def dataset_name(folder: Path) -> str:
     """The data set's name: DATASET.txt's first line (prepare writes one), else the folder's name."""
     name_file = Path(folder) / "DATASET.txt"
-    lines = name_file.read_text().strip().splitlines() if name_file.is_file() else []
+    lines = name_file.read_text(encoding="utf-8", errors="replace").strip().splitlines() if name_file.is_file() else []
     return lines[0] if lines else Path(folder).name
 
 

@@ -124,8 +124,12 @@ def _coerce(key: str, value, current):
                 value = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{key}={value!r}: expected a number")
+        try:            # an integer too large for a float (YAML reads 1000...0 as one) is no number either
+            ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        except OverflowError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"{key}={str(value)[:40]}: expected a number (a finite one)")
         return float(value)
     if isinstance(current, str) and value is None:     # `--set diffaugment=`: the empty setting (off)
         return ""
@@ -147,7 +151,13 @@ def build_config(preset: str, overrides: list[str] = (), **direct) -> TrainConfi
             raise ConfigError(f"override {item!r}: write it as key=value, e.g. steps=2000 or model.width=32")
         key, raw = item.split("=", 1)
         key = key.strip()
-        value = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:          # not YAML ("[1"): the text as written, which the key's type then judges
+            value = raw
+        except RecursionError:
+            raise ConfigError(f"override {key}=...: the value holds lists or mappings nested too deep to read; "
+                              f"write it as key=value, e.g. steps=2000 or model.width=32") from None
         if key.startswith("model."):
             field_name = key[6:]
             if field_name not in defaults:

@@ -46,6 +46,9 @@ def load_mappings(path: Path, bindings: Mapping, scenes: Mapping) -> dict[str, s
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise SettingsError(f"{path}: is not valid YAML ({getattr(e, 'problem', e)})") from None
+    except RecursionError:
+        raise SettingsError(f"{path}: lists or mappings nested too deep to read; expected a 'midi:' mapping "
+                            f"of parameter or action -> MIDI control (delete the file to forget them)") from None
     if not isinstance(raw, dict) or set(raw) - {"midi"} or not isinstance(raw.get("midi") or {}, dict):
         raise SettingsError(f"{path}: expected a 'midi:' mapping of parameter or action -> MIDI control")
     allowed = targets(bindings, scenes)

@@ -106,17 +106,22 @@ class MidiRouter:
 
 
 def learned_spec(msg, for_parameter: bool) -> MidiSpec | None:
-    """The control a moved knob or pressed key is, for MIDI learn; None if it cannot serve the target."""
+    """The control a moved knob or pressed key is, for MIDI learn; None if it cannot serve the target
+    (or is no MIDI message: learn must never save a control that the next start refuses)."""
     try:
         kind, ch = msg.type, int(msg.channel) + 1
+        if not 1 <= ch <= 16:
+            return None
         if kind == "control_change":
             if not for_parameter and int(msg.value) < 64:
                 return None                    # a button's release: wait for its press
-            return MidiSpec("cc", int(msg.control), ch)
+            number = int(msg.control)
+            return MidiSpec("cc", number, ch) if 0 <= number <= 127 else None
         if kind == "pitchwheel" and for_parameter:
             return MidiSpec("pitchbend", 0, ch)
         if kind == "note_on" and not for_parameter and int(msg.velocity) > 0:
-            return MidiSpec("note", int(msg.note), ch)
+            number = int(msg.note)
+            return MidiSpec("note", number, ch) if 0 <= number <= 127 else None
     except (AttributeError, TypeError, ValueError):
         pass
     return None

@@ -101,6 +101,19 @@ def malformed(data: bytes, depth: int = 0) -> str | None:
         return str(e)
 
 
+def read_datagram(data: bytes) -> tuple[list[Message], str | None]:
+    """The (address, args) messages of one datagram, a bundle's in order, and None; or [] and why
+    it is not OSC. Never raises: a datagram is whatever anyone on the network sent."""
+    from pythonosc.osc_packet import OscPacket
+    why = malformed(data)
+    if why is not None:
+        return [], why
+    try:
+        return [(m.message.address, tuple(m.message.params)) for m in OscPacket(data).messages], None
+    except Exception as e:             # ParseError and whatever a hostile datagram provokes
+        return [], type(e).__name__
+
+
 class OscServer:
     def __init__(self, host: str, port: int, post: Callable[[tuple], None]):
         self.host, self.requested_port = host, port
@@ -146,7 +159,6 @@ class OscServer:
         return listening
 
     def _run(self) -> None:
-        from pythonosc.osc_packet import OscPacket
         while self._sock is None:
             if self._stop.wait(RETRY_S):
                 return
@@ -159,12 +171,7 @@ class OscServer:
                 continue
             except OSError:
                 break
-            why = malformed(data)
-            if why is None:
-                try:
-                    messages = [(m.message.address, tuple(m.message.params)) for m in OscPacket(data).messages]
-                except Exception as e:         # ParseError and whatever a hostile datagram provokes
-                    why = type(e).__name__
+            messages, why = read_datagram(data)
             if why is not None:
                 if not self._bad_logged:
                     self._bad_logged = True

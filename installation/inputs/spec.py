@@ -108,7 +108,7 @@ def parse_host_port(text: str, what: str = "host:port") -> tuple[str, int] | Non
     if not t:
         return None
     host, sep, port = t.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535 or " " in host:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535 or " " in host:
         raise ValueError(f"{text!r} is not a {what}; allowed: host:port with a port 1..65535, e.g. "
                          f"127.0.0.1:9001, or '' for none")
     return host, int(port)

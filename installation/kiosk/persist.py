@@ -34,6 +34,8 @@ log = logging.getLogger("lapses.kiosk")
 FORMAT = "lapses-state"
 VERSION = 1
 MAX_BYTES = 1_000_000      # a state is about a kilobyte: a bigger file is something else
+MAX_WALL_S = 253402300799.0   # 9999-12-31 23:59:59 UTC: a later wall clock is none (time.localtime overflows)
+MAX_SEED = 2 ** 31 - 1        # course.seed's range (and every life's seed, course.derive_seed)
 
 
 class StateError(Exception):
@@ -95,19 +97,32 @@ def encode(saved: SavedState) -> bytes:
     return (json.dumps(saved.to_dict(), indent=1) + "\n").encode("utf-8")
 
 
-def _number(d: Mapping, key: str, where: str, lo: float | None = None, default: Any = None) -> float:
+def _number(d: Mapping, key: str, where: str, lo: float | None = None, default: Any = None,
+            hi: float | None = None) -> float:
     value = d.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise StateError(f"{where}.{key}: {value!r} is not a finite number")
+    try:                # an integer too large for a float is no finite number (isfinite would overflow)
+        finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise StateError(f"{where}.{key}: {str(value)[:40]!r} is not a finite number")
     if lo is not None and value < lo:
         raise StateError(f"{where}.{key}: {value!r} is below {lo}")
+    if hi is not None and value > hi:
+        raise StateError(f"{where}.{key}: {value!r} is above {hi}")
     return float(value)
 
 
-def _integer(d: Mapping, key: str, where: str, lo: int = 0, default: Any = None) -> int:
+def _wall_clock(d: Mapping, key: str, where: str) -> float:
+    """A wall-clock time in seconds, one that time.localtime can show (the log, `status`, the next save)."""
+    return _number(d, key, where, lo=0.0, default=0.0, hi=MAX_WALL_S)
+
+
+def _integer(d: Mapping, key: str, where: str, lo: int = 0, default: Any = None, hi: int | None = None) -> int:
     value = d.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise StateError(f"{where}.{key}: {value!r} is not an integer >= {lo}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+        upto = f" and <= {hi}" if hi is not None else ""
+        raise StateError(f"{where}.{key}: {f'{value!r}'[:40]} is not an integer >= {lo}{upto}")
     return value
 
 
@@ -124,6 +139,8 @@ def decode(text: str) -> SavedState:
         d = json.loads(text)
     except ValueError as e:
         raise StateError(f"not valid JSON ({e})") from None
+    except RecursionError:
+        raise StateError("not a Lapses state file (lists or objects nested too deep to read)") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise StateError("not a Lapses state file")
     if d.get("version") != VERSION:
@@ -132,12 +149,14 @@ def decode(text: str) -> SavedState:
     # CourseState.from_dict is lenient by design (it clamps); a saved file must be exact, because a
     # NaN decay would be clamped to "revived" and give every memory back
     _number(course, "elapsed_s", "course", lo=0.0)
-    _integer(course, "seed", "course")
+    _integer(course, "seed", "course", hi=MAX_SEED)
     _integer(course, "cycle", "course", default=0)
     overrides = course.get("overrides", {})
     if not isinstance(overrides, dict):
         raise StateError("course.overrides: not a mapping")
     _number(overrides, "decay", "course.overrides", default=0.0)
+    if overrides.get("lucid_s") is not None:
+        _number(overrides, "lucid_s", "course.overrides")
     pinned = overrides.get("pinned", {})
     if not isinstance(pinned, dict):
         raise StateError("course.overrides.pinned: not a mapping")
@@ -155,7 +174,7 @@ def decode(text: str) -> SavedState:
             raise StateError(f"run.{flag}: {run.get(flag)!r} is not true or false")
     record = RunRecord(
         running=run.get("running", True), pid=_integer(run, "pid", "run", default=0),
-        boot_id=str(run.get("boot_id", "")), started_at_s=_number(run, "started_at_s", "run", default=0.0),
+        boot_id=str(run.get("boot_id", "")), started_at_s=_wall_clock(run, "started_at_s", "run"),
         run_s=_number(run, "run_s", "run", lo=0.0, default=0.0),
         quick_crashes=_integer(run, "quick_crashes", "run", default=0),
         frames=_integer(run, "frames", "run", default=0), error=str(run.get("error", "")),
@@ -163,7 +182,7 @@ def decode(text: str) -> SavedState:
     return SavedState(course=course_state, t=_number(piece, "t", "piece", lo=0.0, default=0.0),
                       walk_phase=_number(piece, "walk_phase", "piece", default=0.0),
                       speed=_number(piece, "speed", "piece", lo=1e-6, default=1.0), run=record,
-                      saved_at_s=_number(d, "saved_at_s", "", default=0.0),
+                      saved_at_s=_wall_clock(d, "saved_at_s", ""),
                       progress=_number(d, "progress", "", default=0.0), stage=str(d.get("stage", "")),
                       lucid=lucid if isinstance(lucid, dict) else {})
 

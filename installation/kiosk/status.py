@@ -35,6 +35,11 @@ def _duration(seconds: float) -> str:
     return " ".join(parts) or "0s"
 
 
+def _seconds(x) -> bool:
+    """A number of seconds `_duration` can write (the file's lucid schedule may hold anything)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) < 1e15
+
+
 def _alive(pid: int) -> bool:
     return pid > 0 and Path(f"/proc/{pid}").exists()
 
@@ -102,10 +107,10 @@ def status(argv, usage_error) -> int:
                   f"settings; give status the same --settings/--set as the piece (or its service) to see "
                   f"what it shows")
         print(f"overrides   decay {o.decay:+.2f}, pinned: {pinned}")
-        nxt = saved.lucid.get("next") if isinstance(saved.lucid, dict) else None
+        nxt = saved.lucid.get("next") if isinstance(saved.lucid, dict) else None   # for people: never trusted
         if sample.lucid > 0:
             print(f"lucid       in a lucid interval now ({sample.lucid:.2f})")
-        elif isinstance(nxt, list) and len(nxt) == 2:
+        elif isinstance(nxt, list) and len(nxt) == 2 and all(_seconds(x) for x in nxt):
             print(f"lucid       the next interval in {_duration(nxt[0] - saved.course.elapsed_s)} of course time, "
                   f"for {_duration(nxt[1] - nxt[0])}")
         else:
