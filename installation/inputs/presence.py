@@ -13,10 +13,8 @@ it runs on one OpenMP thread (so it never fights the renderer for every core), a
 while the scene does not change (`SceneGate`: an empty room, or a visitor standing still, costs
 a thumbnail per look).
 
-The detector: opencv-python-headless 5 ships neither `cv2.CascadeClassifier` nor the Haar
-cascade files (cv2.data is empty), so we use OpenCV's trained LBP frontal-face cascade that
-scikit-image carries (`skimage.data.lbp_frontal_face_cascade_filename()`), run by
-skimage.feature.Cascade — the same kind of detector, already installed, no network needed.
+The detector (models/faces.py, shared with the training's framing of photographs) is OpenCV's
+trained LBP frontal-face cascade that scikit-image carries, run by skimage.feature.Cascade.
 No camera or no frames: one log line, and the piece runs on.
 """
 from __future__ import annotations
