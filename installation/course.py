@@ -214,8 +214,10 @@ class CoursePoint(NamedTuple):
 class Overrides:
     """A performer's live hands on the piece: a global `decay` and pinned symptoms.
 
-    decay in [-1, 1]: negative eases every intensity toward 0 (-1 = revived, pristine);
-    positive pushes each toward its end-of-course value (+1 = as at the end). A pinned symptom
+    decay in [-1, 1] moves the piece along the course's own story (`story_progress`): +x from
+    progress p shows it as the (calibrated) course would at p + x (1 - p), so +1 is the end and +0.5
+    from the start is the middle, every memory still there; -x eases back toward pristine the same
+    way, p (1 - x), so -1 is revived. A pinned symptom
     ignores the course and takes its value directly (a MIDI fader). lucid_s is the course time at
     which a performer or a visitor brought a lucid interval (None = none): a plain number, so the
     interval itself stays a pure function of the state (`Course.triggered_lucidity`)."""
@@ -223,18 +225,15 @@ class Overrides:
     pinned: Mapping[str, float] = field(default_factory=dict)
     lucid_s: float | None = None
 
-    def apply(self, intensities: Mapping[str, float], toward: Mapping[str, float] | None = None) -> dict[str, float]:
-        """Intensities after the overrides, each clamped to [0, 1]. `toward` are the values that
-        full positive decay reaches (the course's end values); missing -> 1."""
-        decay = min(1.0, max(-1.0, self.decay))
-        out = {}
-        for name, value in intensities.items():
-            if decay < 0.0:
-                value = value * (1.0 + decay)
-            elif decay > 0.0:
-                target = 1.0 if toward is None else toward.get(name, 1.0)
-                value = value + decay * (max(target, value) - value)
-            out[name] = value
+    def story_progress(self, progress: float) -> float:
+        """Where on the course the piece shows itself at `progress` under this decay."""
+        decay, p = min(1.0, max(-1.0, self.decay)), min(1.0, max(0.0, float(progress)))
+        return p + decay * (1.0 - p) if decay >= 0.0 else p * (1.0 + decay)
+
+    def apply(self, intensities: Mapping[str, float]) -> dict[str, float]:
+        """Intensities (the course's at story_progress) with the pinned symptoms set, each clamped
+        to [0, 1]."""
+        out = dict(intensities)
         for name, value in self.pinned.items():
             out[name] = value
         return {name: min(1.0, max(0.0, float(v))) for name, v in out.items()}
@@ -474,8 +473,9 @@ class Course:
         lucid = max(self.lucidity(state.elapsed_s, point.progress, point.seed),
                     self.triggered_lucidity(state, point.progress))
         factor = 1.0 - self.settings.lucid.depth * lucid
-        base = {name: value * factor for name, value in self.curve_intensities(point.progress).items()}
-        final = state.overrides.apply(base, toward=self.curve_intensities(1.0))
+        story = state.overrides.story_progress(point.progress)       # the decay knob moves along the story
+        base = {name: value * factor for name, value in self.curve_intensities(story).items()}
+        final = state.overrides.apply(base)
         for name in self.disabled:
             final[name] = 0.0
         return CourseSample(point, final, lucid)

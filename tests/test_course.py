@@ -144,15 +144,25 @@ def test_stages_are_named_and_ordered():
     assert indices == sorted(indices) and len(set(indices)) >= 5
 
 
-def test_overrides_clamp_revive_and_push():
-    course = _course()
+def test_overrides_clamp_revive_and_push_along_the_story():
+    """decay moves the piece along the course's own story: +x from progress p shows the course at
+    p + x (1 - p), -x at p (1 - x); pins set a symptom directly. (It used to push every intensity
+    toward its end value, the weight damage the course holds back until 0.92 included, so the knob
+    at +0.3 from the start already showed the grey field of the course's end.)"""
+    course = _course(duration="100s", steps=0, lucid={"enabled": False})
     base = course.curve_intensities(0.6)
-    end = course.curve_intensities(1.0)
     assert Overrides().apply(base) == base
-    assert all(v == 0.0 for v in Overrides().revive().apply(base).values())
-    assert Overrides(decay=1.0).apply(base, toward=end) == pytest.approx(end)
-    half = Overrides(decay=-0.5).apply(base)
-    assert half["plaques"] == pytest.approx(base["plaques"] / 2)
+    assert Overrides(decay=0.5).story_progress(0.0) == pytest.approx(0.5)
+    assert Overrides(decay=0.5).story_progress(0.6) == pytest.approx(0.8)
+    assert Overrides(decay=-0.5).story_progress(0.6) == pytest.approx(0.3)
+    assert Overrides(decay=1.0).story_progress(0.2) == 1.0 and Overrides().revive().story_progress(0.7) == 0.0
+    for decay, p, seen in ((0.5, 0.0, 0.5), (1.0, 0.6, 1.0), (-0.5, 0.6, 0.3), (-1.0, 0.6, 0.0), (0.3, 0.4, 0.58)):
+        state = CourseState(elapsed_s=100.0 * p, seed=1, overrides=Overrides(decay=decay))
+        assert course.sample(state).intensities == pytest.approx(course.curve_intensities(seen)), (decay, p)
+    knob = course.sample(CourseState(elapsed_s=0.0, seed=1, overrides=Overrides(decay=0.5))).intensities
+    end = course.curve_intensities(1.0)
+    for held_back in ("neuron_death", "feature_dropout", "weight_noise", "tangles", "precision_loss", "bit_rot"):
+        assert knob[held_back] <= 0.1 * end[held_back], held_back       # as the story holds it back to 0.5
     pinned = Overrides().pin("bit_rot", 3.0).nudge_decay(-5.0)
     assert pinned.decay == -1.0 and pinned.apply(base)["bit_rot"] == 1.0
     assert "bit_rot" not in pinned.release("bit_rot").pinned
