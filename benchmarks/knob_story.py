@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
 from common import ROOT, headless
 
 headless()
 
-from installation.calibration import course_for  # noqa: E402
+from installation.calibration import course_for, healthy_pictures, memory_latents, seen  # noqa: E402
 from installation.course import CourseState, Overrides  # noqa: E402
 from installation.engine import Engine  # noqa: E402
 from installation.settings import settings_from_dict  # noqa: E402
-from installation.sheet import sheet_latents, ssim  # noqa: E402
-from installation.state import FrameState  # noqa: E402
 
 KNOB = (0.1, 0.2, 0.3, 0.45, 0.6, 0.8)
 
@@ -29,16 +25,13 @@ def row(model: str) -> list[str]:
     s = settings_from_dict({}, ["model.device=cpu", f"model.path={model}", "course.lucid.enabled=false"])
     engine = Engine.from_settings(s, 64, 64)
     course = course_for(s, engine.model.meta)
-    z = sheet_latents(engine, 8, 1, spread=True)
-    healthy = engine.small_frames(z, FrameState(t=3.0, seed=1))
+    z = memory_latents(engine)
+    healthy = healthy_pictures(engine, z, 1)
     cells = []
     for x in KNOB:
         state = CourseState(elapsed_s=0.0, seed=1, overrides=Overrides(decay=x))
-        intensities = {**course.sample(state).intensities, "lapses": 0.0}
-        frames = engine.small_frames(z, FrameState(t=3.0, seed=1, intensities=intensities))
-        nearest = [int(np.argmax([ssim(f, h) for h in healthy])) for f in frames]
-        recognised = int(np.sum(np.array(nearest) == np.arange(len(frames))))
-        cells.append(f"{recognised}/{len(frames)}, {np.mean([ssim(f, h) for f, h in zip(frames, healthy)]):.2f}")
+        recognised, _, similarity = seen(engine, z, healthy, 1, course.sample(state).intensities)
+        cells.append(f"{round(recognised * len(z))}/{len(z)}, {similarity:.2f}")
     engine.close()
     return cells
 

@@ -114,39 +114,49 @@ def for_settings(settings, meta=None) -> Calibration | None:
 
 # ------------------------------------------------------------------ measuring
 
+def memory_latents(engine, memories: int = MEMORIES):
+    """The latents of `memories` memories, spread from first to last (sheet.sheet_latents)."""
+    from .sheet import sheet_latents
+    return sheet_latents(engine, min(memories, max(1, len(engine.anchors))), 1, spread=True)
+
+
+def healthy_pictures(engine, z, seed: int) -> list[np.ndarray]:
+    from .state import FrameState
+    return engine.small_frames(z, FrameState(t=3.0, seed=seed))
+
+
+def seen(engine, z, healthy: list[np.ndarray], seed: int, intensities, progress: float = 0.0) -> tuple[float, float, float]:
+    """What a visitor sees of the memories `z` under these intensities (blackouts left out): the share
+    whose picture is still nearest (SSIM) its own healthy picture, the mean light against the healthy
+    pictures', and the mean SSIM of each against its own healthy picture."""
+    from .sheet import ssim
+    from .state import FrameState
+    frames = engine.small_frames(z, FrameState(t=3.0, seed=seed, progress=progress,
+                                               intensities={**intensities, "lapses": 0.0}))
+    scores = np.array([[ssim(f, h) for h in healthy] for f in frames])
+    own = np.arange(len(frames))
+    return (float(np.mean(scores.argmax(axis=1) == own)), float(np.mean(frames) / max(1e-6, float(np.mean(healthy)))),
+            float(scores[own, own].mean()))
+
+
 class StoryProbe:
     """The perceived story on one model: the share of memories recognised for a course position of
     the network symptoms and a progress of the screen's own."""
 
     def __init__(self, engine, course: Course, memories: int = MEMORIES, seeds=SEEDS):
-        from .sheet import sheet_latents
-        from .state import FrameState
         self.engine, self.course, self.seeds = engine, course, tuple(seeds)
-        self.n = min(memories, len(engine.anchors)) if len(engine.anchors) else memories
-        self.z = sheet_latents(engine, self.n, 1, spread=True)
-        self._state = FrameState
-        self.healthy = {s: engine.small_frames(self.z, FrameState(t=3.0, seed=s)) for s in self.seeds}
+        self.z = memory_latents(engine, memories)
+        self.healthy = {s: healthy_pictures(engine, self.z, s) for s in self.seeds}
         self.network = network_symptoms()
-        self.evaluations = 0
 
     def intensities(self, progress: float, position: float) -> dict[str, float]:
         at_progress, at_position = self.course.curve_intensities(progress), self.course.curve_intensities(position)
-        out = {n: (at_position[n] if n in self.network else v) for n, v in at_progress.items()}
-        out["lapses"] = 0.0                       # blackouts left out, as on the contact sheet
-        return out
+        return {n: (at_position[n] if n in self.network else v) for n, v in at_progress.items()}
 
     def recognised(self, progress: float, position: float) -> float:
         """The least, over the seeds, share of memories whose picture is nearest its own healthy one."""
-        from .sheet import ssim
-        shares = []
-        for seed in self.seeds:
-            frames = self.engine.small_frames(self.z, self._state(t=3.0, seed=seed, progress=progress,
-                                                                  intensities=self.intensities(progress, position)))
-            healthy = self.healthy[seed]
-            nearest = [int(np.argmax([ssim(f, h) for h in healthy])) for f in frames]
-            shares.append(float(np.mean(np.array(nearest) == np.arange(len(frames)))))
-            self.evaluations += 1
-        return min(shares)
+        intensities = self.intensities(progress, position)
+        return min(seen(self.engine, self.z, self.healthy[s], s, intensities, progress)[0] for s in self.seeds)
 
 
 def calibrate(engine, course: Course, story=STORY, step: float = STEP, progress=None) -> Calibration:
@@ -182,15 +192,6 @@ def story(engine, course: Course, progresses, memories: int = MEMORIES, seed: in
     """What a visitor sees at each progress, the course's intensities as they are (blackouts left
     out): (the share of memories still nearest their own healthy picture, the mean light against
     the healthy pictures')."""
-    from .sheet import sheet_latents, ssim
-    from .state import FrameState
-    z = sheet_latents(engine, min(memories, max(1, len(engine.anchors))), 1, spread=True)
-    healthy = engine.small_frames(z, FrameState(t=3.0, seed=seed))
-    out = []
-    for p in progresses:
-        intensities = {**course.curve_intensities(p), "lapses": 0.0}
-        frames = engine.small_frames(z, FrameState(t=3.0, seed=seed, progress=p, intensities=intensities))
-        nearest = [int(np.argmax([ssim(f, h) for h in healthy])) for f in frames]
-        out.append((float(np.mean(np.array(nearest) == np.arange(len(frames)))),
-                    float(np.mean(frames) / max(1e-6, float(np.mean(healthy))))))
-    return out
+    z = memory_latents(engine, memories)
+    healthy = healthy_pictures(engine, z, seed)
+    return [seen(engine, z, healthy, seed, course.curve_intensities(p), p)[:2] for p in progresses]
