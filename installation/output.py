@@ -39,8 +39,7 @@ class OutputSpec:
 def img_to_uint8(img: torch.Tensor) -> np.ndarray:
     """img [C, H, W] float in [-1, 1] (NaN/Inf tolerated) -> uint8 [H, W, 3]; a batch [N, C, H, W]
     -> [N, H, W, 3] in one pass (models.detail.to_uint8, grey repeated)."""
-    u8 = to_uint8(img)
-    return u8 if u8.shape[-1] == 3 else np.ascontiguousarray(np.broadcast_to(u8, (*u8.shape[:-1], 3)))
+    return to_uint8(img, rgb=True)
 
 
 # BT.601 limited range (studio swing), RGB [0, 255] -> Y [16, 235], U and V [16, 240]

@@ -261,8 +261,7 @@ class DetailStage:
         repeated). On a CPU each frame is composed in one buffer (its thread's own) and converted
         while it is still in cache: a quarter less time than composing the batch, then converting it."""
         if self.device.type != "cpu":
-            u8 = to_uint8(self(img, keep))
-            u8 = u8 if u8.shape[-1] == 3 else np.repeat(u8, 3, axis=-1)
+            u8 = to_uint8(self(img, keep), rgb=True)
             return lambda i: u8[i]
         near, share = self.agreement(img)
         x, a = self._channels_last(img, share)
@@ -273,8 +272,7 @@ class DetailStage:
             if buf is None or buf.shape != (d, d, c):
                 buf = self._buffers.frame = np.empty((d, d, c), np.float32)
             self._compose_frame(buf, x[i], a[i], near[i], None if keep is None else keep[i, 0], clip=False)
-            u8 = to_uint8(buf)                  # saturates: the clip to [-1, 1], in the same pass
-            return u8 if c == 3 else cv2.merge([u8] * 3)
+            return to_uint8(buf, rgb=True)      # saturates: the clip to [-1, 1], in the same pass
         return frame
 
     @staticmethod
@@ -294,9 +292,10 @@ class DetailStage:
     def _compose_frame(self, dst: np.ndarray, x: np.ndarray, a: np.ndarray, near: torch.Tensor,
                        keep: torch.Tensor | None, clip: bool = True) -> None:
         """One picture x [S, S, C] with its candidates' shares a [K, S, S] -> dst [D, D, C], clipped to
-        [-1, 1] with `clip` (without it, for a saturating conversion to 8 bits). A candidate lending nothing at the generator's size is skipped before anything is made at the
-        detail size (bilinear never exceeds its source), so between memories a frame costs little
-        more than its upscaling."""
+        [-1, 1] with `clip` (without it, for a saturating conversion to 8 bits). A candidate lending
+        nothing at the generator's size is skipped before anything is made at the detail size
+        (bilinear never exceeds its source), so between memories a frame costs little more than its
+        upscaling."""
         d, c = self.size, x.shape[2]
         up = cv2.resize(np.ascontiguousarray(x), (d, d), dst if c > 1 else dst[..., 0], interpolation=cv2.INTER_CUBIC)
         if up.ctypes.data != dst.ctypes.data:
@@ -319,18 +318,22 @@ class DetailStage:
             np.clip(dst, -1.0, 1.0, out=dst)
 
 
-def to_uint8(x) -> np.ndarray:
+def to_uint8(x, rgb: bool = False) -> np.ndarray:
     """Pictures in [-1, 1] (NaN/Inf tolerated) -> uint8 levels, channels last: a float32 numpy array
-    [..., H, W, C] as it is, a tensor [..., C, H, W] moved there; grey stays one channel. On a CPU one
-    saturating OpenCV pass (rounding half to even, as torch.round): 1/16 of torch's time there."""
-    if isinstance(x, torch.Tensor):
-        if x.device.type != "cpu" or x.dtype != torch.float32:
-            t = torch.nan_to_num(x.detach().float(), nan=0.0, posinf=1.0, neginf=-1.0)
-            t = ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-            return np.ascontiguousarray(t.movedim(-3, -1).cpu().numpy())
-        x = x.detach().movedim(-3, -1).numpy()                    # a view where the memory is channels-last
-    hwc = np.ascontiguousarray(x, np.float32)
-    if not np.isfinite(hwc).all():
-        hwc = np.clip(np.nan_to_num(hwc, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-    rows = hwc.reshape(-1, hwc.shape[-2] * hwc.shape[-1])
-    return cv2.addWeighted(rows, 127.5, rows, 0.0, 127.5, dtype=cv2.CV_8U).reshape(hwc.shape)
+    [..., H, W, C] as it is, a tensor [..., C, H, W] moved there; grey stays one channel, or with
+    `rgb` is repeated on three. On a CPU one saturating OpenCV pass (rounding half to even, as
+    torch.round): 1/16 of torch's time there."""
+    if isinstance(x, torch.Tensor) and (x.device.type != "cpu" or x.dtype != torch.float32):
+        t = torch.nan_to_num(x.detach().float(), nan=0.0, posinf=1.0, neginf=-1.0)
+        u8 = np.ascontiguousarray(((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1).cpu().numpy())
+    else:
+        if isinstance(x, torch.Tensor):
+            x = x.detach().movedim(-3, -1).numpy()                # a view where the memory is channels-last
+        hwc = np.ascontiguousarray(x, np.float32)
+        if not np.isfinite(hwc).all():
+            hwc = np.clip(np.nan_to_num(hwc, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+        rows = hwc.reshape(-1, hwc.shape[-2] * hwc.shape[-1])
+        u8 = cv2.addWeighted(rows, 127.5, rows, 0.0, 127.5, dtype=cv2.CV_8U).reshape(hwc.shape)
+    if rgb and u8.shape[-1] == 1:
+        u8 = np.ascontiguousarray(np.broadcast_to(u8, (*u8.shape[:-1], 3)))
+    return u8
