@@ -300,6 +300,7 @@ def _still(argv) -> int:
 def _calibrate(argv) -> int:
     import dataclasses
     from models import load_generator, save_generator
+    from models.checkpoint import out_problem
     from .calibration import KEY, calibrate, course_for, story
     from .course import Course
     from .engine import Engine
@@ -307,12 +308,9 @@ def _calibrate(argv) -> int:
     settings = _settings(args)
     path = settings.model_path
     out = args.out or path
-    if out.suffix != ".safetensors":
-        raise UsageError(f"--out {out}: a generator is a .safetensors file; give a name ending in .safetensors")
-    if args.out is not None and args.out.exists() and not args.overwrite:
-        raise UsageError(f"--out {args.out} exists; choose another name or add --overwrite to replace it")
-    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
-        raise UsageError(f"{out.parent}: not a writable folder; choose another --out")
+    problem = out_problem(out, args.out is not None, args.overwrite)
+    if problem:
+        raise UsageError(problem)
     model = _model(settings)
     if not model.meta.anchors:
         raise UsageError(f"model.path: {path} has no memories (anchors) to recognise: give a run's "

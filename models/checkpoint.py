@@ -165,6 +165,18 @@ def save_generator(path: str | Path, generator: torch.nn.Module, meta: Generator
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
+def out_problem(out: Path, given: bool, overwrite: bool) -> str | None:
+    """Why a command may not write a generator to `out` (its --out, or in place when not `given`):
+    None when it may. Said the same by every command that rewrites a checkpoint."""
+    if out.suffix != ".safetensors":
+        return f"--out {out}: a generator is a .safetensors file; give a name ending in .safetensors"
+    if given and out.exists() and not overwrite:
+        return f"--out {out} exists; choose another name or add --overwrite to replace it"
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        return f"{out.parent}: not a writable folder; create it or choose another --out"
+    return None
+
+
 def _refuse_pickles(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.read(9)

@@ -140,7 +140,7 @@ def _train(args) -> int:
 
 
 def _memories(args) -> int:
-    from .memories import default_minutes, make
+    from .memories import default_minutes, make, run_folder
     root = Path(__file__).resolve().parent.parent
     init = args.init or root / "assets" / "memories.safetensors"
     if not init.is_file():
@@ -151,8 +151,8 @@ def _memories(args) -> int:
         out = make(args.photos, args.out, args.minutes or default_minutes(), init, args.device, args.steps,
                    quiet=args.quiet, overrides=args.set)
     except KeyboardInterrupt:
-        print(f"interrupted: the same command again continues from the last checkpoint in "
-              f"{args.out.with_name(args.out.stem + '.run')}", file=sys.stderr)
+        print(f"interrupted: the same command again continues from the last checkpoint in {run_folder(args.out)}",
+              file=sys.stderr)
         return 130
     print(f"run it: ./lapses run --model {out}   (./lapses train calibrates the course to it first; "
           f"alone: python -m installation calibrate --model {out})")
@@ -246,14 +246,12 @@ def _tune(args) -> int:
 
 def _detail(args) -> int:
     from models import load_generator, save_generator
+    from models.checkpoint import out_problem
     from .detail import build_detail, display_figures, summary
     out = args.out or args.checkpoint
-    if out.suffix != ".safetensors":
-        raise UsageError(f"--out {out}: a generator is a .safetensors file; give a name ending in .safetensors")
-    if args.out is not None and args.out.exists() and not args.overwrite:
-        raise UsageError(f"--out {args.out} exists; choose another name or add --overwrite to replace it")
-    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
-        raise UsageError(f"{out.parent}: not a writable folder; create it or choose another --out")
+    problem = out_problem(out, args.out is not None, args.overwrite)
+    if problem:
+        raise UsageError(problem)
     if not 50 <= args.quality <= 100:
         raise UsageError(f"--quality {args.quality}: a JPEG quality from 50 to 100")
     g, meta, snaps = load_generator(args.checkpoint, device="cpu", with_snapshots=True)

@@ -43,7 +43,7 @@ def photo_files(folder: Path) -> list[Path]:
                   and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def check_folder(folder: Path, minutes: float) -> list[Path]:
+def check_folder(folder: Path) -> list[Path]:
     files = photo_files(folder)
     if not files:
         raise MemoriesError(f"{folder}: no photographs in it (png, jpg, tif, bmp); put the photographs "
@@ -105,7 +105,7 @@ def make(folder: Path, out: Path, minutes: float, init: Path, device_name: str =
     resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("*.resume.pt"))
     if out.exists() and not resume:
         raise MemoriesError(f"--out {out} exists; choose another name (or remove it to train it again)")
-    files = check_folder(folder, minutes)
+    files = check_folder(folder)
     check_disk(out, init)
     device = pick_device(device_name)
     overrides = ["d_warmup=100", "checkpoint_every=100", "sample_every=100", *overrides]
@@ -125,7 +125,7 @@ def make(folder: Path, out: Path, minutes: float, init: Path, device_name: str =
         log(f"continuing {run_dir} from its last checkpoint, for {minutes:g} minutes more (at most to step {total})")
     else:
         if steps is None:                 # what fits the time, measured here (so the bar's ETA is right); the
-            run_dir.parent.mkdir(parents=True, exist_ok=True)     # deadline ends it where the machine is slower
+                                          # deadline ends it where the machine is slower
             per_step = seconds_per_step(build_config("lapses-memory", overrides, steps=start + 1), data, run_dir,
                                         device, init)
             after_s = max(after_s, AFTER_LOOP_STEPS * per_step)     # the end's work slows down alike
