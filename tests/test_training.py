@@ -146,9 +146,37 @@ def test_nearest_recall_pulls_the_random_sample_closest_to_each_memory(tmp_path,
         samples = trainer.G(pool)
     targets = samples[[7, 3, 7]] + 0.01 * torch.randn(3, *samples.shape[1:])
     torch.manual_seed(5)                      # the same fresh pool inside
-    assert torch.equal(trainer._nearest_latents(targets), pool[[7, 3, 7]])
+    latents, images = trainer._nearest_latents(targets)
+    assert torch.equal(latents, pool[[7, 3, 7]]) and torch.equal(images, targets)
+    trainer.cfg = build_config("lapses-memory", TINY_SET + ["recall_pool=12", "recall_measure=ssim"])
+    torch.manual_seed(5)                      # nearest by SSIM, as evaluate counts recall: the same here
+    assert torch.equal(trainer._nearest_latents(targets)[0], pool[[7, 3, 7]])
+    with pytest.raises(ConfigError, match="recall_measure"):
+        build_config("lapses-memory", ["recall_measure=l1"])
     with pytest.raises(ConfigError, match="recall_mode"):
         build_config("lapses-memory", ["recall_mode=random"])
+
+
+def test_shared_recall_gives_each_memory_its_own_latents(tmp_path, image_folder):
+    """recall_share=2: each memory takes its two nearest latents in turns, none shared, so a memory
+    crowded out by another (both nearest the same sample) still gets latents of its own."""
+    from training.loop import Trainer
+    cfg = build_config("lapses-memory", TINY_SET + ["recall_pool=12", "recall_share=2"])
+    trainer = Trainer(cfg, load_folder(image_folder, 32, 3), tmp_path / "run", torch.device("cpu"))
+    torch.manual_seed(5)
+    pool = torch.randn(12, 16)
+    with torch.no_grad():
+        samples = trainer.G(pool)
+    targets = samples[[7, 3, 7]] + 0.01 * torch.randn(3, *samples.shape[1:])
+    torch.manual_seed(5)
+    latents, images = trainer._nearest_latents(targets)
+    rows = [int(torch.cdist(pool, z[None]).argmin()) for z in latents]
+    assert len(latents) == 6 and len(set(rows)) == 6           # six latents, none pulled onto two memories
+    assert rows[0] == 7 and rows[1] == 3                       # the first turn: each its nearest, if still free
+    assert rows[2] != 7                                        # the third memory lost 7 to the first: its next
+    assert torch.equal(images, targets[[0, 1, 2, 0, 1, 2]])
+    with pytest.raises(ConfigError, match="recall_pool"):
+        build_config("lapses-memory", ["recall_share=9", "recall_batch=8", "recall_pool=64"])
 
 
 def _cli(*args):

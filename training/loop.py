@@ -23,6 +23,7 @@ from . import artifacts
 from .anchors import find_anchors, recall_loss, to_shell
 from .augment import diff_augment, parse_policy, random_flip
 from .data import Batches, ImageSet
+from .evaluate import ssim_matrix
 from .presets import TrainConfig
 
 # model settings that shape only D: a warm start (fresh D) may change them
@@ -120,16 +121,34 @@ class Trainer:
         return self.D_train(img)
 
     @torch.no_grad()
-    def _nearest_latents(self, target: torch.Tensor) -> torch.Tensor:
+    def _nearest_latents(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For each image [N, C, S, S], the latent whose sample is nearest to it (at quarter size)
-        among a fresh pool of random latents: IMLE (Li & Malik 2018). Pulling those samples onto
+        among a fresh pool of random latents (recall_measure: L2 at quarter size, or SSIM): IMLE
+        (Li & Malik 2018). Pulling those samples onto
         the memories ties *random* samples to them, so each memory holds a region of the latent
-        space and none is dropped, which learned per-image codes cannot promise."""
+        space and none is dropped, which learned per-image codes cannot promise. With
+        recall_share k > 1 each image takes its k nearest, in turns and none shared: a memory
+        whose region is small takes latents that lie nearer another one, and its region grows, so
+        none is left recalled by almost no random sample. Returns (latents, their images)."""
         pool = torch.randn(self.cfg.recall_pool, self.G.latent_size, device=self.device)
         with self._autocast():
             samples = self._fake(pool, mix=False)
-        dist = torch.cdist(F.avg_pool2d(target.float(), 4).flatten(1), F.avg_pool2d(samples.float(), 4).flatten(1))
-        return pool[dist.argmin(dim=1)]
+        if self.cfg.recall_measure == "ssim":
+            dist = 1.0 - ssim_matrix((target.float() + 1) / 2, (samples.float() + 1) / 2).to(self.device)
+        else:
+            dist = torch.cdist(F.avg_pool2d(target.float(), 4).flatten(1), F.avg_pool2d(samples.float(), 4).flatten(1))
+        k = self.cfg.recall_share
+        if k <= 1:
+            return pool[dist.argmin(dim=1)], target
+        taken = torch.zeros(len(pool), dtype=torch.bool, device=self.device)
+        picks = []
+        for _ in range(k):                      # turns: each image its nearest latent not yet taken
+            for i in range(len(target)):
+                j = int(dist[i].masked_fill(taken, float("inf")).argmin())
+                taken[j] = True
+                picks.append((i, j))
+        rows = torch.tensor([i for i, _ in picks], device=self.device)
+        return pool[torch.tensor([j for _, j in picks], device=self.device)], target[rows]
 
     def warm_start(self, path: Path) -> None:
         """Begin from a trained generator instead of from noise: its weights for G and its EMA, its
@@ -213,7 +232,10 @@ class Trainer:
             if cfg.recall_weight > 0:
                 idx = torch.randperm(len(self.images), device=self.device)[:cfg.recall_batch]
                 target = self._real(self.images[idx])
-                z_recall = self._nearest_latents(target) if cfg.recall_mode == "nearest" else to_shell(self.codes[idx])
+                if cfg.recall_mode == "nearest":
+                    z_recall, target = self._nearest_latents(target)
+                else:
+                    z_recall = to_shell(self.codes[idx])
                 recon = self._fake(z_recall, mix=False)
                 r_loss = recall_loss(recon.float(), target).mean()
                 total = total + cfg.recall_weight * r_loss
