@@ -259,8 +259,15 @@ def test_static_changes_every_frame_but_not_within_one():
 
 def test_feature_dropout_and_tangles_work_on_whole_channels():
     dropped = get("feature_dropout").effect(ACT, 0.5, seed=4)
-    per_channel = (dropped != ACT).flatten(2).any(-1).any(0)
-    assert torch.equal((dropped[:, per_channel] == 0).all(), torch.tensor(True))
+    scale = dropped.sum(dim=(0, 2, 3)) / ACT.sum(dim=(0, 2, 3))
+    assert torch.allclose(dropped, ACT * scale.view(1, -1, 1, 1), atol=1e-6)    # each channel scaled as a whole
+    assert ((scale < 1 - 1e-6).sum() > 0) and (scale > 1 - 1e-6).sum() > 0
+    assert (get("feature_dropout").effect(ACT, 1.0, seed=4) == 0).all()          # at full intensity every one dark
+    from installation.symptoms.base import kept_share
+    onset = torch.tensor([0.5])                     # a channel dims over DIM_SPAN of the travel, not at once
+    assert kept_share(0.5 / 1.1, onset) == 1.0 and kept_share((0.5 + 0.1) / 1.1, onset) == 0.0
+    assert 0.4 < float(kept_share((0.5 + 0.05) / 1.1, onset)) < 0.6
+    assert kept_share(0.0, torch.tensor([0.0])) == 1.0 and kept_share(1.0, torch.tensor([0.9999])) == 0.0
     order = tangles.channel_order(8, 0.7, seed=4)
     assert sorted(order.tolist()) == list(range(8)) and torch.equal(order[order], torch.arange(8))
 

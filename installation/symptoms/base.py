@@ -141,6 +141,17 @@ def zero_where(values: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
     return values * dead.logical_not()
 
 
+DIM_SPAN = 0.1      # a whole channel or filter fades out over this share of its symptom's travel
+
+
+def kept_share(intensity: float, onset: torch.Tensor, span: float = DIM_SPAN) -> torch.Tensor:
+    """How much of each element with these onsets is still there: 1 until its onset, 0 once `span`
+    past it. The intensity is stretched by (1 + span), so 0 is the identity and at 1 everything is
+    gone. For the symptoms that take whole channels: in a narrow generator one channel can carry
+    much of a picture, and a fader should pass through that loss, not jump it."""
+    return (1.0 - (intensity * (1.0 + span) - onset) / span).clamp(0.0, 1.0)
+
+
 def clean_intensity(intensity: float) -> float:
     """Intensities from sliders, MIDI or curves: clamp to [0, 1], NaN counts as healthy."""
     x = float(intensity)

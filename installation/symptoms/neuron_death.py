@@ -9,21 +9,25 @@ Where the output channels sit differs by module: Conv2d and Linear weights are [
 (dim 0), ConvTranspose2d weights are [in, out, k, k] (dim 1); `ParamInfo.out_dim` says which.
 The DCGAN stem's linear layer has 16 units per channel (reshaped to 4x4), so units are grouped
 into the layer's channels whenever the count divides evenly.
+
+A filter dies over base.DIM_SPAN of the intensity's travel, its pieces scaled down together
+(`kept_share`), not at once: on the bundled brain model one filter took the change from 0.48 to
+0.67 of its full amount, and a fader should pass through that death, not jump it.
 """
 from __future__ import annotations
 
 import torch
 
-from .base import ParamInfo, WeightSymptom, onsets, zero_where
+from .base import ParamInfo, WeightSymptom, kept_share, onsets
 
 
-def _channel_mask(units: int, channels: int | None, intensity: float, seed: int, layer: str) -> torch.Tensor:
-    """Dead flags for `units` output units, grouped into the layer's channels (units per channel
-    consecutive, as in `x.view(N, C, 4, 4)`)."""
+def _channel_kept(units: int, channels: int | None, intensity: float, seed: int, layer: str) -> torch.Tensor:
+    """The share still alive of `units` output units, grouped into the layer's channels (units per
+    channel consecutive, as in `x.view(N, C, 4, 4)`)."""
     if not channels or units % channels:
         channels = units
-    dead_channel = intensity > onsets((channels,), seed, "neuron_death", layer)
-    return dead_channel.repeat_interleave(units // channels)
+    kept = kept_share(intensity, onsets((channels,), seed, "neuron_death", layer))
+    return kept.repeat_interleave(units // channels)
 
 
 def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx: ParamInfo | None) -> torch.Tensor:
@@ -32,10 +36,10 @@ def _damage(name: str, pristine: torch.Tensor, intensity: float, seed: int, ctx:
     layer = ctx.layer if ctx is not None else name
     if pristine.ndim == 0:
         return pristine.clone()
-    dead = _channel_mask(pristine.shape[out_dim], channels, intensity, seed, layer).to(pristine.device)
+    kept = _channel_kept(pristine.shape[out_dim], channels, intensity, seed, layer).to(pristine.device, pristine.dtype)
     shape = [1] * pristine.ndim
     shape[out_dim] = -1
-    return zero_where(pristine, dead.view(shape))
+    return pristine * kept.view(shape)
 
 
 SYMPTOM = WeightSymptom(
