@@ -86,27 +86,27 @@ def network_symptoms() -> frozenset[str]:
     return frozenset(n for n, s in SYMPTOMS.items() if s.level in NETWORK_LEVELS)
 
 
-def stored(meta) -> Calibration | None:
-    """A checkpoint's calibration (models.GeneratorMeta), None without one (CalibrationError if damaged)."""
-    text = meta.extra.get(KEY) if meta is not None else None
-    return None if text is None else Calibration.from_json(text)
+def stored_text(settings, meta, key: str) -> str | None:
+    """The model's metadata `extra.<key>` (`meta`, else read from settings.model.path's header)."""
+    if meta is not None:
+        return meta.extra.get(key)
+    from models import read_header
+    return read_header(settings.model_path).get(f"extra.{key}")
 
 
-def for_settings(settings, meta=None) -> Calibration | None:
+def for_settings(settings, meta=None, key: str = KEY, parse=None):
     """The calibration the piece follows: the model's (`meta`, else read from settings.model.path's
-    header), unless `course.calibrated` is false. A damaged or unreadable one is a log line, and the
-    curves as written."""
+    header), unless `course.calibrated` is false; `key` and `parse` read the faders' instead
+    (installation/faders.py). A damaged or unreadable one is a log line, and none."""
     if not settings.course.calibrated:
         return None
+    parse = parse or Calibration.from_json
     try:
-        if meta is None:
-            from models import read_header
-            text = read_header(settings.model_path).get(f"extra.{KEY}")
-            return None if text is None else Calibration.from_json(text)
-        return stored(meta)
-    except CalibrationError as e:
-        log.warning("%s: %s; the course follows its curves as written (recalibrate with "
-                    "`python -m installation calibrate`)", settings.model_path, e)
+        text = stored_text(settings, meta, key)
+        return None if text is None else parse(text)
+    except ValueError as e:      # CalibrationError, FaderCalibrationError
+        log.warning("%s: %s; %s as written (recalibrate with `python -m installation calibrate`)",
+                    settings.model_path, e, "the course follows its curves" if key == KEY else "the faders are")
     except Exception:       # no header to read (a missing or broken file): the model loader says why
         pass
     return None
@@ -184,8 +184,11 @@ def calibrate(engine, course: Course, story=STORY, step: float = STEP, progress=
 
 
 def course_for(settings, meta=None) -> Course:
-    """The settings' course, following the model's calibration (`meta`, else the settings' model file)."""
-    return Course(settings.course, disabled=settings.disabled_symptoms(), calibration=for_settings(settings, meta))
+    """The settings' course, following the model's calibration and its faders' (`meta`, else the
+    settings' model file)."""
+    from . import faders
+    return Course(settings.course, disabled=settings.disabled_symptoms(), calibration=for_settings(settings, meta),
+                  faders=for_settings(settings, meta, faders.KEY, faders.FaderCalibration.from_json))
 
 
 def story(engine, course: Course, progresses, memories: int = MEMORIES, seed: int = 1) -> list[tuple[float, float]]:

@@ -75,7 +75,9 @@ def _calibrate_parser() -> argparse.ArgumentParser:
                                 description="Measure a model's course calibration and store it in the checkpoint: "
                                             "where on the course's curves this network's own damage is drawn, so "
                                             "that every memory is recognisable at 0.5, most at 0.7, glimpses at 0.9 "
-                                            "and none at 1, whatever the network (installation/calibration.py).")
+                                            "and none at 1, whatever the network (installation/calibration.py); and "
+                                            "each symptom's fader, so that its change is spread over its travel "
+                                            "(installation/faders.py).")
     _common(p)
     p.add_argument("--out", type=Path, help="write the calibrated checkpoint here (default: in place)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -301,9 +303,11 @@ def _calibrate(argv) -> int:
     import dataclasses
     from models import load_generator, save_generator
     from models.checkpoint import out_problem
+    from . import faders
     from .calibration import KEY, calibrate, course_for, story
     from .course import Course
     from .engine import Engine
+    from .symptoms import SYMPTOMS
     args = _calibrate_parser().parse_args(argv)
     settings = _settings(args)
     path = settings.model_path
@@ -324,15 +328,20 @@ def _calibrate(argv) -> int:
         checks = (0.5, 0.7, 0.8, 0.9, 1.0)
         before = story(engine, course_for(as_written), checks)
         after = story(engine, Course(settings.course, disabled=settings.disabled_symptoms(), calibration=cal), checks)
+        print("measuring each symptom's fader ...", flush=True)
+        fitted = faders.calibrate(engine, list(SYMPTOMS), progress=lambda k, n: print(f"  {k}/{n}", flush=True))
     finally:
         engine.close()
     g, meta, snaps = load_generator(path, device="cpu", with_snapshots=True)
     meta.extra[KEY] = cal.to_json()
+    meta.extra[faders.KEY] = fitted.to_json()
     save_generator(out, g, meta, snaps)
     print("network damage drawn at: " + ", ".join(f"{p:g} -> {q:.2f}" for p, q in cal.knots[1:-1]))
     print(f"{'progress':>8}  {'recognised, as written':>22}  {'calibrated':>10}  {'light':>5}")
     for p, (r0, _), (r1, light) in zip(checks, before, after):
         print(f"{p:8.2f}  {r0:22.0%}  {r1:10.0%}  {light:5.2f}")
+    print("faders (change / change at full, at " + " / ".join(f"{f:g}" for f in faders.CHECKS) + "): "
+          + ", ".join(f"{n} " + "/".join(f"{v:.2f}" for v in m) for n, m in fitted.measured.items()))
     print(f"wrote {out}")
     return 0
 

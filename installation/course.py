@@ -20,7 +20,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -230,12 +230,14 @@ class Overrides:
         decay, p = min(1.0, max(-1.0, self.decay)), min(1.0, max(0.0, float(progress)))
         return p + decay * (1.0 - p) if decay >= 0.0 else p * (1.0 + decay)
 
-    def apply(self, intensities: Mapping[str, float]) -> dict[str, float]:
+    def apply(self, intensities: Mapping[str, float],
+              fader: Callable[[str, float], float] | None = None) -> dict[str, float]:
         """Intensities (the course's at story_progress) with the pinned symptoms set, each clamped
-        to [0, 1]."""
+        to [0, 1]; a pinned value is a fader's position, and `fader(name, position)` (a model's
+        fader calibration, installation/faders.py) the intensity it draws (None: the position)."""
         out = dict(intensities)
         for name, value in self.pinned.items():
-            out[name] = value
+            out[name] = value if fader is None else fader(name, value)
         return {name: min(1.0, max(0.0, float(v))) for name, v in out.items()}
 
     def nudge_decay(self, delta: float) -> "Overrides":
@@ -314,11 +316,13 @@ class Course:
     """The course policy, built from `settings.course`; holds no time of its own."""
 
     def __init__(self, course_settings: Any, symptom_names: Iterable[str] | None = None,
-                 disabled: Iterable[str] = (), calibration: Any = None):
+                 disabled: Iterable[str] = (), calibration: Any = None, faders: Any = None):
         """`calibration` (installation/calibration.py, None: none): where on the curves the model's
-        network symptoms are drawn at each progress, so that its story is the one the curves tell."""
+        network symptoms are drawn at each progress, so that its story is the one the curves tell;
+        `faders` (installation/faders.py, None: none): the intensity each symptom's fader draws."""
         self.settings = course_settings
         self.calibration = calibration
+        self.faders = faders
         self.duration_s = parse_duration(course_settings.duration)
         self.curves = {name: tuple(tuple(map(float, pt)) for pt in pts) for name, pts in course_settings.curves.items()}
         if symptom_names is None:
@@ -475,10 +479,18 @@ class Course:
         factor = 1.0 - self.settings.lucid.depth * lucid
         story = state.overrides.story_progress(point.progress)       # the decay knob moves along the story
         base = {name: value * factor for name, value in self.curve_intensities(story).items()}
-        final = state.overrides.apply(base)
+        final = state.overrides.apply(base, self.fader_intensity)
         for name in self.disabled:
             final[name] = 0.0
         return CourseSample(point, final, lucid)
+
+    def fader_intensity(self, name: str, position: float) -> float:
+        """The intensity a symptom's fader draws at `position` (the model's fader calibration)."""
+        return position if self.faders is None else self.faders.intensity(name, position)
+
+    def fader_position(self, name: str, intensity: float) -> float:
+        """Where a symptom's fader stands when it draws `intensity` (to pick it up without a jump)."""
+        return intensity if self.faders is None else self.faders.position(name, intensity)
 
     def stage(self, progress: float) -> tuple[int, str]:
         return stage_of(progress)

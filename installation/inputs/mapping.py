@@ -54,8 +54,9 @@ def _decay_set(piece, v: float) -> None:
 
 def _symptom(name: str) -> tuple[Callable, Callable]:
     def get(piece) -> float:
-        pinned = piece.course_state.overrides.pinned
-        return float(pinned[name]) if name in pinned else float(piece.sample().intensities.get(name, 0.0))
+        pinned = piece.course_state.overrides.pinned    # a fader's position; the course's intensity where it stands
+        return float(pinned[name]) if name in pinned else \
+            piece.course.fader_position(name, float(piece.sample().intensities.get(name, 0.0)))
 
     def set_(piece, v: float) -> None:
         piece.pin(name, v)
