@@ -33,7 +33,7 @@ __all__ = ["SettingsError", "Settings", "load_settings", "settings_from_dict", "
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_PATH = REPO_ROOT / "settings.yaml"
 
-# design.md's table order; the one list of symptom names that settings accept.
+# docs/design.md's table order; the one list of symptom names that settings accept.
 SYMPTOM_NAMES: tuple[str, ...] = (
     "synapse_loss", "neuron_death", "weight_noise", "precision_loss", "bit_rot", "regression",
     "feature_dropout", "plaques", "tangles", "static",

@@ -1,4 +1,4 @@
-"""The symptoms of Lapses: one small module each, in the order of design.md's table.
+"""The symptoms of Lapses: one small module each, by level (docs/design.md's table has their levels).
 
 Each module exports `SYMPTOM` (a `base.Symptom`: name, level, default target, description and
 a pure effect of intensity in [0, 1]). `installation.damage.Damage` applies them to a live

@@ -1,6 +1,6 @@
 """What every symptom is made of: a name, a level, a default target, and a pure effect.
 
-The rule all symptoms share (design.md): intensity 0 is exactly the identity, and damage is
+The rule all symptoms share (docs/design.md): intensity 0 is exactly the identity, and damage is
 monotone and stable. Each weight, channel, bit, pixel or time segment draws a seeded *onset*
 in [0, 1) once, and is damaged while `intensity > onset`. Raising the intensity only adds
 damage, lowering it restores exactly what was there, and nothing flickers between frames.
