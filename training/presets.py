@@ -1,6 +1,6 @@
 """Training presets: each reproduces one system this project grew from, with its published
-settings (see shared/seeds), plus the improvements every Lapses run gets (EMA, anchors,
-snapshots). Every value can be overridden with `--set key=value`."""
+settings (each preset's comment names its seed document, 000-004), plus the improvements every
+Lapses run gets (EMA, anchors, snapshots). Every value can be overridden with `--set key=value`."""
 from __future__ import annotations
 
 import dataclasses
