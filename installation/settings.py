@@ -652,7 +652,7 @@ def _convert(value: Any, tp: Any, path: str, meta: Mapping[str, Any]) -> Any:
         out = {}
         for k, v in value.items():
             if allowed_keys is not None and k not in allowed_keys:
-                _unknown(f"{path}.{k}", k, allowed_keys, meta.get("what", "key"))
+                unknown(f"{path}.{k}", k, allowed_keys, meta.get("what", "key"))
             out[str(k)] = _convert(v, value_tp, f"{path}.{k}", {})
         return MappingProxyType(out)
     raise TypeError(f"settings: no validator for type {tp!r} at {path}")  # a programming error
@@ -707,7 +707,8 @@ def _curve(value: Any, path: str) -> tuple:
     return tuple(points)
 
 
-def _unknown(path: str, key: Any, allowed: Iterable[str], what: str = "key") -> typing.NoReturn:
+def unknown(path: str, key: Any, allowed: Iterable[str], what: str = "key") -> typing.NoReturn:
+    """Raise SettingsError for an unknown key at path, naming the allowed ones and the nearest match."""
     allowed = list(allowed)
     near = difflib.get_close_matches(str(key), allowed, n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
@@ -723,7 +724,7 @@ def _build(cls: type, raw: Any, path: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     for key in raw:
         if key not in fields:
-            _unknown(f"{path}.{key}" if path else str(key), key, fields)
+            unknown(f"{path}.{key}" if path else str(key), key, fields)
     values = {name: _convert(raw[name], hints[name], f"{path}.{name}" if path else name, f.metadata)
               for name, f in fields.items() if name in raw}
     obj = cls(**values)

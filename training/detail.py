@@ -80,9 +80,9 @@ def luma(x: torch.Tensor) -> torch.Tensor:
 
 def fine_detail(x01: torch.Tensor) -> torch.Tensor:
     """Mean |luma - Gaussian blur (sigma 1.5) of luma| per image of [N, C, H, W] in [0, 1] -> [N]."""
-    from .evaluate import _gauss_filter
+    from .evaluate import gauss_filter
     y = luma(x01.float())
-    return (y - _gauss_filter(F.pad(y, (5, 5, 5, 5), mode="reflect"), sigma=1.5, size=11)).abs().mean(dim=(1, 2, 3))
+    return (y - gauss_filter(F.pad(y, (5, 5, 5, 5), mode="reflect"), sigma=1.5, size=11)).abs().mean(dim=(1, 2, 3))
 
 
 def _quantised01(x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from models import to_shell, walk_between
 _C1, _C2 = 0.01 ** 2, 0.03 ** 2  # SSIM constants for a data range of 1
 
 
-def _gauss_filter(x: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.Tensor:
+def gauss_filter(x: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.Tensor:
     """Separable Gaussian blur (valid region) of [N, C, H, W], the window of Wang et al. 2004."""
     coords = torch.arange(size, dtype=x.dtype, device=x.device) - size // 2
     g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
@@ -37,8 +37,8 @@ def _gauss_filter(x: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.
 
 
 def _stats(x: torch.Tensor):
-    mu = _gauss_filter(x)
-    var = _gauss_filter(x * x) - mu * mu
+    mu = gauss_filter(x)
+    var = gauss_filter(x * x) - mu * mu
     return mu, var
 
 
@@ -53,7 +53,7 @@ def ssim_matrix(a: torch.Tensor, b: torch.Tensor, chunk: int = 32) -> torch.Tens
         mu_a, var_a = _stats(x)
         for j in range(b.shape[0]):
             y = b[j:j + 1]
-            cov = _gauss_filter(x * y) - mu_a * mu_b[j:j + 1]
+            cov = gauss_filter(x * y) - mu_a * mu_b[j:j + 1]
             num = (2 * mu_a * mu_b[j:j + 1] + _C1) * (2 * cov + _C2)
             den = (mu_a ** 2 + mu_b[j:j + 1] ** 2 + _C1) * (var_a + var_b[j:j + 1] + _C2)
             out[i:i + chunk, j] = (num / den).mean(dim=(1, 2, 3)).cpu()
@@ -64,7 +64,7 @@ def ssim_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """SSIM of matching pairs a[i], b[i] in [0, 1] -> [N]."""
     mu_a, var_a = _stats(a.float())
     mu_b, var_b = _stats(b.float())
-    cov = _gauss_filter(a.float() * b.float()) - mu_a * mu_b
+    cov = gauss_filter(a.float() * b.float()) - mu_a * mu_b
     s = ((2 * mu_a * mu_b + _C1) * (2 * cov + _C2)) / ((mu_a ** 2 + mu_b ** 2 + _C1) * (var_a + var_b + _C2))
     return s.mean(dim=(1, 2, 3))
 
@@ -72,7 +72,7 @@ def ssim_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def detail_energy(x: torch.Tensor) -> torch.Tensor:
     """Mean |x - blur(x)| (Gaussian sigma 1, reflected borders) of each image in [N, C, H, W] -> [N]:
     the energy of fine detail, edges and noise alike."""
-    blurred = _gauss_filter(F.pad(x.float(), (3, 3, 3, 3), mode="reflect"), sigma=1.0, size=7)
+    blurred = gauss_filter(F.pad(x.float(), (3, 3, 3, 3), mode="reflect"), sigma=1.0, size=7)
     return (x.float() - blurred).abs().mean(dim=(1, 2, 3))
 
 
