@@ -23,6 +23,7 @@ from typing import Any, Iterable, Literal, Mapping, NewType
 import yaml
 
 from installation.course import DURATION_HELP, parse_duration
+from installation.symptoms import SYMPTOM_NAMES   # the one list of symptom names that settings accept
 
 __all__ = ["SettingsError", "Settings", "load_settings", "settings_from_dict", "DEFAULT_SETTINGS_PATH",
            "REPO_ROOT", "SYMPTOM_NAMES", "ModelSettings", "DisplaySettings", "WalkSettings", "LucidSettings",
@@ -32,17 +33,6 @@ __all__ = ["SettingsError", "Settings", "load_settings", "settings_from_dict", "
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_PATH = REPO_ROOT / "settings.yaml"
-
-# docs/design.md's table order; the one list of symptom names that settings accept.
-SYMPTOM_NAMES: tuple[str, ...] = (
-    "synapse_loss", "neuron_death", "weight_noise", "precision_loss", "bit_rot", "regression",
-    "feature_dropout", "plaques", "tangles", "static",
-    "forgetting", "confusion",
-    "perseveration", "hesitation",
-    "lapses", "fading",
-    "misidentification", "noise_swell",   # weights, style-based generators only (inert on a DCGAN); last, so
-    "detail_loss",                        # the detail stage (a model without one: no effect); the MIDI
-)                                         # controls numbered by this order keep their numbers
 
 Duration = NewType("Duration", str)                  # '8h', '30d', '90m', '45s', '1h30m'
 Curve = NewType("Curve", tuple)                      # ((progress, intensity), ...), progress increasing
