@@ -84,6 +84,18 @@ def checker_energy(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x.float(), k, groups=c).abs().mean(dim=(1, 2, 3))
 
 
+def display_summary(figures: dict[str, dict[str, float]]) -> str:
+    """One line of detail.display_figures' figures (Evaluation.display): SSIM and fine detail at display size."""
+    if not figures:
+        return ""
+    ssim = np.array([f["display_ssim"] for f in figures.values()])
+    share = np.array([f["detail_share"] for f in figures.values()])
+    worst = min(figures, key=lambda n: figures[n]["display_ssim"])
+    size = next(iter(figures.values()))["display_size"]
+    return (f"at display size ({size} px) against the photographs: SSIM min {ssim.min():.3f} ({worst}) median "
+            f"{np.median(ssim):.3f}; fine detail {share.min():.2f}..{share.max():.2f} of the photographs'")
+
+
 @dataclass
 class Evaluation:
     samples: int
@@ -120,8 +132,7 @@ class Evaluation:
             lines.append(f"between memories (1/4, 1/2, 3/4 of the walk from each anchor to another): best-SSIM "
                          f"p10 {self.walk_ssim_p10:.3f}  min {self.walk_ssim_min:.3f} ({self.walk_worst})")
         if self.display:
-            from .detail import summary
-            lines.append(summary(self.display))
+            lines.append(display_summary(self.display))
         return "\n".join(lines)
 
 
