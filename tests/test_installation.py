@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _settings(model_path, *overrides):
-    return settings_from_dict({}, [f"model.path={model_path}", "model.device=cpu", *overrides])
+    # OSC on any free port (inputs.osc.port=0): the default 9000 may be another program's
+    return settings_from_dict({}, [f"model.path={model_path}", "model.device=cpu", "inputs.osc.port=0", *overrides])
 
 
 def _engine(settings, w=96, h=64):
@@ -301,7 +302,7 @@ def _cli(*args, cwd=None):
 
 def test_cli_runs_headless_and_exits_0(tiny_checkpoint):
     r = _cli("--model", str(tiny_checkpoint), "--seconds", "1.5", "--set", "display.width=128",
-             "--set", "display.height=96")
+             "--set", "display.height=96", "--set", "inputs.osc.port=0")
     assert r.returncode == 0, r.stderr
     assert "frames in" in r.stdout and "Traceback" not in r.stderr
 
