@@ -98,7 +98,7 @@ def test_a_kiosk_given_a_model_with_nan_weights_shows_the_bundled_one_and_says_w
     nan = make_tiny_checkpoint(tmp_path / "diverged.safetensors", nan=True)
     run = KioskRun.start(_settings(nan, tmp_path / "state.json"), environ={"HOME": str(tmp_path)})
     with caplog.at_level(logging.INFO, logger="lapses.kiosk"):
-        model = run.load_model(cli._model, (cli.UsageError,))
+        model = run.load_model(cli.load_settings_model, (cli.UsageError,))
     run.close()
     assert model.path == bundled
     assert f"the model {nan} cannot be used" in caplog.text and "NaN" in caplog.text
