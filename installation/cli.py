@@ -150,7 +150,7 @@ def _settings(args):
     return load_settings(args.settings, overrides)
 
 
-def _model(settings):
+def load_settings_model(settings):
     """Load the settings' model before any window opens, so a bad file is a message, not a crash."""
     from models import CheckpointError
     from .engine import load_model, pick_device
@@ -197,7 +197,7 @@ def _run(argv) -> int:
     from .engine import Engine
 
     def checked_model(s):                       # a target that selects nothing: before the window opens
-        model = _model(s)
+        model = load_settings_model(s)
         Engine.check_targets(s, model)
         return model
     # (a kiosk run that stops here ends cleanly: a mistake to fix, no crash)
@@ -236,7 +236,7 @@ def _sheet(argv) -> int:
         raise UsageError(f"--out {out}: folder {out.parent} does not exist")
     settings = _settings(args)
     from .engine import Engine
-    engine = Engine.from_settings(settings, 64, 64, model=_model(settings))
+    engine = Engine.from_settings(settings, 64, 64, model=load_settings_model(settings))
     course = course_for(settings, engine.model.meta)
     img, rows = make_sheet(engine, course, args.stages, args.columns, seed=settings.course.seed)
     engine.close()
@@ -271,7 +271,7 @@ def _still(argv) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file; give a folder for the PNGs")
     settings = _settings(args)
-    model = _model(settings)
+    model = load_settings_model(settings)
     names = [_still_name(a.name) for a in model.meta.anchors]
     if not names:
         raise UsageError(f"model.path: {settings.model_path} has no memories (anchors): a checkpoint from during "
@@ -315,7 +315,7 @@ def _calibrate(argv) -> int:
     problem = out_problem(out, args.out is not None, args.overwrite)
     if problem:
         raise UsageError(problem)
-    model = _model(settings)
+    model = load_settings_model(settings)
     if not model.meta.anchors:
         raise UsageError(f"model.path: {path} has no memories (anchors) to recognise: give a run's "
                          f"generator.safetensors or a bundle, not a checkpoint from during training")
@@ -445,7 +445,7 @@ def _render(argv) -> int:
         if not args.quiet:
             print(f"encoder: {chosen}")
     settings = _settings(args)
-    engine = Engine.from_settings(settings, job.width, job.height, model=_model(settings))
+    engine = Engine.from_settings(settings, job.width, job.height, model=load_settings_model(settings))
     if args.out is not None:
         share_cores_with_encoder(engine)
     tail = keep = None
@@ -489,7 +489,7 @@ def _sound(argv) -> int:
     _check_out(args.out, args.overwrite, "--out")
     settings = _settings(args)
     job = RenderJob(args.seconds, args.fps, SOUND_PICTURE, SOUND_PICTURE, args.start, args.end, args.seed)
-    engine = Engine.from_settings(settings, SOUND_PICTURE, SOUND_PICTURE, model=_model(settings))
+    engine = Engine.from_settings(settings, SOUND_PICTURE, SOUND_PICTURE, model=load_settings_model(settings))
     if engine.device.type == "cpu":       # a 64 px picture: a second thread costs more than it gives,
         import torch                      # and on a busy machine far more (3 s of sound: 9.1 s, 1 thread 3.8 s)
         torch.set_num_threads(1)

@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from installation.symptoms import SYMPTOM_NAMES
+
 __all__ = ["parse_duration", "derive_seed", "CoursePoint", "LucidInterval", "Overrides", "CourseState",
            "CourseSample", "Course", "STAGES", "stage_of", "curve_value"]
 
@@ -325,10 +327,7 @@ class Course:
         self.faders = faders
         self.duration_s = parse_duration(course_settings.duration)
         self.curves = {name: tuple(tuple(map(float, pt)) for pt in pts) for name, pts in course_settings.curves.items()}
-        if symptom_names is None:
-            from installation.settings import SYMPTOM_NAMES
-            symptom_names = SYMPTOM_NAMES
-        self.symptom_names = tuple(symptom_names)
+        self.symptom_names = tuple(SYMPTOM_NAMES if symptom_names is None else symptom_names)
         self.disabled = frozenset(disabled)
 
     # -- time -> progress --------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .output import RGB_TO_YUV, YUV_OFFSET, Output, _vignette_mask
+from .output import RGB_TO_YUV, YUV_OFFSET, Output, vignette_mask
 
 MODES = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic", "lanczos": "bicubic"}
 CHUNK_BYTES = 1 << 30           # float work space per chunk of frames: eight 1080p frames, two 4K ones
@@ -54,7 +54,7 @@ class DeviceOutput:
             mask = self._vignette.get((h, w))
             if mask is None:
                 mask = self._vignette[(h, w)] = torch.from_numpy(
-                    _vignette_mask(h, w, self.spec.vignette)[..., 0]).to(self.device)
+                    vignette_mask(h, w, self.spec.vignette)[..., 0]).to(self.device)
             x = torch.round(x * mask)        # as Output's saturating multiply to uint8
         return x
 

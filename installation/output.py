@@ -87,7 +87,7 @@ def _place(plane: np.ndarray, small: np.ndarray, y0: int, y1: int, x0: int, x1: 
         place[...] = scaled
 
 
-def _vignette_mask(h: int, w: int, strength: float, channels: int = 1) -> np.ndarray:
+def vignette_mask(h: int, w: int, strength: float, channels: int = 1) -> np.ndarray:
     """[h, w, channels] float32: how much of each pixel the vignette leaves."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r = np.sqrt(((xx + 0.5) / w - 0.5) ** 2 + ((yy + 0.5) / h - 0.5) ** 2) / np.sqrt(0.5)
@@ -134,7 +134,7 @@ class Output:
         h, w = small.shape[:2]
         mask = self._vignette.get((h, w))
         if mask is None:
-            mask = self._vignette[(h, w)] = _vignette_mask(h, w, self.spec.vignette, 3)
+            mask = self._vignette[(h, w)] = vignette_mask(h, w, self.spec.vignette, 3)
         return cv2.multiply(small, mask, dtype=cv2.CV_8U)      # rounded; a quarter of numpy's time
 
     def _interpolation(self, sw: int, w: int) -> int:

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Literal, Mapping, NewType
 import yaml
 
 from installation.course import DURATION_HELP, parse_duration
+from installation.symptoms import SYMPTOM_NAMES   # the one list of symptom names that settings accept
 
 __all__ = ["SettingsError", "Settings", "load_settings", "settings_from_dict", "DEFAULT_SETTINGS_PATH",
            "REPO_ROOT", "SYMPTOM_NAMES", "ModelSettings", "DisplaySettings", "WalkSettings", "LucidSettings",
@@ -32,17 +33,6 @@ __all__ = ["SettingsError", "Settings", "load_settings", "settings_from_dict", "
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_PATH = REPO_ROOT / "settings.yaml"
-
-# docs/design.md's table order; the one list of symptom names that settings accept.
-SYMPTOM_NAMES: tuple[str, ...] = (
-    "synapse_loss", "neuron_death", "weight_noise", "precision_loss", "bit_rot", "regression",
-    "feature_dropout", "plaques", "tangles", "static",
-    "forgetting", "confusion",
-    "perseveration", "hesitation",
-    "lapses", "fading",
-    "misidentification", "noise_swell",   # weights, style-based generators only (inert on a DCGAN); last, so
-    "detail_loss",                        # the detail stage (a model without one: no effect); the MIDI
-)                                         # controls numbered by this order keep their numbers
 
 Duration = NewType("Duration", str)                  # '8h', '30d', '90m', '45s', '1h30m'
 Curve = NewType("Curve", tuple)                      # ((progress, intensity), ...), progress increasing
@@ -652,7 +642,7 @@ def _convert(value: Any, tp: Any, path: str, meta: Mapping[str, Any]) -> Any:
         out = {}
         for k, v in value.items():
             if allowed_keys is not None and k not in allowed_keys:
-                _unknown(f"{path}.{k}", k, allowed_keys, meta.get("what", "key"))
+                unknown(f"{path}.{k}", k, allowed_keys, meta.get("what", "key"))
             out[str(k)] = _convert(v, value_tp, f"{path}.{k}", {})
         return MappingProxyType(out)
     raise TypeError(f"settings: no validator for type {tp!r} at {path}")  # a programming error
@@ -707,7 +697,8 @@ def _curve(value: Any, path: str) -> tuple:
     return tuple(points)
 
 
-def _unknown(path: str, key: Any, allowed: Iterable[str], what: str = "key") -> typing.NoReturn:
+def unknown(path: str, key: Any, allowed: Iterable[str], what: str = "key") -> typing.NoReturn:
+    """Raise SettingsError for an unknown key at path, naming the allowed ones and the nearest match."""
     allowed = list(allowed)
     near = difflib.get_close_matches(str(key), allowed, n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
@@ -723,7 +714,7 @@ def _build(cls: type, raw: Any, path: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     for key in raw:
         if key not in fields:
-            _unknown(f"{path}.{key}" if path else str(key), key, fields)
+            unknown(f"{path}.{key}" if path else str(key), key, fields)
     values = {name: _convert(raw[name], hints[name], f"{path}.{name}" if path else name, f.metadata)
               for name, f in fields.items() if name in raw}
     obj = cls(**values)

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from models.dcgan import shell_radius, to_shell, walk_between
+from models.latent import shell_radius, to_shell, walk_between
 
 __all__ = ["Walk", "WalkPosition", "ease_travel"]
 

@@ -5,7 +5,8 @@
 from .checkpoint import (Anchor, CheckpointError, GeneratorMeta, load_generator, load_resume,
                          read_header, save_generator, save_resume, atomic_write)
 from .detail import DetailError, DetailPack, DetailStage
-from .dcgan import DCGANConfig, Discriminator, Generator, shell_radius, to_shell, walk_between
+from .dcgan import DCGANConfig, Discriminator, Generator
+from .latent import shell_radius, to_shell, walk_between
 from .stylegan import StyleDiscriminator, StyleGANConfig, StyleGenerator
 from . import registry
 

@@ -76,7 +76,8 @@ class GeneratorMeta:
         return torch.tensor([a.z for a in self.anchors], dtype=torch.float32)
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
+def digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of every tensor's name, dtype, shape and bytes, in name order."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
@@ -87,7 +88,7 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _header_digest(header: dict[str, str]) -> str:
+def header_digest(header: dict[str, str]) -> str:
     """SHA-256 of every metadata field but this digest itself, in a canonical order."""
     fields = {k: v for k, v in header.items() if k != "sha256_header"}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
@@ -157,11 +158,11 @@ def save_generator(path: str | Path, generator: torch.nn.Module, meta: Generator
         "dataset_licence": meta.dataset_licence,
         "anchors": json.dumps([{"name": a.name, "z": [float(f"{v:.7g}") for v in a.z]} for a in meta.anchors]),
         "snapshot_steps": json.dumps(meta.snapshot_steps),
-        "sha256": _digest(tensors),
+        "sha256": digest(tensors),
         **{f"extra.{k}": v for k, v in meta.extra.items()},
         **({"detail": meta.detail.header()} if meta.detail is not None else {}),
     }
-    header["sha256_header"] = _header_digest(header)
+    header["sha256_header"] = header_digest(header)
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
@@ -214,7 +215,7 @@ def read_header(path: str | Path) -> dict[str, str]:
     if header.get("format_version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path}: checkpoint format version {header.get('format_version')!r} is "
                               f"not supported (this Lapses reads versions {', '.join(READABLE_VERSIONS)}).")
-    if header["format_version"] != "1" and header.get("sha256_header") != _header_digest(header):
+    if header["format_version"] != "1" and header.get("sha256_header") != header_digest(header):
         raise CheckpointError(f"{path}: its metadata (anchors, step, data set, ...) does not match its recorded "
                               "SHA-256 — the file was modified or damaged after saving. Copy it again from the "
                               "original.")
@@ -273,7 +274,7 @@ def load_generator(path: str | Path, device: str | torch.device | None = None,
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: tensor data unreadable ({e}); copy the checkpoint again.") from None
-    if header.get("sha256") != _digest(tensors):
+    if header.get("sha256") != digest(tensors):
         raise CheckpointError(f"{path}: tensor data does not match its recorded SHA-256 — the file was "
                               "modified or damaged after saving. Copy it again from the original.")
     _refuse_non_finite(path, tensors)

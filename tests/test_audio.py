@@ -387,7 +387,7 @@ def test_the_live_app_feeds_the_sound_and_shows_it(tiny_checkpoint, monkeypatch)
     monkeypatch.setattr(live_module, "load_sounddevice", lambda: sd)
     s = settings_from_dict({}, [f"model.path={tiny_checkpoint}", "model.device=cpu", "display.fullscreen=false",
                                 "display.width=64", "display.height=64", "display.fps_limit=30",
-                                f"sound.sample_rate={SR}"])
+                                f"sound.sample_rate={SR}", "inputs.osc.port=0"])
     fed = []
     original = LiveSound.feed
     monkeypatch.setattr(LiveSound, "feed",

@@ -64,13 +64,13 @@ def test_a_detail_stage_is_saved_checked_and_loaded_with_its_generator(detailed,
 
 def test_a_damaged_detail_stage_is_refused_by_name(detailed, tmp_path):
     from safetensors.torch import load_file, save_file
-    from models.checkpoint import _header_digest
+    from models.checkpoint import header_digest
     header = read_header(detailed)
     tensors = load_file(str(detailed))
     del tensors["detail.3"]                                  # a photograph gone, the digests redone
-    from models.checkpoint import _digest
-    header["sha256"] = _digest(tensors)
-    header["sha256_header"] = _header_digest(header)
+    from models.checkpoint import digest
+    header["sha256"] = digest(tensors)
+    header["sha256_header"] = header_digest(header)
     bad = tmp_path / "bad.safetensors"
     save_file(tensors, str(bad), metadata=header)
     with pytest.raises(CheckpointError, match="lacks memory 3's photograph.*training detail"):

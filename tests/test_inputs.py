@@ -27,12 +27,13 @@ QUIET = ["inputs.midi.enabled=false", "inputs.osc.enabled=false", "course.lucid.
          "course.duration=1h", "course.steps=0", "sound.enabled=false"]
 
 
-def _settings(tmp_path, *overrides):
+def input_settings(tmp_path, *overrides):
+    """Quiet settings with their mappings file in tmp_path, then overrides (shared with test_inputs_edges)."""
     return settings_from_dict({}, [*QUIET, f"inputs.mappings_file={tmp_path / 'mappings.yaml'}", *overrides])
 
 
 def _rig(tmp_path, *overrides):
-    s = _settings(tmp_path, *overrides)
+    s = input_settings(tmp_path, *overrides)
     return s, Piece(s), Inputs(s)
 
 
@@ -40,7 +41,8 @@ def cc(control, value, channel=0):
     return ("midi", mido.Message("control_change", control=control, value=value, channel=channel), "fake")
 
 
-def _wait(cond, timeout_s=3.0):
+def wait_until(cond, timeout_s=3.0):
+    """Poll cond until it holds or timeout_s passes; its last value."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if cond():
@@ -172,7 +174,7 @@ def test_midi_channel_filter(tmp_path):
 
 def test_midi_channel_and_what_may_be_bound_or_learned_agree(tmp_path):
     with pytest.raises(SettingsError, match=r"inputs.map.decay.midi: 'ch 2 cc 1' is never heard; allowed: channel 3"):
-        _settings(tmp_path, "inputs.midi.channel=3", "inputs.map.decay.midi=ch 2 cc 1")
+        input_settings(tmp_path, "inputs.midi.channel=3", "inputs.map.decay.midi=ch 2 cc 1")
     s, piece, inputs = _rig(tmp_path, "inputs.midi.channel=3", "inputs.map.decay.midi=ch 3 cc 1")
     inputs.post(("action", "learn"))
     inputs.post(cc(20, 64, channel=1))              # channel 2: would be learned, then never heard
@@ -318,10 +320,10 @@ def test_a_port_that_vanishes_is_reopened_by_name(caplog):
         first.callback(mido.Message("control_change", control=1, value=5))
         assert events and events[0][0] == "midi"
         backend.names.remove("nanoKONTROL2 MIDI 1")                   # unplugged
-        assert _wait(lambda: first.closed and not ports.names())
+        assert wait_until(lambda: first.closed and not ports.names())
         backend.names.append("nanoKONTROL2 MIDI 1")                   # plugged back in
         t0 = time.monotonic()
-        assert _wait(lambda: ports.names() == ["nanoKONTROL2 MIDI 1"], 3.0)
+        assert wait_until(lambda: ports.names() == ["nanoKONTROL2 MIDI 1"], 3.0)
         assert time.monotonic() - t0 < 3.0
         again = backend.opened[-1]
         assert again is not first and not again.closed
@@ -335,7 +337,7 @@ def test_a_port_that_vanishes_is_reopened_by_name(caplog):
 def test_no_midi_system_is_one_log_line_and_the_piece_runs_on(tmp_path, caplog):
     def no_backend():
         raise OSError("no MIDI here")
-    s = _settings(tmp_path, "inputs.midi.enabled=true")
+    s = input_settings(tmp_path, "inputs.midi.enabled=true")
     inputs = Inputs(s, midi_backend=no_backend)
     with caplog.at_level(logging.INFO, logger="lapses.midi"):
         inputs.start()
@@ -395,12 +397,12 @@ def test_midi_learn_binds_saves_and_reloads(tmp_path):
 def test_a_bad_mappings_file_names_itself(tmp_path):
     (tmp_path / "mappings.yaml").write_text("midi:\n  fadding: cc 4\n")
     with pytest.raises(SettingsError, match=r"mappings.yaml: midi.fadding.*did you mean 'fading'"):
-        Inputs(_settings(tmp_path))
+        Inputs(input_settings(tmp_path))
     (tmp_path / "mappings.yaml").write_text("midi:\n  fading: note 4\n")
     with pytest.raises(SettingsError, match="midi.fading.*allowed: cc, cc14 or pitchbend"):
-        Inputs(_settings(tmp_path))
+        Inputs(input_settings(tmp_path))
     (tmp_path / "mappings.yaml").write_text("midi:\n  pause: ch 3 cc 64\n  scene:storm: note 9\n")
-    inputs = Inputs(_settings(tmp_path))                    # a cc button for an action is fine
+    inputs = Inputs(input_settings(tmp_path))                    # a cc button for an action is fine
     assert inputs.bindings["pause"].midi == "ch 3 cc 64" and inputs.scenes["storm"].midi == "note 9"
 
 
@@ -487,7 +489,7 @@ def test_osc_over_udp_moves_the_piece_and_sends_the_state_back(tmp_path, caplog)
 def test_a_busy_osc_port_is_one_log_line(tmp_path, caplog):
     busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     busy.bind(("127.0.0.1", 0))
-    s = _settings(tmp_path, "inputs.osc.enabled=true", f"inputs.osc.port={busy.getsockname()[1]}")
+    s = input_settings(tmp_path, "inputs.osc.enabled=true", f"inputs.osc.port={busy.getsockname()[1]}")
     inputs = Inputs(s)
     with caplog.at_level(logging.INFO, logger="lapses.osc"):
         inputs.start()
@@ -541,7 +543,7 @@ def test_a_visitor_brings_a_lucid_interval(tmp_path):
     inputs = Inputs(s, capture_factory=lambda index: cam)
     inputs.start()
     try:
-        assert _wait(lambda: not inputs.queue.empty(), 5.0)
+        assert wait_until(lambda: not inputs.queue.empty(), 5.0)
         assert inputs.camera.watching
         said = inputs.drain(piece, 0.0)
     finally:
@@ -553,7 +555,7 @@ def test_a_visitor_brings_a_lucid_interval(tmp_path):
 
 
 def test_no_camera_is_one_log_line(tmp_path, caplog):
-    s = _settings(tmp_path, "inputs.presence.enabled=true")
+    s = input_settings(tmp_path, "inputs.presence.enabled=true")
     inputs = Inputs(s, capture_factory=lambda index: FakeCamera(None, opened=False))
     with caplog.at_level(logging.INFO, logger="lapses.presence"):
         inputs.start()
@@ -568,7 +570,7 @@ def test_a_camera_without_a_detector_is_one_log_line_and_is_released(tmp_path, c
     def no_detector():
         raise OSError("no face cascade here")
     monkeypatch.setattr(presence, "FaceDetector", no_detector)
-    s = _settings(tmp_path, "inputs.presence.enabled=true", "inputs.presence.check_every_s=0.01")
+    s = input_settings(tmp_path, "inputs.presence.enabled=true", "inputs.presence.check_every_s=0.01")
     cam = FakeCamera(np.zeros((32, 32, 3), np.uint8))
     inputs = Inputs(s, capture_factory=lambda index: cam)
     with caplog.at_level(logging.INFO, logger="lapses.presence"):
@@ -581,7 +583,7 @@ def test_a_camera_without_a_detector_is_one_log_line_and_is_released(tmp_path, c
 
 
 def test_triggered_lucid_intervals_are_plain_state_shorter_and_rarer(tmp_path):
-    s = _settings(tmp_path, "course.lucid.enabled=true", "course.lucid.every_s=1000000", "course.duration=10000s")
+    s = input_settings(tmp_path, "course.lucid.enabled=true", "course.lucid.every_s=1000000", "course.duration=10000s")
     course = Course(s.course)
     lucid = s.course.lucid
     early = course.initial_state()
@@ -610,7 +612,7 @@ def test_triggered_lucid_intervals_are_plain_state_shorter_and_rarer(tmp_path):
 
 
 def test_progress_fader_lands_on_the_staircase(tmp_path):
-    s = _settings(tmp_path, "course.steps=14")
+    s = input_settings(tmp_path, "course.steps=14")
     piece = Piece(s)
     for p in (0.0, 0.25, 0.61, 1.0, 0.3):          # the staircase is continuous: every progress is reached
         piece.set_progress(p)
@@ -648,7 +650,7 @@ def test_app_osc_and_midi_change_the_very_next_frame(tiny_checkpoint, tmp_path):
     def hook(frame):
         if frame == 3:             # after this frame's drain: the packet must show in frame 4
             SimpleUDPClient("127.0.0.1", app.inputs.osc_port).send_message("/symptom/fading", 0.9)
-            assert _wait(lambda: not app.inputs.queue.empty(), 3.0)
+            assert wait_until(lambda: not app.inputs.queue.empty(), 3.0)
         if frame == 6:             # a MIDI message queued as the port's callback would
             app.inputs.post(cc(1, 127))
 

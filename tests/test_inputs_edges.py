@@ -20,7 +20,7 @@ from installation.inputs.osc import malformed
 from installation.inputs.presence import FaceDetector, SceneGate
 from installation.piece import Piece
 from installation.settings import SettingsError
-from test_inputs import _settings, _wait, cc   # the same settings and helpers as the main input tests
+from test_inputs import input_settings, wait_until, cc   # the same settings and helpers as the main input tests
 
 def _message(address, *args):
     from pythonosc.osc_message_builder import OscMessageBuilder
@@ -54,7 +54,7 @@ def test_well_formed_osc_passes_and_cut_or_padded_datagrams_do_not():
 
 def test_a_cut_off_osc_argument_is_ignored_not_read_as_zero(tmp_path, caplog):
     # python-osc pads a missing float with zeros: `/decay` cut after its type tags used to arrive as /decay 0
-    s = _settings(tmp_path, "inputs.osc.enabled=true", "inputs.osc.port=0", "inputs.map.decay.smoothing_s=0")
+    s = input_settings(tmp_path, "inputs.osc.enabled=true", "inputs.osc.port=0", "inputs.map.decay.smoothing_s=0")
     piece, inputs = Piece(s), Inputs(s)
     caplog.set_level(logging.WARNING, logger="lapses.osc")
     inputs.start()
@@ -87,7 +87,7 @@ def test_a_busy_port_is_taken_once_it_is_free(tmp_path, caplog, monkeypatch):
     busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     busy.bind(("127.0.0.1", 0))
     port = busy.getsockname()[1]
-    s = _settings(tmp_path, "inputs.osc.enabled=true", f"inputs.osc.port={port}")
+    s = input_settings(tmp_path, "inputs.osc.enabled=true", f"inputs.osc.port={port}")
     piece, inputs = Piece(s), Inputs(s)
     with caplog.at_level(logging.INFO, logger="lapses.osc"):
         inputs.start()
@@ -97,12 +97,12 @@ def test_a_busy_port_is_taken_once_it_is_free(tmp_path, caplog, monkeypatch):
             assert len([r for r in caplog.records if r.name == "lapses.osc"]) == 1
             assert "inputs.osc.port" in caplog.records[0].getMessage()
             busy.close()                                             # the other program lets go
-            assert _wait(lambda: inputs.osc_port == port)
+            assert wait_until(lambda: inputs.osc_port == port)
             assert f"osc :{port}" in inputs.hud_line()
             raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             raw.sendto(_message("/pause"), ("127.0.0.1", port))
             raw.close()
-            assert _wait(lambda: (inputs.drain(piece, 0.0), piece.paused)[1])
+            assert wait_until(lambda: (inputs.drain(piece, 0.0), piece.paused)[1])
         finally:
             inputs.close()
 
@@ -112,7 +112,7 @@ def test_strict_inputs_refuse_a_busy_port_naming_the_key(tmp_path):
     busy.bind(("127.0.0.1", 0))
     port = busy.getsockname()[1]
     try:
-        s = _settings(tmp_path, "inputs.osc.enabled=true", f"inputs.osc.port={port}")
+        s = input_settings(tmp_path, "inputs.osc.enabled=true", f"inputs.osc.port={port}")
         with pytest.raises(SettingsError) as e:
             Inputs(s, strict=True)
         assert str(e.value).startswith("inputs.osc.port:") and str(port) in str(e.value) and "allowed" in str(e.value)
@@ -137,7 +137,7 @@ def _learn(inputs, piece, target, now=0.0):
 
 
 def test_learn_takes_a_14_bit_knob_as_its_pair(tmp_path):
-    s = _settings(tmp_path, "inputs.map.progress.smoothing_s=0", "inputs.map.progress.takeover=false")
+    s = input_settings(tmp_path, "inputs.map.progress.smoothing_s=0", "inputs.map.progress.takeover=false")
     piece, inputs = Piece(s), Inputs(s)
     _learn(inputs, piece, "progress")
     inputs.post(cc(7, 64))                          # MSB first ...
@@ -153,7 +153,7 @@ def test_learn_takes_a_14_bit_knob_as_its_pair(tmp_path):
 
 
 def test_learn_keeps_a_7_bit_knob_and_a_late_neighbour_does_not_pair(tmp_path):
-    s = _settings(tmp_path)
+    s = input_settings(tmp_path)
     piece, inputs = Piece(s), Inputs(s)
     _learn(inputs, piece, "static")
     inputs.post(cc(7, 10))
@@ -172,7 +172,7 @@ def test_learn_keeps_a_7_bit_knob_and_a_late_neighbour_does_not_pair(tmp_path):
 
 def test_a_learned_knob_wins_over_a_row_settings_yaml_gave_it_later(tmp_path, caplog):
     (tmp_path / "mappings.yaml").write_text("midi:\n  static: ch 1 cc 21\n")
-    s = _settings(tmp_path, "inputs.map.lapses.midi=cc 21", "inputs.map.static.takeover=false",
+    s = input_settings(tmp_path, "inputs.map.lapses.midi=cc 21", "inputs.map.static.takeover=false",
                   "inputs.map.static.smoothing_s=0", "inputs.map.lapses.takeover=false")
     with caplog.at_level(logging.WARNING, logger="lapses.inputs"):
         inputs = Inputs(s)
@@ -234,7 +234,7 @@ def test_the_gate_looks_again_only_when_the_scene_changes():
 
 
 def test_a_missing_camera_is_our_one_line_and_not_opencvs(tmp_path, caplog, capfd):
-    s = _settings(tmp_path, "inputs.presence.enabled=true", "inputs.presence.camera=63")   # no such camera
+    s = input_settings(tmp_path, "inputs.presence.enabled=true", "inputs.presence.camera=63")   # no such camera
     inputs = Inputs(s)
     with caplog.at_level(logging.INFO, logger="lapses.presence"):
         inputs.start()

@@ -49,8 +49,9 @@ def _no_file_logging_left_behind():
 
 
 def _settings(model, state_file, *more):
+    # OSC on any free port (inputs.osc.port=0): the default 9000 may be another program's
     return settings_from_dict({}, [f"model.path={model}", "model.device=cpu", f"kiosk.state_file={state_file}",
-                                   "sound.enabled=false", *more])
+                                   "sound.enabled=false", "inputs.osc.port=0", *more])
 
 
 def _saved(elapsed_s, running=False, run_s=1000.0, quick=0, boot=None, decay=0.0, drawing=True):
@@ -97,7 +98,7 @@ def test_a_kiosk_given_a_model_with_nan_weights_shows_the_bundled_one_and_says_w
     nan = make_tiny_checkpoint(tmp_path / "diverged.safetensors", nan=True)
     run = KioskRun.start(_settings(nan, tmp_path / "state.json"), environ={"HOME": str(tmp_path)})
     with caplog.at_level(logging.INFO, logger="lapses.kiosk"):
-        model = run.load_model(cli._model, (cli.UsageError,))
+        model = run.load_model(cli.load_settings_model, (cli.UsageError,))
     run.close()
     assert model.path == bundled
     assert f"the model {nan} cannot be used" in caplog.text and "NaN" in caplog.text
@@ -508,7 +509,7 @@ class Kiosk:
         self.launch.write_text(LAUNCH.format(root=str(ROOT)))
         self.args = ["--settings", str(tmp_path / "empty.yaml"), "--kiosk", "--windowed", "--model", str(model),
                      *[a for kv in ["display.width=96", "display.height=64", "display.fps_limit=30",
-                                    "sound.enabled=false", f"kiosk.state_file={self.state}",
+                                    "sound.enabled=false", "inputs.osc.port=0", f"kiosk.state_file={self.state}",
                                     f"kiosk.save_interval_s={SAVE_S}", "kiosk.health_every_s=1",
                                     "course.duration=1d", *more] for a in ("--set", kv)]]
         self.sink = NotifySink(str(tmp_path / "notify"))

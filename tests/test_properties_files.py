@@ -31,7 +31,7 @@ from installation.render import replay_states
 from installation.settings import settings_from_dict
 from installation.state import FrameState
 from models import CheckpointError, DetailError, DetailPack, DetailStage, load_generator, save_generator
-from models.checkpoint import _digest, _header_digest
+from models.checkpoint import digest, header_digest
 from training.data import IMAGE_SUFFIXES, DataError, load_folder
 
 from conftest import make_tiny_checkpoint
@@ -266,10 +266,10 @@ def test_a_checkpoint_with_any_metadata_is_refused_naming_itself_or_draws(tmp_pa
     new_tensors = _edited_tensors(tensors, how, blob)
     sign = st.sampled_from([True, True, True, False])
     if data.draw(sign):                      # signed again, as a tool that rewrites a model would be
-        new_header["sha256"] = _digest(new_tensors)
+        new_header["sha256"] = digest(new_tensors)
     new_header.pop("sha256_header", None)
     if data.draw(sign):                      # (format version 1 has no header digest to sign)
-        new_header["sha256_header"] = _header_digest(new_header)
+        new_header["sha256_header"] = header_digest(new_header)
     path = _scratch(tmp_path_factory, ".safetensors")
     save_file(new_tensors, str(path), metadata=new_header)
     loaded = _load(path)
@@ -279,7 +279,7 @@ def test_a_checkpoint_with_any_metadata_is_refused_naming_itself_or_draws(tmp_pa
 
 def _with(header, **fields):
     h = {k: v for k, v in header.items() if k != "sha256_header"} | fields
-    return h | {"sha256_header": _header_digest(h)}
+    return h | {"sha256_header": header_digest(h)}
 
 
 def _json_with(header, field, **change):

@@ -73,7 +73,7 @@ def test_live_screenshot_equals_the_rendered_frame_for_its_state(tiny_checkpoint
     from installation.settings import settings_from_dict
     s = settings_from_dict({}, [f"model.path={tiny_checkpoint}", "model.device=cpu", "display.fullscreen=false",
                                 "display.width=160", "display.height=96", "display.fps_limit=0",
-                                "course.duration=20s"])
+                                "course.duration=20s", "inputs.osc.port=0"])
     shots = tmp_path / "shots"
     report = App(s).run(RunOptions(windowed=True, seconds=60, screenshot_dir=shots,
                                    script={8: ["="], 10: ["s"], 11: ["escape"]}), Piece(s))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from installation.damage import Damage
-from installation.symptoms import SYMPTOMS, at_level, get
+from installation.symptoms import SYMPTOM_NAMES, SYMPTOMS, at_level, get
 from installation.symptoms import bit_rot, confusion, forgetting, hesitation, lapses, perseveration, plaques, tangles
 from installation.symptoms.base import FIELDS, FieldCache
 from installation.symptoms.layers import layer_of, matches
@@ -78,6 +78,15 @@ def test_every_symptom_of_the_table_in_order():
         assert symptom.name == name and symptom.description and isinstance(symptom.default_target, str)
     assert [s.level for s in SYMPTOMS.values()] == ["weights"] * 8 + ["activations"] * 4 + ["latent"] * 2 \
         + ["walk"] * 2 + ["output"] * 2 + ["detail"]
+
+
+def test_the_settings_order_keeps_every_symptom_and_its_midi_number():
+    # the order numbers the MIDI controls (settings' table): a symptom added later goes last
+    assert SYMPTOM_NAMES == ("synapse_loss", "neuron_death", "weight_noise", "precision_loss", "bit_rot", "regression",
+                             "feature_dropout", "plaques", "tangles", "static", "forgetting", "confusion",
+                             "perseveration", "hesitation", "lapses", "fading",
+                             "misidentification", "noise_swell", "detail_loss")
+    assert sorted(SYMPTOM_NAMES) == sorted(SYMPTOMS)
 
 
 def test_unknown_symptom_names_itself_and_the_known_ones():

@@ -247,7 +247,8 @@ def _tune(args) -> int:
 def _detail(args) -> int:
     from models import load_generator, save_generator
     from models.checkpoint import out_problem
-    from .detail import build_detail, display_figures, summary
+    from .detail import build_detail, display_figures
+    from .evaluate import display_summary
     out = args.out or args.checkpoint
     problem = out_problem(out, args.out is not None, args.overwrite)
     if problem:
@@ -264,7 +265,7 @@ def _detail(args) -> int:
     replaced = f" (replacing one of {had.size} px)" if had is not None else ""
     print(f"wrote {out}: detail stage of {len(meta.detail.names)} memories at {meta.detail.size} px, "
           f"{meta.detail.nbytes / 1e6:.2f} MB{replaced}")
-    print(summary(display_figures(g, meta, args.data)))
+    print(display_summary(display_figures(g, meta, args.data)))
     return 0
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -18,7 +17,7 @@ from models import DetailPack, DetailStage
 from models.detail import DEFAULT_QUALITY, MAX_SIZE, upscale
 
 from .data import IMAGE_SUFFIXES, NIFTI_SUFFIXES, DataError, framing_of, load_folder
-from .evaluate import generate, ssim_pairs
+from .evaluate import gauss_filter, generate, ssim_pairs
 
 MAX_FACTOR = 4
 
@@ -80,9 +79,8 @@ def luma(x: torch.Tensor) -> torch.Tensor:
 
 def fine_detail(x01: torch.Tensor) -> torch.Tensor:
     """Mean |luma - Gaussian blur (sigma 1.5) of luma| per image of [N, C, H, W] in [0, 1] -> [N]."""
-    from .evaluate import _gauss_filter
     y = luma(x01.float())
-    return (y - _gauss_filter(F.pad(y, (5, 5, 5, 5), mode="reflect"), sigma=1.5, size=11)).abs().mean(dim=(1, 2, 3))
+    return (y - gauss_filter(F.pad(y, (5, 5, 5, 5), mode="reflect"), sigma=1.5, size=11)).abs().mean(dim=(1, 2, 3))
 
 
 def _quantised01(x: torch.Tensor) -> torch.Tensor:
@@ -114,14 +112,3 @@ def display_figures(generator: torch.nn.Module, meta, folder: Path) -> dict[str,
     share = fine_detail(shown01) / fine_detail(photos).clamp_min(1e-6)
     return {a.name: {"display_ssim": float(s), "detail_share": float(d), "display_size": size}
             for a, s, d in zip(anchors, ssim.tolist(), share.tolist())}
-
-
-def summary(figures: dict[str, dict[str, float]]) -> str:
-    if not figures:
-        return ""
-    ssim = np.array([f["display_ssim"] for f in figures.values()])
-    share = np.array([f["detail_share"] for f in figures.values()])
-    worst = min(figures, key=lambda n: figures[n]["display_ssim"])
-    size = next(iter(figures.values()))["display_size"]
-    return (f"at display size ({size} px) against the photographs: SSIM min {ssim.min():.3f} ({worst}) median "
-            f"{np.median(ssim):.3f}; fine detail {share.min():.2f}..{share.max():.2f} of the photographs'")

@@ -26,7 +26,7 @@ from models import to_shell, walk_between
 _C1, _C2 = 0.01 ** 2, 0.03 ** 2  # SSIM constants for a data range of 1
 
 
-def _gauss_filter(x: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.Tensor:
+def gauss_filter(x: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.Tensor:
     """Separable Gaussian blur (valid region) of [N, C, H, W], the window of Wang et al. 2004."""
     coords = torch.arange(size, dtype=x.dtype, device=x.device) - size // 2
     g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
@@ -37,8 +37,8 @@ def _gauss_filter(x: torch.Tensor, sigma: float = 1.5, size: int = 11) -> torch.
 
 
 def _stats(x: torch.Tensor):
-    mu = _gauss_filter(x)
-    var = _gauss_filter(x * x) - mu * mu
+    mu = gauss_filter(x)
+    var = gauss_filter(x * x) - mu * mu
     return mu, var
 
 
@@ -53,7 +53,7 @@ def ssim_matrix(a: torch.Tensor, b: torch.Tensor, chunk: int = 32) -> torch.Tens
         mu_a, var_a = _stats(x)
         for j in range(b.shape[0]):
             y = b[j:j + 1]
-            cov = _gauss_filter(x * y) - mu_a * mu_b[j:j + 1]
+            cov = gauss_filter(x * y) - mu_a * mu_b[j:j + 1]
             num = (2 * mu_a * mu_b[j:j + 1] + _C1) * (2 * cov + _C2)
             den = (mu_a ** 2 + mu_b[j:j + 1] ** 2 + _C1) * (var_a + var_b[j:j + 1] + _C2)
             out[i:i + chunk, j] = (num / den).mean(dim=(1, 2, 3)).cpu()
@@ -64,7 +64,7 @@ def ssim_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """SSIM of matching pairs a[i], b[i] in [0, 1] -> [N]."""
     mu_a, var_a = _stats(a.float())
     mu_b, var_b = _stats(b.float())
-    cov = _gauss_filter(a.float() * b.float()) - mu_a * mu_b
+    cov = gauss_filter(a.float() * b.float()) - mu_a * mu_b
     s = ((2 * mu_a * mu_b + _C1) * (2 * cov + _C2)) / ((mu_a ** 2 + mu_b ** 2 + _C1) * (var_a + var_b + _C2))
     return s.mean(dim=(1, 2, 3))
 
@@ -72,7 +72,7 @@ def ssim_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def detail_energy(x: torch.Tensor) -> torch.Tensor:
     """Mean |x - blur(x)| (Gaussian sigma 1, reflected borders) of each image in [N, C, H, W] -> [N]:
     the energy of fine detail, edges and noise alike."""
-    blurred = _gauss_filter(F.pad(x.float(), (3, 3, 3, 3), mode="reflect"), sigma=1.0, size=7)
+    blurred = gauss_filter(F.pad(x.float(), (3, 3, 3, 3), mode="reflect"), sigma=1.0, size=7)
     return (x.float() - blurred).abs().mean(dim=(1, 2, 3))
 
 
@@ -82,6 +82,18 @@ def checker_energy(x: torch.Tensor) -> torch.Tensor:
     c = x.shape[1]
     k = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], device=x.device).div(4).view(1, 1, 2, 2).expand(c, 1, 2, 2)
     return F.conv2d(x.float(), k, groups=c).abs().mean(dim=(1, 2, 3))
+
+
+def display_summary(figures: dict[str, dict[str, float]]) -> str:
+    """One line of detail.display_figures' figures (Evaluation.display): SSIM and fine detail at display size."""
+    if not figures:
+        return ""
+    ssim = np.array([f["display_ssim"] for f in figures.values()])
+    share = np.array([f["detail_share"] for f in figures.values()])
+    worst = min(figures, key=lambda n: figures[n]["display_ssim"])
+    size = next(iter(figures.values()))["display_size"]
+    return (f"at display size ({size} px) against the photographs: SSIM min {ssim.min():.3f} ({worst}) median "
+            f"{np.median(ssim):.3f}; fine detail {share.min():.2f}..{share.max():.2f} of the photographs'")
 
 
 @dataclass
@@ -120,8 +132,7 @@ class Evaluation:
             lines.append(f"between memories (1/4, 1/2, 3/4 of the walk from each anchor to another): best-SSIM "
                          f"p10 {self.walk_ssim_p10:.3f}  min {self.walk_ssim_min:.3f} ({self.walk_worst})")
         if self.display:
-            from .detail import summary
-            lines.append(summary(self.display))
+            lines.append(display_summary(self.display))
         return "\n".join(lines)
 
 

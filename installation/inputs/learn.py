@@ -22,7 +22,7 @@ from typing import Mapping
 import yaml
 
 from models import atomic_write
-from installation.settings import PARAMETER_LIMITS, SettingsError, _unknown
+from installation.settings import PARAMETER_LIMITS, SettingsError, unknown
 from installation.inputs.spec import MidiSpec, parse_midi
 
 HEADER = ("# Lapses: MIDI controls bound by MIDI learn (written by the piece; laid over the mapping table\n"
@@ -55,7 +55,7 @@ def load_mappings(path: Path, bindings: Mapping, scenes: Mapping) -> dict[str, s
     out: dict[str, str] = {}
     for target, value in (raw.get("midi") or {}).items():
         if target not in allowed:
-            _unknown(f"{path}: midi.{target}", target, allowed, "parameter, action or scene")
+            unknown(f"{path}: midi.{target}", target, allowed, "parameter, action or scene")
         try:
             spec = parse_midi("" if value is None else str(value))
         except ValueError as e:

@@ -25,6 +25,20 @@ SYMPTOMS: dict[str, Symptom] = {module.SYMPTOM.name: module.SYMPTOM for module i
 
 NAMES: tuple[str, ...] = tuple(SYMPTOMS)
 
+# The order settings use (docs/design.md's table): the names settings accept, and the order that numbers
+# the MIDI controls, so a symptom added later goes last and the others keep their numbers.
+SYMPTOM_NAMES: tuple[str, ...] = tuple(module.SYMPTOM.name for module in (
+    synapse_loss, neuron_death, weight_noise, precision_loss, bit_rot, regression,
+    feature_dropout, plaques, tangles, static,
+    forgetting, confusion,
+    perseveration, hesitation,
+    lapses, fading,
+    misidentification, noise_swell,   # weights, style-based generators only (inert on a DCGAN)
+    detail_loss,                      # the detail stage (a model without one: no effect)
+))
+if sorted(SYMPTOM_NAMES) != sorted(NAMES):
+    raise ImportError("installation.symptoms: SYMPTOM_NAMES and SYMPTOMS name different symptoms")
+
 
 def get(name: str) -> Symptom:
     """The symptom called `name`; an unknown name is an error that lists the known ones."""
@@ -41,5 +55,5 @@ def at_level(level: str) -> list[Symptom]:
     return [s for s in SYMPTOMS.values() if s.level == level]
 
 
-__all__ = ["SYMPTOMS", "NAMES", "get", "at_level", "Symptom", "WeightSymptom", "ActivationSymptom",
+__all__ = ["SYMPTOMS", "NAMES", "SYMPTOM_NAMES", "get", "at_level", "Symptom", "WeightSymptom", "ActivationSymptom",
            "LatentSymptom", "WalkSymptom", "OutputSymptom", "DetailSymptom", "ParamInfo", "LEVELS"]
