@@ -20,7 +20,8 @@ from common import ROOT, headless
 headless()
 
 from installation import faders  # noqa: E402
-from installation.calibration import course_for, healthy_pictures, memory_latents, seen  # noqa: E402
+from installation.calibration import course_for
+from installation.visitor import healthy_pictures, memory_latents, seen  # noqa: E402
 from installation.course import CourseState, Overrides  # noqa: E402
 from installation.engine import Engine  # noqa: E402
 from installation.settings import settings_from_dict  # noqa: E402

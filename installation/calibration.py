@@ -29,15 +29,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import faders
 from .course import Course, curve_value
+from .visitor import MEMORIES, SEEDS, healthy_pictures, memory_latents, seen
 
 log = logging.getLogger("lapses")
 
 # (progress, least, most share of the memories recognised there)
 STORY: tuple[tuple[float, float, float], ...] = ((0.5, 1.0, 1.0), (0.7, 0.75, 1.0), (0.9, 0.125, 0.875))
 STEP = 0.02
-SEEDS = (1, 2)
-MEMORIES = 8
 NETWORK_LEVELS = ("weights", "activations", "latent")
 KEY = "course_calibration"          # the checkpoint's metadata: extra.course_calibration
 VERSION = 1
@@ -114,31 +114,6 @@ def for_settings(settings, meta=None, key: str = KEY, parse=None):
 
 # ------------------------------------------------------------------ measuring
 
-def memory_latents(engine, memories: int = MEMORIES):
-    """The latents of `memories` memories, spread from first to last (sheet.sheet_latents)."""
-    from .sheet import sheet_latents
-    return sheet_latents(engine, min(memories, max(1, len(engine.anchors))), 1, spread=True)
-
-
-def healthy_pictures(engine, z, seed: int) -> list[np.ndarray]:
-    from .state import FrameState
-    return engine.small_frames(z, FrameState(t=3.0, seed=seed))
-
-
-def seen(engine, z, healthy: list[np.ndarray], seed: int, intensities, progress: float = 0.0) -> tuple[float, float, float]:
-    """What a visitor sees of the memories `z` under these intensities (blackouts left out): the share
-    whose picture is still nearest (SSIM) its own healthy picture, the mean light against the healthy
-    pictures', and the mean SSIM of each against its own healthy picture."""
-    from .sheet import ssim
-    from .state import FrameState
-    frames = engine.small_frames(z, FrameState(t=3.0, seed=seed, progress=progress,
-                                               intensities={**intensities, "lapses": 0.0}))
-    scores = np.array([[ssim(f, h) for h in healthy] for f in frames])
-    own = np.arange(len(frames))
-    return (float(np.mean(scores.argmax(axis=1) == own)), float(np.mean(frames) / max(1e-6, float(np.mean(healthy)))),
-            float(scores[own, own].mean()))
-
-
 class StoryProbe:
     """The perceived story on one model: the share of memories recognised for a course position of
     the network symptoms and a progress of the screen's own."""
@@ -186,7 +161,6 @@ def calibrate(engine, course: Course, story=STORY, step: float = STEP, progress=
 def course_for(settings, meta=None) -> Course:
     """The settings' course, following the model's calibration and its faders' (`meta`, else the
     settings' model file)."""
-    from . import faders
     return Course(settings.course, disabled=settings.disabled_symptoms(), calibration=for_settings(settings, meta),
                   faders=for_settings(settings, meta, faders.KEY, faders.FaderCalibration.from_json))
 

@@ -10,7 +10,7 @@ so that the change the fader makes is spread over its travel:
     change(fader) / change(full fader)  ~  the fader's position
 
 The change is what a visitor sees of that symptom alone (the others at 0), for the measured
-model's memories (calibration.MEMORIES of them, averaged over calibration.SEEDS):
+model's memories (visitor.MEMORIES of them, averaged over visitor.SEEDS):
 
 * a symptom that changes a still picture (weights, activations, latents, the screen's fading, the
   detail stage's detail_loss): 1 - SSIM of each memory's picture against its healthy picture;
@@ -160,7 +160,7 @@ class FaderProbe:
     """The change each symptom alone makes to what a visitor sees, on one engine's model."""
 
     def __init__(self, engine, memories: int | None = None, seeds=None):
-        from .calibration import MEMORIES, SEEDS, healthy_pictures, memory_latents
+        from .visitor import MEMORIES, SEEDS, healthy_pictures, memory_latents
         from .state import FrameState
         self.engine, self.seeds = engine, tuple(seeds or SEEDS)
         self.z = memory_latents(engine, memories or MEMORIES)

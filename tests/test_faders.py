@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from installation import faders
-from installation.calibration import course_for, healthy_pictures, memory_latents, seen
+from installation.calibration import course_for
+from installation.visitor import healthy_pictures, memory_latents, seen
 from installation.cli import main as installation_main
 from installation.course import Course, CourseState, Overrides
 from installation.engine import Engine

@@ -155,11 +155,8 @@ def _cycle(graph: dict[str, set[str]], component: frozenset[str]) -> list[str]:
 
 
 # Cycles known and left for now (each import inside a function, so both modules load): remove one
-# here when it is broken, and the test says so.
-# * calibration.course_for builds the Course with the model's fader calibration (faders.KEY,
-#   FaderCalibration), while faders.FaderProbe measures with calibration's memories (MEMORIES,
-#   SEEDS, memory_latents, healthy_pictures).
-KNOWN_CYCLES = {frozenset({"installation.calibration", "installation.faders"})}
+# here when it is broken, and the test says so. None at present.
+KNOWN_CYCLES: set = set()
 
 
 def test_the_graph_sees_the_project():
