@@ -59,3 +59,20 @@ def test_the_code_cites_the_projects_own_design():
         assert "shared/" not in text, f"{path.relative_to(ROOT)} cites a file outside the project"
         for m in re.finditer(r"[\w/.]*design\.md", text):
             assert m.group(0).endswith("docs/design.md"), f"{path.relative_to(ROOT)} cites {m.group(0)}"
+
+
+def test_each_symptom_is_described_as_its_module_describes_it():
+    """A symptom's module holds its name, level, default target and description; settings.yaml's
+    `symptoms:` block and the symptoms' page say the same."""
+    from installation.symptoms import SYMPTOMS
+    yaml_lines = (ROOT / "settings.yaml").read_text().splitlines()
+    page = (ROOT / "docs" / "symptoms.md").read_text().splitlines()
+    for name, s in SYMPTOMS.items():
+        line = [x for x in yaml_lines if re.match(rf"^  {name}:\s+\{{enabled", x)]
+        assert line and line[0].split("#", 1)[1].strip() == f"{s.level}: {s.description}", name
+        row = [x for x in page if x.startswith(f"| {name} |")]
+        assert row, f"docs/symptoms.md has no row for {name}"
+        level, target, seen = (c.strip() for c in row[0].split("|")[2:5])
+        assert level.split()[0] == s.level and target.strip("`") == (s.default_target or "—"), name
+        assert seen.startswith(s.description), name
+    assert len([x for x in page if re.match(r"^\| [a-z_]+ \|", x) and not x.startswith("| symptom |")]) == len(SYMPTOMS)
