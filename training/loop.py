@@ -23,7 +23,6 @@ from . import artifacts
 from .anchors import find_anchors, recall_loss, to_shell
 from .augment import diff_augment, parse_policy, random_flip
 from .data import Batches, ImageSet
-from .evaluate import ssim_matrix
 from .presets import TrainConfig
 
 # model settings that shape only D: a warm start (fresh D) may change them
@@ -123,8 +122,7 @@ class Trainer:
     @torch.no_grad()
     def _nearest_latents(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For each image [N, C, S, S], the latent whose sample is nearest to it (at quarter size)
-        among a fresh pool of random latents (recall_measure: L2 at quarter size, or SSIM): IMLE
-        (Li & Malik 2018). Pulling those samples onto
+        among a fresh pool of random latents: IMLE (Li & Malik 2018). Pulling those samples onto
         the memories ties *random* samples to them, so each memory holds a region of the latent
         space and none is dropped, which learned per-image codes cannot promise. With
         recall_share k > 1 each image takes its k nearest, in turns and none shared: a memory
@@ -133,12 +131,7 @@ class Trainer:
         pool = torch.randn(self.cfg.recall_pool, self.G.latent_size, device=self.device)
         with self._autocast():
             samples = self._fake(pool, mix=False)
-        if self.cfg.recall_measure == "ssim":            # on luma at half size: a tenth of the cost, the same nearest
-            def small(x):
-                return F.avg_pool2d(((x.float() + 1) / 2).mean(dim=1, keepdim=True), 2)
-            dist = 1.0 - ssim_matrix(small(samples), small(target)).T.to(self.device)
-        else:
-            dist = torch.cdist(F.avg_pool2d(target.float(), 4).flatten(1), F.avg_pool2d(samples.float(), 4).flatten(1))
+        dist = torch.cdist(F.avg_pool2d(target.float(), 4).flatten(1), F.avg_pool2d(samples.float(), 4).flatten(1))
         k = self.cfg.recall_share
         if k <= 1:
             return pool[dist.argmin(dim=1)], target

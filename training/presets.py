@@ -33,9 +33,6 @@ class TrainConfig:
     recall_mode: str = "codes"       # which latent redraws an image: "codes" (a learned latent per image, GLO)
                                      # or "nearest" (the nearest of a fresh pool of random latents, IMLE)
     recall_pool: int = 64            # random latents per step to pick the nearest from ("nearest" mode)
-    recall_measure: str = "pooled"   # "nearest" mode: nearest by L2 at quarter size ("pooled"), or by SSIM
-                                     # ("ssim", as evaluate counts a memory's recall: for textures, which
-                                     # blur to a flat grey at quarter size)
     recall_share: int = 1            # "nearest" mode: latents pulled onto each image, none shared (above 1, each
                                      # memory claims a share of the random latents, so every one is recalled)
     style_mixing: float = 0.0        # style models: share of samples whose later layers take a second latent's style
@@ -185,8 +182,6 @@ def build_config(preset: str, overrides: list[str] = (), **direct) -> TrainConfi
             cfg.recall_share * min(cfg.recall_batch, 64) > cfg.recall_pool:
         raise ConfigError(f"recall_share={cfg.recall_share} x recall_batch={cfg.recall_batch} latents are pulled each "
                           f"step, more than recall_pool={cfg.recall_pool} holds: raise recall_pool or lower them")
-    if cfg.recall_measure not in ("pooled", "ssim"):
-        raise ConfigError(f"recall_measure={cfg.recall_measure!r}: must be pooled or ssim")
     if cfg.loss not in ("bce", "hinge"):
         raise ConfigError(f"loss={cfg.loss!r}: must be bce or hinge")
     if cfg.anchor_tune_steps < 0 or cfg.anchor_tune_lr <= 0 or cfg.anchor_tune_locality < 0:
