@@ -238,7 +238,7 @@ def test_speed_takes_over_and_lets_go_in_ratios(tmp_path):
 
 def test_smoothing_glides_with_its_time_constant(tmp_path):
     s, piece, inputs = _rig(tmp_path, "inputs.map.fading.smoothing_s=0.5", "inputs.map.fading.takeover=false")
-    fading = lambda: piece.sample().intensities["fading"]
+    fading = lambda: piece.course_state.overrides.pinned.get("fading", 0.0)     # the fader's position
     inputs.drain(piece, 0.0)
     inputs.post(cc(102 + SYMPTOM_NAMES.index("fading"), 127))
     inputs.drain(piece, 0.1)                        # the very next frame already moves, by 1 - e^(-0.1/0.5)
@@ -474,7 +474,9 @@ def test_osc_over_udp_moves_the_piece_and_sends_the_state_back(tmp_path, caplog)
         while time.monotonic() < deadline and not arrived():                 # (stale states come first)
             inputs.drain(piece, t)
             listener.handle_request()
-        assert received["/state/symptom/fading"][0] == pytest.approx(0.7)
+        # the state sent is the intensity shown: the fader's position drawn through the model's faders
+        assert received["/state/symptom/fading"][0] == pytest.approx(piece.course.fader_intensity("fading", 0.7))
+        assert piece.course.fader_intensity("fading", 0.7) != pytest.approx(0.7)
         assert received["/state/stage"] == (0, "healthy")
         assert 0.0 <= received["/state/progress"][0] <= 1.0
         assert received["/state/paused"] == (1,)
