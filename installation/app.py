@@ -1,8 +1,10 @@
 """The live app: a pygame window (usually fullscreen) showing the piece, answering the keyboard.
 
-The loop per frame: read events -> let real time pass in the piece -> render the frame state
-(weight damage recomputed on the engine's worker and swapped in between frames, so a key never
-stalls the picture) -> hand the state to the sound -> blit, HUD, present -> frame limiter.
+The loop per frame: events (keys become one more input, in the queue MIDI, OSC and the camera
+use) -> update (every waiting input acts, then real time passes in the piece) -> render the frame
+state (weight damage recomputed on the engine's worker and swapped in between frames, so a key
+never stalls the picture), hand it to the sound, save a screenshot if asked, blit, HUD, present
+-> frame limiter.
 Nothing here decides a picture; the engine does, from the piece's state. The sound plays on its
 own threads (audio/live.py) and is only ever handed the newest state, so it cannot slow the loop.
 """
@@ -29,7 +31,7 @@ from .audio.live import LiveSound
 from .engine import Engine
 from .hud import FrameTimes, Hud
 from .inputs.live import Inputs
-from .piece import ACTIONS, Piece
+from .piece import Piece
 from .settings import split_combo
 
 log = logging.getLogger("lapses.app")
@@ -233,115 +235,141 @@ class App:
         return screen, W, H, Hud(H)
 
     def _loop(self, screen, engine: Engine, piece: Piece, opts: RunOptions, kiosk: bool) -> RunReport:
-        W, H = screen.get_size()
-        hud = Hud(H)
-        show_hud = self.settings.display.hud
-        times = FrameTimes()
+        """Frame after frame: events -> update -> render, until quit, SIGTERM or opts.seconds."""
+        show = _Show(screen, *screen.get_size(), Hud(screen.get_size()[1]), self.settings.display.hud,
+                     engine.model.path.name)
         clock = pygame.time.Clock()
-        fps_limit = self.settings.display.fps_limit
-        model_name = engine.model.path.name
-        shots: list[Path] = []
-        last_shot = -SHOT_GAP_S
-        frames = 0
-        start = last = time.perf_counter()
-        log.info("showing %s at %dx%d on %s, SDL video driver %s%s", engine.model.path, W, H, engine.device_name,
-                 pygame.display.get_driver(), " (kiosk mode)" if kiosk else "")
+        log.info("showing %s at %dx%d on %s, SDL video driver %s%s", engine.model.path, *screen.get_size(),
+                 engine.device_name, pygame.display.get_driver(), " (kiosk mode)" if kiosk else "")
         self.running = True
-        frame = None
+        start = show.last = time.perf_counter()
         try:
             while self.running:
-                for key in opts.script.get(frames, ()):
-                    pygame.event.post(key_event(key))
-                want_shot = display_changed = acted = False
-                before = piece.course_state       # what the performer's inputs of this frame start from
-                for event in pygame.event.get():
-                    if event.type == pygame.QUIT and not kiosk:
-                        self.running = False
-                    elif event.type in DISPLAY_EVENTS:
-                        display_changed = True
-                    elif event.type == pygame.KEYDOWN:
-                        name = pygame.key.name(event.key).lower()
-                        if self.quit_combo.matches(name, event.mod):
-                            self.running = False
-                            continue
-                        if kiosk:
-                            continue          # a gallery: stray keys do nothing
-                        action = self.action_of.get(name) or self.inputs.key_action(name)
-                        if action == "quit":
-                            self.running = False
-                        elif action == "hud":
-                            show_hud = not show_hud
-                        elif action == "screenshot":
-                            want_shot = True
-                        elif action in ACTIONS:
-                            acted = True
-                            message = piece.act(action)
-                            hud.say(message, time.perf_counter())
-                            log.info("%s: %s", action, message)
-                        elif action is not None:
-                            self.inputs.post(("action", action))     # scenes, learn: one place with MIDI/OSC
-                if display_changed or screen.get_size() != (W, H):
-                    screen, W, H, hud = self._follow_display(engine, opts)
+                if self._events(opts.script.get(show.frames, ()), kiosk) or show.screen.get_size() != show.size:
+                    show.follow(*self._follow_display(engine, opts))
                 now = time.perf_counter()
-                for app_action, message in self.inputs.drain(piece, now):   # before the step: seen this frame
-                    if app_action == "hud":
-                        show_hud = not show_hud
-                    elif app_action == "screenshot":
-                        want_shot = True
-                    if message:
-                        hud.say(message, now)
-                # a performer's change (a key, a knob, a scene; MIDI and OSC as the keyboard: a seek,
-                # a rebirth, a progress fader) shows on this very frame where the damage is cheap to
-                # recompute; the course's own creep (piece.step, below) goes through the worker
-                urgent = acted or piece.course_state != before
-                dt, last = now - last, now
-                if frames:
-                    times.add(dt)
-                piece.step(min(dt, MAX_DT))
-                state = piece.frame_state()
-                if opts.kiosk_run is not None:
-                    opts.kiosk_run.begin_drawing()        # from here on a crash may be the course's
-                frame = engine.render(state, sync=False, urgent=urgent)
-                if self.sound is not None:
-                    self.sound.feed(state, cues_for(engine, state, frame))
-                if want_shot and now - last_shot < SHOT_GAP_S:
-                    hud.say("one screenshot a second", now)
-                elif want_shot:
-                    last_shot = now
-                    try:
-                        path = self.screenshot(engine, piece, opts.screenshot_dir)
-                        shots.append(path)
-                        hud.say(f"saved {path.name}", now)
-                        log.info("screenshot %s", path)
-                    except OSError as e:      # a full disk must not end the show
-                        hud.say(f"screenshot failed: {e}", now)
-                        log.error("screenshot failed: %s", e)
-                try:
-                    screen.blit(pygame.image.frombuffer(frame.data, (W, H), "RGB"), (0, 0))
-                    if show_hud:
-                        hud.draw(screen, piece, times, engine.device_name, model_name, now,
-                                 sound=self.sound.hud_line() if self.sound is not None else None,
-                                 inputs=self.inputs.hud_line())
-                    pygame.display.flip()
-                except pygame.error as e:     # the display went away (a monitor unplugged, the mode changed)
-                    log.error("display lost (%s); opening it again", e)
-                    screen, W, H, hud = self._follow_display(engine, opts, reopen=True)
-                else:
-                    frames += 1
-                    if opts.kiosk_run is not None:
-                        opts.kiosk_run.presented(piece)   # only now: systemd's watchdog hears of real frames
+                state, urgent = self._update(piece, show, now)
+                self._render(engine, piece, state, urgent, show, opts, now)
                 if opts.seconds is not None and now - start >= opts.seconds:
                     break
-                clock.tick(fps_limit)
+                clock.tick(self.settings.display.fps_limit)
         finally:
             engine.close()
         elapsed = time.perf_counter() - start
-        report = RunReport(frames, elapsed, frames / elapsed if elapsed > 0 else 0.0, times.p99_ms(), shots,
-                           piece.sample().point.progress)
-        log.info("%d frames in %.1f s: %.1f fps, p99 %.1f ms", frames, elapsed, report.fps, report.p99_ms)
+        report = RunReport(show.frames, elapsed, show.frames / elapsed if elapsed > 0 else 0.0, show.times.p99_ms(),
+                           show.shots, piece.sample().point.progress)
+        log.info("%d frames in %.1f s: %.1f fps, p99 %.1f ms", show.frames, elapsed, report.fps, report.p99_ms)
         if self.sound is not None and self.sound.state == "playing":
             log.info("sound: %d underruns", self.sound.underruns)
         return report
+
+    def _events(self, scripted_keys, kiosk: bool) -> bool:
+        """The window's events: quit, the display changing, and keys, which become one more input
+        (posted to the queue MIDI and OSC use, so all of them act in one place). True where the
+        display changed."""
+        for key in scripted_keys:
+            pygame.event.post(key_event(key))
+        display_changed = False
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT and not kiosk:
+                self.running = False
+            elif event.type in DISPLAY_EVENTS:
+                display_changed = True
+            elif event.type == pygame.KEYDOWN:
+                name = pygame.key.name(event.key).lower()
+                if self.quit_combo.matches(name, event.mod):
+                    self.running = False
+                elif not kiosk:                   # a gallery: stray keys do nothing
+                    action = self.action_of.get(name) or self.inputs.key_action(name)
+                    if action == "quit":
+                        self.running = False
+                    elif action is not None:
+                        self.inputs.post(("action", action))
+        return display_changed
+
+    def _update(self, piece: Piece, show: "_Show", now: float):
+        """Every input waiting (keys, MIDI, OSC, camera) acts, then real time passes in the piece.
+        Returns the frame's state and whether a performer changed the course in it: such a change
+        shows on this very frame where the damage is cheap to recompute; the course's own creep
+        (piece.step) goes through the worker."""
+        before = piece.course_state
+        for app_action, message in self.inputs.drain(piece, now):       # before the step: seen this frame
+            if app_action == "hud":
+                show.hud_on = not show.hud_on
+            elif app_action == "screenshot":
+                show.want_shot = True
+            if message:
+                show.hud.say(message, now)
+        urgent = piece.course_state != before
+        dt, show.last = now - show.last, now
+        if show.frames:
+            show.times.add(dt)
+        piece.step(min(dt, MAX_DT))
+        return piece.frame_state(), urgent
+
+    def _render(self, engine: Engine, piece: Piece, state, urgent: bool, show: "_Show", opts: RunOptions,
+                now: float) -> None:
+        """The frame drawn, heard, saved if asked, and presented."""
+        if opts.kiosk_run is not None:
+            opts.kiosk_run.begin_drawing()        # from here on a crash may be the course's
+        frame = engine.render(state, sync=False, urgent=urgent)
+        if self.sound is not None:
+            self.sound.feed(state, cues_for(engine, state, frame))
+        if show.want_shot:
+            show.want_shot = False
+            self._shoot(engine, piece, show, opts, now)
+        try:
+            show.screen.blit(pygame.image.frombuffer(frame.data, show.size, "RGB"), (0, 0))
+            if show.hud_on:
+                show.hud.draw(show.screen, piece, show.times, engine.device_name, show.model_name, now,
+                              sound=self.sound.hud_line() if self.sound is not None else None,
+                              inputs=self.inputs.hud_line())
+            pygame.display.flip()
+        except pygame.error as e:     # the display went away (a monitor unplugged, the mode changed)
+            log.error("display lost (%s); opening it again", e)
+            show.follow(*self._follow_display(engine, opts, reopen=True))
+        else:
+            show.frames += 1
+            if opts.kiosk_run is not None:
+                opts.kiosk_run.presented(piece)   # only now: systemd's watchdog hears of real frames
+
+    def _shoot(self, engine: Engine, piece: Piece, show: "_Show", opts: RunOptions, now: float) -> None:
+        if now - show.last_shot < SHOT_GAP_S:
+            show.hud.say("one screenshot a second", now)
+            return
+        show.last_shot = now
+        try:
+            path = self.screenshot(engine, piece, opts.screenshot_dir)
+            show.shots.append(path)
+            show.hud.say(f"saved {path.name}", now)
+            log.info("screenshot %s", path)
+        except OSError as e:      # a full disk must not end the show
+            show.hud.say(f"screenshot failed: {e}", now)
+            log.error("screenshot failed: %s", e)
+
+
+@dataclass
+class _Show:
+    """What the live loop carries from one frame to the next."""
+    screen: pygame.Surface
+    w: int                      # the size the engine renders at (the screen's, as last followed)
+    h: int
+    hud: Hud
+    hud_on: bool
+    model_name: str
+    times: FrameTimes = field(default_factory=FrameTimes)
+    shots: list = field(default_factory=list)
+    last_shot: float = -SHOT_GAP_S
+    frames: int = 0
+    last: float = 0.0
+    want_shot: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.w, self.h
+
+    def follow(self, screen, w: int, h: int, hud: Hud) -> None:
+        self.screen, self.w, self.h, self.hud = screen, w, h, hud
 
 
 def key_event(spec: str) -> pygame.event.Event:
