@@ -359,7 +359,7 @@ class _Show:
     model_name: str
     times: FrameTimes = field(default_factory=FrameTimes)
     shots: list = field(default_factory=list)
-    last_shot: float = -SHOT_GAP_S
+    last_shot: float = float("-inf")   # the first screenshot is always taken, however soon after boot
     frames: int = 0
     last: float = 0.0
     want_shot: bool = False
