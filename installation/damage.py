@@ -24,9 +24,10 @@ from typing import Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from .symptoms import SYMPTOMS, at_level, get
-from .symptoms.base import FIELDS, ParamInfo, clean_intensity, stable_seed
-from .symptoms.layers import layer_modules, layer_of, matches, param_infos
+from .symptoms import SYMPTOMS, at_level
+from .symptoms.base import FIELDS, clean_intensity, stable_seed
+from .symptoms.layers import matches, param_infos
+from .targets import default_targets, hooked_layers, params_selected, retarget, selects, target_problems
 
 # Weight symptoms run in this order on each tensor: go back in time first (regression), then
 # disturb the values (noise, precision, bits), and kill last, so dead synapses stay exactly dead.
@@ -83,7 +84,7 @@ class Damage:
         self.pristine: Weights = {n: v.detach().to("cpu", copy=True) for n, v in generator.state_dict().items()}
         self.snapshots = [{n: v.detach().to("cpu", torch.float32) for n, v in s.items()} for s in snapshots or []]
         self.infos = param_infos(generator, self.snapshots)
-        self.targets = {name: s.default_target for name, s in SYMPTOMS.items()}
+        self.targets = default_targets()
         self._targets_version = 0
         self._loaded: Weights = dict(self.pristine)       # what the live model holds, tensor by tensor
         self._loaded_key = self._key({}, None)
@@ -115,9 +116,7 @@ class Damage:
     def set_targets(self, targets: Mapping[str, str]) -> None:
         """Override target patterns (symptom name -> pattern, see symptoms.layers.matches).
         An empty pattern or None means the symptom's own default, as in settings.yaml."""
-        for name, pattern in targets.items():
-            symptom = get(name)                         # unknown names fail here, by name
-            self.targets[name] = str(pattern) if pattern else symptom.default_target
+        self.targets = retarget(self.targets, targets)  # unknown names fail here, by name
         self._targets_version += 1
         self._active_layers = {
             layer: tuple(s.name for s in at_level("activations") if selects(self._layers, self.targets[s.name], layer))
@@ -132,7 +131,7 @@ class Damage:
         return [layer for layer, names in self._active_layers.items() if name in names]
 
     def target_problems(self, targets: Mapping[str, str]) -> list[str]:
-        """target_problems (below) on this generator."""
+        """targets.target_problems on this generator."""
         return target_problems(self.generator, targets, self.infos, self._layers)
 
     # ------------------------------------------------------------ weights
@@ -389,55 +388,3 @@ class Damage:
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
-
-
-# ---------------------------------------------------------------- targets (no weights needed)
-
-def hooked_layers(generator: nn.Module) -> dict[str, tuple[nn.Module, str]]:
-    """Meaningful layer name -> (the module activation symptoms hook, its module path)."""
-    paths = {id(m): path for path, m in generator.named_modules()}
-    return {layer: (module, paths[id(module)]) for layer, module in layer_modules(generator).items()}
-
-
-def selects(layers: Mapping[str, tuple[nn.Module, str]], pattern: str, layer: str) -> bool:
-    """Whether a target pattern selects a hooked layer (by its meaningful name or module path)."""
-    return matches(pattern, layer) or matches(pattern, layers[layer][1])
-
-
-def params_selected(infos: Mapping[str, ParamInfo], name: str, pattern: str) -> list[str]:
-    """State-dict entries weight symptom `name` would touch under `pattern`."""
-    symptom = get(name)
-    return [p for p, info in infos.items() if symptom.applies_to(info) and matches(pattern, p)]
-
-
-def target_problems(generator: nn.Module, targets: Mapping[str, str], infos: Mapping[str, ParamInfo] | None = None,
-                    layers: Mapping[str, tuple[nn.Module, str]] | None = None, snapshots=()) -> list[str]:
-    """What is wrong with these target patterns on this generator, worded for settings.yaml:
-    a pattern (or one of its comma-separated alternatives) that selects nothing the symptom
-    can act on would leave the symptom silently doing nothing. Needs no Damage (no weights
-    copied, no hooks): `infos` and `layers` are worked out when not given."""
-    infos = param_infos(generator, snapshots) if infos is None else infos
-    layers = hooked_layers(generator) if layers is None else layers
-    names = list(getattr(generator, "layer_names", None) or sorted({layer_of(p) for p in infos}))
-    problems = []
-    for name, pattern in targets.items():
-        symptom = get(name)
-        if not pattern:
-            continue
-        if symptom.level not in ("weights", "activations"):
-            problems.append(f"symptoms.{name}.target: {pattern!r}: {name} acts on the {symptom.level}, not "
-                            f"on layers; allowed: '' (no target)")
-            continue
-        if not any(a.strip() for a in str(pattern).split(",")):
-            problems.append(f"symptoms.{name}.target: {pattern!r} names no layer; allowed: patterns over "
-                            f"its layers {', '.join(names)} (e.g. 'up*'), or '' for the symptom's own")
-            continue
-        for alt in (a.strip() for a in str(pattern).split(",")):
-            hit = (params_selected(infos, name, alt) if symptom.level == "weights"
-                   else any(selects(layers, alt, layer) for layer in layers))
-            if alt and not hit:
-                which = f"{pattern!r}" if alt == pattern.strip() else f"{pattern!r}: {alt!r}"
-                problems.append(f"symptoms.{name}.target: {which} selects nothing {name} acts on "
-                                f"in this model; allowed: patterns over its layers {', '.join(names)} "
-                                f"(e.g. 'up*')")
-    return problems

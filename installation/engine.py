@@ -15,13 +15,14 @@ import numpy as np
 import torch
 
 from models import CheckpointError, DetailError, DetailStage, load_generator
-from .damage import Damage, target_problems
+from .damage import Damage
 from .device_output import DeviceOutput
 from .output import Output, OutputSpec, img_to_uint8
 from .settings import SettingsError
 from .state import FrameState
 from .style import POOL, StyleLatents
 from .symptoms import SYMPTOMS
+from .targets import target_problems
 from .walk import Walk
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "memories.safetensors"
