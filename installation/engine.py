@@ -17,6 +17,7 @@ import torch
 from models import CheckpointError, DetailError, DetailStage, load_generator
 from .damage import Damage
 from .device_output import DeviceOutput
+from .hooks import ActivationHooks
 from .output import Output, OutputSpec, img_to_uint8
 from .settings import SettingsError
 from .state import FrameState
@@ -24,6 +25,7 @@ from .style import POOL, StyleLatents
 from .symptoms import SYMPTOMS
 from .targets import target_problems
 from .walk import Walk
+from .weights import WeightDamage
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "memories.safetensors"
 
@@ -69,10 +71,12 @@ class Engine:
         self.walk_settings = walk_settings
         self.space = getattr(self.generator, "latent_space", "z")
         # a style model walks in w and draws with synthesis alone (installation/style.py); made
-        # before Damage, which hooks and damages the live generator
+        # before the damage and the hooks, which change the live generator
         self.style = StyleLatents(self.generator, self.anchors) if self.space == "w" else None
         self._walks: OrderedDict[int, Walk] = OrderedDict()
-        self.damage = Damage(self.generator, snapshots=model.snapshots, targets=targets or {})
+        self.weights = WeightDamage(self.generator, snapshots=model.snapshots, targets=targets or {})
+        self.damage = Damage(self.generator, self.weights)     # when the damaged weights go live
+        self.hooks = ActivationHooks(self.generator, targets=targets or {})
         # on a GPU the output chain runs there too and a frame comes to the host once (device_output.py)
         self._use_output(output, on_device=self.device.type == "cuda")
         self.frames_rendered = 0
@@ -89,7 +93,7 @@ class Engine:
                           vignette=d.vignette, grain=d.grain)
         targets = _targets(settings)
         engine = cls(model, settings.walk, spec, targets, device, detail=d.detail)
-        problems = engine.damage.target_problems(targets)
+        problems = target_problems(engine.generator, targets, engine.weights.infos, engine.hooks.layers)
         if problems:                     # a target that selects nothing: the symptom would never show
             engine.close()
             raise SettingsError(problems[0])
@@ -155,7 +159,7 @@ class Engine:
         else:
             self.damage.request(state.intensities, seed=state.seed, urgent=urgent)
             self.damage.swap_if_ready()
-        self.damage.set_activation(state.intensities, state.t, seed=state.seed)
+        self.hooks.set_activation(state.intensities, state.t, seed=state.seed)
         draw = self.generator
         if self.style is not None:   # after the weights are loaded: the mapping's damage reads them
             def draw(w: torch.Tensor) -> torch.Tensor:
@@ -254,16 +258,16 @@ class Engine:
         if len(states) == 1 or self.style is not None or self.guard is not None:
             return [self.render(s, sync=True, form=form) for s in states]
         first = states[0]
-        assert all(self.damage.same_weights(first.intensities, s.intensities, first.seed, s.seed) for s in states), \
+        assert all(self.weights.same_weights(first.intensities, s.intensities, first.seed, s.seed) for s in states), \
             "render_batch: the states' weight damage differs"
         with torch.inference_mode():
             self.damage.apply(first.intensities, seed=first.seed)
             z = torch.cat([self.latent(s) for s in states])
-            self.damage.set_activation_batch([(s.intensities, s.t, s.seed) for s in states])
+            self.hooks.set_activation_batch([(s.intensities, s.t, s.seed) for s in states])
             try:
                 img = self.generator(z)
             finally:
-                self.damage.set_activation(first.intensities, first.t, seed=first.seed)
+                self.hooks.set_activation(first.intensities, first.t, seed=first.seed)
             return self._screens(torch.cat([self._finished(img[k:k + 1], s) for k, s in enumerate(states)]),
                                  states, form)
 
@@ -279,3 +283,4 @@ class Engine:
 
     def close(self) -> None:
         self.damage.close()
+        self.hooks.close()

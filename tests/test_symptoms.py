@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from installation.damage import Damage
+from installation.hooks import ActivationHooks
 from installation.symptoms import SYMPTOM_NAMES, SYMPTOMS, at_level, get
 from installation.symptoms import bit_rot, confusion, forgetting, hesitation, lapses, perseveration, plaques, tangles
 from installation.symptoms.base import FIELDS, FieldCache
 from installation.symptoms.layers import layer_of, matches
+from installation.weights import WeightDamage
 from models.dcgan import DCGANConfig, Generator
 
 TABLE = ["synapse_loss", "neuron_death", "weight_noise", "precision_loss", "bit_rot", "regression",
@@ -42,7 +44,7 @@ def fake_snapshots(g: Generator, count: int = 3) -> list[dict]:
 
 
 class Closing:
-    """`with Closing(Damage(...)) as d:` — the worker thread and hooks go away afterwards."""
+    """`with Closing(Damage(...)) as d:` — the worker thread goes away afterwards."""
 
     def __init__(self, damage):
         self.damage = damage
@@ -55,11 +57,27 @@ class Closing:
 
 
 @pytest.fixture(scope="module")
-def damage():
-    g = tiny_generator()
-    d = Damage(g, snapshots=fake_snapshots(g))
+def generator():
+    return tiny_generator()
+
+
+@pytest.fixture(scope="module")
+def weight_damage(generator):
+    return WeightDamage(generator, snapshots=fake_snapshots(generator))
+
+
+@pytest.fixture(scope="module")
+def damage(generator, weight_damage):
+    d = Damage(generator, weight_damage)
     yield d
     d.close()
+
+
+@pytest.fixture(scope="module")
+def hooks(generator):
+    h = ActivationHooks(generator)
+    yield h
+    h.close()
 
 
 def changed(weights: dict, pristine: dict) -> dict:
@@ -107,45 +125,45 @@ def test_targets_match_layer_names_module_paths_and_parameter_names():
 # ------------------------------------------------------------------ weights
 
 @pytest.mark.parametrize("name", WEIGHTS)
-def test_weight_symptom_is_identity_at_zero(damage, name):
-    weights = damage.weights_for({name: 0.0})
-    assert all(torch.equal(weights[n], damage.pristine[n]) for n in damage.pristine)
-    for param in damage.targeted_params(name):
-        out = get(name).damage(param, damage.pristine[param], 0.0, 5, damage.infos[param])
-        assert torch.equal(out, damage.pristine[param]) and out is not damage.pristine[param]
+def test_weight_symptom_is_identity_at_zero(weight_damage, name):
+    weights = weight_damage.weights_for({name: 0.0})
+    assert all(torch.equal(weights[n], weight_damage.pristine[n]) for n in weight_damage.pristine)
+    for param in weight_damage.targeted_params(name):
+        out = get(name).damage(param, weight_damage.pristine[param], 0.0, 5, weight_damage.infos[param])
+        assert torch.equal(out, weight_damage.pristine[param]) and out is not weight_damage.pristine[param]
 
 
 @pytest.mark.parametrize("name", WEIGHTS)
-def test_weight_damage_is_monotone(damage, name):
-    low, high = (changed(damage.weights_for({name: i}), damage.pristine) for i in (0.4, 0.5))
+def test_weight_damage_is_monotone(weight_damage, name):
+    low, high = (changed(weight_damage.weights_for({name: i}), weight_damage.pristine) for i in (0.4, 0.5))
     assert any(m.any() for m in low.values())
     for param in low:
         assert not (low[param] & ~high[param]).any(), f"{name}: {param} damaged at 0.4 but not at 0.5"
 
 
 @pytest.mark.parametrize("name", WEIGHTS)
-def test_weight_damage_grows_with_intensity(damage, name):
-    amounts = [total_change(damage.weights_for({name: i}), damage.pristine) for i in (0.0, 0.5, 1.0)]
+def test_weight_damage_grows_with_intensity(weight_damage, name):
+    amounts = [total_change(weight_damage.weights_for({name: i}), weight_damage.pristine) for i in (0.0, 0.5, 1.0)]
     assert amounts[0] == 0.0 < amounts[1] < amounts[2]
 
 
 @pytest.mark.parametrize("name", WEIGHTS)
-def test_weight_damage_is_seeded(damage, name):
-    a, b = damage.weights_for({name: 0.55}, seed=1), damage.weights_for({name: 0.55}, seed=1)
+def test_weight_damage_is_seeded(weight_damage, name):
+    a, b = weight_damage.weights_for({name: 0.55}, seed=1), weight_damage.weights_for({name: 0.55}, seed=1)
     assert all(torch.equal(a[n], b[n]) for n in a)
-    if name != "regression" or not damage.snapshots:   # snapshots, not chance, decide regression
-        c = damage.weights_for({name: 0.55}, seed=2)
+    if name != "regression" or not weight_damage.snapshots:   # snapshots, not chance, decide regression
+        c = weight_damage.weights_for({name: 0.55}, seed=2)
         assert any(not torch.equal(a[n], c[n]) for n in a)
 
 
 @pytest.mark.parametrize("name", WEIGHTS)
-def test_cached_fields_damage_exactly_as_freshly_drawn_ones(damage, name):
-    """The seeded-field cache only saves time: a damage computed from an empty cache and one
+def test_cached_fields_damage_exactly_as_freshly_drawn_ones(weight_damage, name):
+    """The seeded-field cache only saves time: a weight_damage computed from an empty cache and one
     computed from cached fields are bit-identical, and the cache holds what was drawn."""
     FIELDS.clear()
-    fresh = damage.weights_for({name: 0.6}, seed=3)
+    fresh = weight_damage.weights_for({name: 0.6}, seed=3)
     drawn = FIELDS.nbytes
-    cached = damage.weights_for({name: 0.6}, seed=3)
+    cached = weight_damage.weights_for({name: 0.6}, seed=3)
     assert all(torch.equal(fresh[n], cached[n]) for n in fresh)
     assert drawn == FIELDS.nbytes           # nothing drawn again
     if name != "regression":                # with snapshots, regression draws nothing
@@ -176,24 +194,23 @@ def test_weight_damage_restores_when_turned_down(damage, name):
     damage.apply({name: 0.8})
     damage.apply({name: 0.3})
     live = damage.generator.state_dict()
-    direct = damage.weights_for({name: 0.3})
+    direct = damage.weights.weights_for({name: 0.3})
     assert all(torch.equal(live[n], direct[n]) for n in live)
     damage.apply({})
-    assert all(torch.equal(live[n], damage.pristine[n]) for n in live)
+    assert all(torch.equal(live[n], damage.weights.pristine[n]) for n in live)
 
 
 def test_regression_without_snapshots_slides_toward_an_unlearned_network():
-    g = tiny_generator()
-    with Closing(Damage(g)) as d:
-        weights = d.weights_for({"regression": 1.0})
-        assert all(torch.equal(weights[n], d.pristine[n]) for n in d.pristine if "running" in n)
-        moved = [n for n in d.targeted_params("regression") if not torch.equal(weights[n], d.pristine[n])]
-        assert "stem.fc.weight" in moved and all(torch.isfinite(weights[n]).all() for n in moved)
+    d = WeightDamage(tiny_generator())
+    weights = d.weights_for({"regression": 1.0})
+    assert all(torch.equal(weights[n], d.pristine[n]) for n in d.pristine if "running" in n)
+    moved = [n for n in d.targeted_params("regression") if not torch.equal(weights[n], d.pristine[n])]
+    assert "stem.fc.weight" in moved and all(torch.isfinite(weights[n]).all() for n in moved)
 
 
-def test_regression_at_full_intensity_is_the_oldest_snapshot(damage):
-    weights = damage.weights_for({"regression": 1.0})
-    oldest = damage.snapshots[0]
+def test_regression_at_full_intensity_is_the_oldest_snapshot(weight_damage):
+    weights = weight_damage.weights_for({"regression": 1.0})
+    oldest = weight_damage.snapshots[0]
     assert all(torch.allclose(weights[n], oldest[n]) for n in oldest)
 
 
@@ -207,7 +224,7 @@ def test_neuron_death_kills_whole_channels_of_the_right_dimension(upsample, g_no
     g.blocks.up8.register_forward_hook(lambda m, i, o: seen.__setitem__("up8", o.clone()))
     g.stem.act.register_forward_hook(lambda m, i, o: seen.__setitem__("stem", o.clone()))
     z = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
-    with Closing(Damage(g)) as d:
+    with Closing(Damage(g, WeightDamage(g))) as d:
         d.apply({"neuron_death": 0.5})
         with torch.no_grad():
             g(z)
@@ -221,17 +238,17 @@ def test_neuron_death_kills_whole_channels_of_the_right_dimension(upsample, g_no
         assert seen["up8"].abs().max() == 0 and seen["stem"].abs().max() == 0
 
 
-def test_precision_loss_at_full_intensity_leaves_three_levels(damage):
-    weights = damage.weights_for({"precision_loss": 1.0})
+def test_precision_loss_at_full_intensity_leaves_three_levels(weight_damage):
+    weights = weight_damage.weights_for({"precision_loss": 1.0})
     assert len(torch.unique(weights["blocks.up8.conv.weight"])) <= 3
 
 
-def test_bit_rot_stays_finite_and_bounded(damage):
+def test_bit_rot_stays_finite_and_bounded(weight_damage):
     for seed in range(4):
-        weights = damage.weights_for({"bit_rot": 1.0}, seed=seed)
-        for n in damage.targeted_params("bit_rot"):
+        weights = weight_damage.weights_for({"bit_rot": 1.0}, seed=seed)
+        for n in weight_damage.targeted_params("bit_rot"):
             assert torch.isfinite(weights[n]).all()
-            assert weights[n].abs().max() <= bit_rot.CLAMP_X * damage.pristine[n].abs().max() + 1e-6
+            assert weights[n].abs().max() <= bit_rot.CLAMP_X * weight_damage.pristine[n].abs().max() + 1e-6
 
 
 # ------------------------------------------------------------------ activations
@@ -433,16 +450,16 @@ def test_fading_drains_colour_then_contrast():
 # ------------------------------------------------------------------ through the whole generator
 
 @pytest.mark.parametrize("name", WEIGHTS + ACTIVATIONS + LATENT + OUTPUT)
-def test_full_generator_output_is_finite_at_full_intensity(damage, name):
+def test_full_generator_output_is_finite_at_full_intensity(damage, hooks, name):
     intensities = {name: 1.0}
     z = damage.latent(Z, intensities, ANCHORS, t=4.0, seed=3)
     damage.apply(intensities, seed=3)
-    damage.set_activation(intensities, t=4.0, seed=3)
+    hooks.set_activation(intensities, t=4.0, seed=3)
     try:
         with torch.no_grad():
             img = damage.output(damage.generator(z), intensities, t=4.0, seed=3)
     finally:
-        damage.set_activation({}, t=0.0)
+        hooks.set_activation({}, t=0.0)
         damage.apply({})
     assert torch.isfinite(img).all() and img.shape == (3, 3, 32, 32)
 
