@@ -22,12 +22,10 @@ from typing import Mapping, Optional
 import torch
 from torch import nn
 
-from .symptoms import SYMPTOMS, at_level
+from .symptoms import at_level
 from .symptoms.base import FIELDS
 from .weights import Recipe, WeightDamage, Weights
 
-LATENT_ORDER = ("confusion", "forgetting")       # blur memories together, then let them fade
-OUTPUT_ORDER = ("fading", "lapses")              # a blackout falls over the faded picture
 URGENT_BUDGET_S = 0.045       # a performer's change is computed on the render thread, for the very
                               # next frame, when a recompute has lately cost no more than this (the
                               # bundled model: ~35 ms on 2 CPU cores, one longer frame, under 100 ms)...
@@ -241,24 +239,6 @@ class Damage:
                 self._in_flight = None
                 if weights is not None and self._accept(generation):
                     self._ready = (generation, key, weights)
-
-    # ------------------------------------------------------------ latent and output
-
-    def latent(self, z: torch.Tensor, intensities: Mapping[str, float], anchors: torch.Tensor, t: float,
-               seed: Optional[int] = None) -> torch.Tensor:
-        """z [N, L] after the latent symptoms."""
-        seed = self.weights.seed if seed is None else int(seed)
-        for name in LATENT_ORDER:
-            z = SYMPTOMS[name].apply(z, intensities.get(name, 0.0), anchors, seed, t)
-        return z
-
-    def output(self, img: torch.Tensor, intensities: Mapping[str, float], t: float,
-               seed: Optional[int] = None) -> torch.Tensor:
-        """img [N, C, H, W] in [-1, 1] after the output symptoms."""
-        seed = self.weights.seed if seed is None else int(seed)
-        for name in OUTPUT_ORDER:
-            img = SYMPTOMS[name].apply(img, intensities.get(name, 0.0), seed, t)
-        return img
 
     # ------------------------------------------------------------ teardown
 

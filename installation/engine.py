@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from models import CheckpointError, DetailError, DetailStage, load_generator
+from . import levels
 from .damage import Damage
 from .device_output import DeviceOutput
 from .hooks import ActivationHooks
@@ -139,8 +140,8 @@ class Engine:
         """Any latents [N, L] after the latent symptoms (forgetting, confusion) of this state."""
         z = z.to(self.device, torch.float32)
         if self.style is not None:
-            return self.style.latent(z, state.intensities, self.damage, state.t, state.seed)
-        return self.damage.latent(z, state.intensities, self.anchors, state.t, state.seed)
+            return self.style.latent(z, state.intensities, state.t, state.seed)
+        return levels.latent(z, state.intensities, self.anchors, state.t, state.seed)
 
     def random_latents(self, count: int, seed: int) -> torch.Tensor:
         """`count` seeded latents of the walk's space: points on the shell in z, mapped ones in w."""
@@ -171,7 +172,7 @@ class Engine:
 
     def _finished(self, img: torch.Tensor, state: FrameState) -> torch.Tensor:
         """Generator output after this state's output symptoms, finite and in [-1, 1]."""
-        img = self.damage.output(img, state.intensities, state.t, seed=state.seed)
+        img = levels.output(img, state.intensities, state.t, state.seed)
         return torch.nan_to_num(img, nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
 
     @torch.inference_mode()

@@ -259,17 +259,6 @@ def test_a_target_that_selects_nothing_stops_the_piece_before_it_starts(tiny_che
     assert not (tmp_path / "f").exists()
 
 
-def test_latent_and_output_chains_are_identity_when_healthy_and_finite_when_not(damage):
-    anchors = torch.randn(3, 16)
-    assert torch.equal(damage.latent(Z, {}, anchors, t=2.0), Z)
-    img = render(damage.generator)
-    assert torch.equal(damage.output(img, {}, t=2.0), img)
-    sick = {"forgetting": 0.5, "confusion": 0.5, "fading": 0.7, "lapses": 1.0}
-    z = damage.latent(Z, sick, anchors, t=2.0)
-    assert torch.allclose(z.norm(dim=1), Z.norm(dim=1), atol=1e-4)
-    assert torch.isfinite(damage.output(img, sick, t=2.0)).all()
-
-
 def test_a_dead_gpu_in_the_worker_is_raised_on_the_render_thread(damage, monkeypatch):
     damage.compute_s = 10.0                         # recomputes go to the worker
 

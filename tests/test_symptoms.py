@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from installation.damage import Damage
+from installation import levels
 from installation.hooks import ActivationHooks
 from installation.symptoms import SYMPTOM_NAMES, SYMPTOMS, at_level, get
 from installation.symptoms import bit_rot, confusion, forgetting, hesitation, lapses, perseveration, plaques, tangles
@@ -452,14 +453,24 @@ def test_fading_drains_colour_then_contrast():
 @pytest.mark.parametrize("name", WEIGHTS + ACTIVATIONS + LATENT + OUTPUT)
 def test_full_generator_output_is_finite_at_full_intensity(damage, hooks, name):
     intensities = {name: 1.0}
-    z = damage.latent(Z, intensities, ANCHORS, t=4.0, seed=3)
+    z = levels.latent(Z, intensities, ANCHORS, t=4.0, seed=3)
     damage.apply(intensities, seed=3)
     hooks.set_activation(intensities, t=4.0, seed=3)
     try:
         with torch.no_grad():
-            img = damage.output(damage.generator(z), intensities, t=4.0, seed=3)
+            img = levels.output(damage.generator(z), intensities, t=4.0, seed=3)
     finally:
         hooks.set_activation({}, t=0.0)
         damage.apply({})
     assert torch.isfinite(img).all() and img.shape == (3, 3, 32, 32)
 
+
+def test_latent_and_output_chains_are_identity_when_healthy_and_finite_when_not(generator):
+    assert torch.equal(levels.latent(Z, {}, ANCHORS, t=2.0, seed=7), Z)
+    with torch.no_grad():
+        img = generator(Z)
+    assert torch.equal(levels.output(img, {}, t=2.0, seed=7), img)
+    sick = {"forgetting": 0.5, "confusion": 0.5, "fading": 0.7, "lapses": 1.0}
+    z = levels.latent(Z, sick, ANCHORS, t=2.0, seed=7)
+    assert torch.allclose(z.norm(dim=1), Z.norm(dim=1), atol=1e-4)
+    assert torch.isfinite(levels.output(img, sick, t=2.0, seed=7)).all()
