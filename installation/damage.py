@@ -93,7 +93,7 @@ class Damage:
             times.clear()
         self._compute_times["render"].append(float(seconds))
 
-    def apply(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> bool:
+    def load(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> bool:
         """Compute and load damaged weights now (offline rendering, tests). Supersedes any
         background request. Returns whether the live weights changed."""
         recipe = self.weights.recipe(intensities, seed)
@@ -105,7 +105,7 @@ class Damage:
             if key == self._loaded_key:
                 self._loaded_generation = generation    # whatever the worker still delivers is stale
                 return False
-        self._load(self._compute(recipe), key, generation)
+        self._put_live(self._compute(recipe), key, generation)
         return True
 
     def warm(self, seed: Optional[int] = None) -> None:
@@ -132,7 +132,7 @@ class Damage:
             # next frame shows it instead of waiting a frame or two for the worker. And the very
             # first damage is computed here too: a course resumed late must not open on pristine
             # memories for a few frames, and it measures what a recompute costs this thread
-            self.apply(intensities, seed)
+            self.load(intensities, seed)
             if key != () and self.compute_s is None:      # it drew the fields: time a warm one
                 self._compute(recipe)
             return
@@ -141,7 +141,7 @@ class Damage:
                 and self.compute_s <= URGENT_BUDGET_S
                 and now - self._urgent_at >= (URGENT_EVERY_S if self.busy() else URGENT_AGAIN_S)):
             self._urgent_at = now
-            self.apply(intensities, seed)
+            self.load(intensities, seed)
             return
         with self._cv:
             if self._pending is not None and key == self._pending[1].key:
@@ -172,7 +172,7 @@ class Damage:
             if ready is None or ready[0] <= self._loaded_generation:
                 return False
         generation, key, weights = ready
-        self._load(weights, key, generation)
+        self._put_live(weights, key, generation)
         return True
 
     def busy(self) -> bool:
@@ -192,9 +192,9 @@ class Damage:
             self._generation += 1
             generation = self._generation
             self._pending = None
-        self._load(weights, key, generation)
+        self._put_live(weights, key, generation)
 
-    def _load(self, weights: Weights, key: tuple, generation: int) -> None:
+    def _put_live(self, weights: Weights, key: tuple, generation: int) -> None:
         live = self.generator.state_dict()
         with torch.no_grad():
             for name, value in weights.items():

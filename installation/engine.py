@@ -156,7 +156,7 @@ class Engine:
         if self.guard is not None:
             state = self.guard.adjust(state)
         if sync:
-            self.damage.apply(state.intensities, seed=state.seed)
+            self.damage.load(state.intensities, seed=state.seed)
         else:
             self.damage.request(state.intensities, seed=state.seed, urgent=urgent)
             self.damage.swap_if_ready()
@@ -262,7 +262,7 @@ class Engine:
         assert all(self.weights.same_weights(first.intensities, s.intensities, first.seed, s.seed) for s in states), \
             "render_batch: the states' weight damage differs"
         with torch.inference_mode():
-            self.damage.apply(first.intensities, seed=first.seed)
+            self.damage.load(first.intensities, seed=first.seed)
             z = torch.cat([self.latent(s) for s in states])
             self.hooks.set_activation_batch([(s.intensities, s.t, s.seed) for s in states])
             try:

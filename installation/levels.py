@@ -19,12 +19,12 @@ def latent(z: torch.Tensor, intensities: Mapping[str, float], anchors: torch.Ten
            seed: int) -> torch.Tensor:
     """z [N, L] after the latent symptoms."""
     for name in LATENT_ORDER:
-        z = SYMPTOMS[name].apply(z, intensities.get(name, 0.0), anchors, int(seed), t)
+        z = SYMPTOMS[name].effect(z, intensities.get(name, 0.0), anchors, int(seed), t)
     return z
 
 
 def output(img: torch.Tensor, intensities: Mapping[str, float], t: float, seed: int) -> torch.Tensor:
     """img [N, C, H, W] in [-1, 1] after the output symptoms."""
     for name in OUTPUT_ORDER:
-        img = SYMPTOMS[name].apply(img, intensities.get(name, 0.0), int(seed), t)
+        img = SYMPTOMS[name].effect(img, intensities.get(name, 0.0), int(seed), t)
     return img

@@ -67,32 +67,32 @@ def test_all_zero_intensities_are_the_pristine_weights_bit_for_bit(damage):
     assert live_equals(damage, damage.weights.pristine)
 
 
-def test_apply_loads_the_computed_weights_and_revives_exactly(damage):
+def test_load_loads_the_computed_weights_and_revives_exactly(damage):
     before = render(damage.generator)
-    assert damage.apply(WEIGHT_MIX)
+    assert damage.load(WEIGHT_MIX)
     assert live_equals(damage, damage.weights.weights_for(WEIGHT_MIX))
     assert not torch.equal(render(damage.generator), before)
-    assert damage.apply({})
+    assert damage.load({})
     assert live_equals(damage, damage.weights.pristine) and torch.equal(render(damage.generator), before)
 
 
 def test_unchanged_weight_intensities_are_not_recomputed(damage):
-    assert damage.apply(WEIGHT_MIX)
-    assert not damage.apply({**WEIGHT_MIX, "plaques": 0.8, "lapses": 1.0})   # other levels: no work
-    assert not damage.apply({**WEIGHT_MIX, "bit_rot": 0.1 + 1e-5})            # below the resolution
-    assert damage.apply(WEIGHT_MIX, seed=8)                                  # a new seed is new damage
+    assert damage.load(WEIGHT_MIX)
+    assert not damage.load({**WEIGHT_MIX, "plaques": 0.8, "lapses": 1.0})   # other levels: no work
+    assert not damage.load({**WEIGHT_MIX, "bit_rot": 0.1 + 1e-5})            # below the resolution
+    assert damage.load(WEIGHT_MIX, seed=8)                                  # a new seed is new damage
 
 
 def test_pristine_is_never_modified(damage):
     kept = copy.deepcopy(damage.weights.pristine)
-    damage.apply(WEIGHT_MIX)
+    damage.load(WEIGHT_MIX)
     damage.request({"bit_rot": 1.0, "neuron_death": 1.0})
     wait_and_swap(damage)
     damage.weights.weights_for({"regression": 1.0, "weight_noise": 1.0})
     assert all(torch.equal(kept[n], damage.weights.pristine[n]) for n in kept)
 
 
-def test_background_request_and_swap_match_apply(generator, damage):
+def test_background_request_and_swap_match_load(generator, damage):
     expected = damage.weights.weights_for(WEIGHT_MIX)
     damage.compute_s = 10.0                                                  # recomputes go to the worker
     damage.request(WEIGHT_MIX)
@@ -109,7 +109,7 @@ def test_newer_request_supersedes_older_ones(damage):
 
 
 def test_going_back_to_what_is_live_drops_the_results_in_flight(damage):
-    damage.apply(WEIGHT_MIX)
+    damage.load(WEIGHT_MIX)
     damage.request({"bit_rot": 1.0})
     damage.request(WEIGHT_MIX)                                               # changed my mind
     wait_and_swap(damage)
@@ -144,7 +144,7 @@ def test_a_revive_reaches_the_live_weights_at_once_and_outlives_stale_results(da
 
 
 def test_an_urgent_change_is_live_at_once_when_a_recompute_is_cheap(damage):
-    damage.apply(WEIGHT_MIX)                                                 # measures a recompute
+    damage.load(WEIGHT_MIX)                                                 # measures a recompute
     assert damage.compute_s is not None
     damage.compute_s = 0.001                                                 # lately cheap
     damage.request({"bit_rot": 0.9}, urgent=True)                            # a performer's knob
@@ -162,7 +162,7 @@ def test_keys_tapped_one_after_another_each_answer_at_once(damage, monkeypatch):
     import installation.damage as damage_module
     clock = {"now": 100.0}
     monkeypatch.setattr(damage_module.time, "monotonic", lambda: clock["now"])
-    damage.apply(WEIGHT_MIX)
+    damage.load(WEIGHT_MIX)
     damage.compute_s = 0.001
     damage.request({"bit_rot": 0.9}, urgent=True)
     clock["now"] += damage_module.URGENT_AGAIN_S + 0.01                     # the next tap
@@ -180,7 +180,7 @@ def test_keys_tapped_one_after_another_each_answer_at_once(damage, monkeypatch):
 
 
 def test_an_urgent_change_goes_through_the_worker_when_a_recompute_is_slow(damage):
-    damage.apply(WEIGHT_MIX)
+    damage.load(WEIGHT_MIX)
     damage.compute_s = 10.0                                                  # a big model: would stall
     damage.request({"bit_rot": 0.9}, urgent=True)
     damage.compute_s = 10.0                                                  # (the worker measures too)
@@ -189,9 +189,9 @@ def test_an_urgent_change_goes_through_the_worker_when_a_recompute_is_slow(damag
     assert live_equals(damage, damage.weights.weights_for({"bit_rot": 0.9}))
 
 
-def test_apply_supersedes_a_background_request(damage):
+def test_load_supersedes_a_background_request(damage):
     damage.request({"bit_rot": 1.0})
-    damage.apply({"synapse_loss": 0.5})
+    damage.load({"synapse_loss": 0.5})
     wait_and_swap(damage)
     assert live_equals(damage, damage.weights.weights_for({"synapse_loss": 0.5}))
 

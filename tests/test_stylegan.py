@@ -248,11 +248,11 @@ def test_style_symptoms_identity_monotone_seeded_restorable(style_damage, name):
     assert all(torch.equal(full[p], weights.pristine[p]) for p in untouched)
     assert all(torch.equal(high[p], weights.weights_for({name: 0.5})[p]) for p in targeted)       # deterministic
     assert any(not torch.equal(high[p], weights.weights_for({name: 0.5}, seed=9)[p]) for p in targeted)
-    d.apply({name: 0.9})
-    d.apply({name: 0.4})
+    d.load({name: 0.9})
+    d.load({name: 0.4})
     live = d.generator.state_dict()
     assert all(torch.equal(live[p], low[p]) for p in targeted)
-    d.apply({})
+    d.load({})
     assert all(torch.equal(live[p], weights.pristine[p]) for p in weights.pristine)
 
 
@@ -268,9 +268,9 @@ def test_noise_swell_thickens_the_grain_but_not_the_shapes(style_damage):
     d, z = style_damage, torch.randn(2, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         healthy = d.generator(z)
-        d.apply({"noise_swell": 1.0})
+        d.load({"noise_swell": 1.0})
         swollen = d.generator(z)
-        d.apply({})
+        d.load({})
     assert (swollen - healthy).abs().mean() > 0.05
     assert torch.equal(d.generator(z), healthy)
 

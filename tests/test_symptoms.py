@@ -192,12 +192,12 @@ def test_field_cache_is_bounded_and_evicts_the_oldest():
 
 @pytest.mark.parametrize("name", WEIGHTS)
 def test_weight_damage_restores_when_turned_down(damage, name):
-    damage.apply({name: 0.8})
-    damage.apply({name: 0.3})
+    damage.load({name: 0.8})
+    damage.load({name: 0.3})
     live = damage.generator.state_dict()
     direct = damage.weights.weights_for({name: 0.3})
     assert all(torch.equal(live[n], direct[n]) for n in live)
-    damage.apply({})
+    damage.load({})
     assert all(torch.equal(live[n], damage.weights.pristine[n]) for n in live)
 
 
@@ -226,14 +226,14 @@ def test_neuron_death_kills_whole_channels_of_the_right_dimension(upsample, g_no
     g.stem.act.register_forward_hook(lambda m, i, o: seen.__setitem__("stem", o.clone()))
     z = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
     with Closing(Damage(g, WeightDamage(g))) as d:
-        d.apply({"neuron_death": 0.5})
+        d.load({"neuron_death": 0.5})
         with torch.no_grad():
             g(z)
         for layer in ("stem", "up8"):
             energy = seen[layer].abs().sum(dim=(0, 2, 3))         # per channel
             dead = int(torch.isclose(energy, torch.zeros(())).sum())
             assert 0 < dead < energy.numel(), f"{layer}: {dead} of {energy.numel()} channels dead at 0.5"
-        d.apply({"neuron_death": 1.0})
+        d.load({"neuron_death": 1.0})
         with torch.no_grad():
             g(z)
         assert seen["up8"].abs().max() == 0 and seen["stem"].abs().max() == 0
@@ -337,25 +337,25 @@ ANCHORS = torch.randn(4, 16, generator=torch.Generator().manual_seed(6))
 @pytest.mark.parametrize("name", LATENT)
 def test_latent_symptom_identity_shell_determinism_and_growth(name):
     s = get(name)
-    assert torch.equal(s.apply(Z, 0.0, ANCHORS, seed=1, t=3.0), Z)
-    outs = {i: s.apply(Z, i, ANCHORS, seed=1, t=3.0) for i in (0.3, 0.6, 1.0)}
+    assert torch.equal(s.effect(Z, 0.0, ANCHORS, seed=1, t=3.0), Z)
+    outs = {i: s.effect(Z, i, ANCHORS, seed=1, t=3.0) for i in (0.3, 0.6, 1.0)}
     for out in outs.values():
         assert torch.allclose(out.norm(dim=1), torch.full((3,), 4.0), atol=1e-4)
     dist = [float((outs[i] - Z).norm(dim=1).mean()) for i in (0.3, 0.6, 1.0)]
     assert 0 < dist[0] < dist[1] < dist[2]
-    assert torch.equal(outs[0.6], s.apply(Z, 0.6, ANCHORS, seed=1, t=3.0))
+    assert torch.equal(outs[0.6], s.effect(Z, 0.6, ANCHORS, seed=1, t=3.0))
 
 
 def test_forgetting_ends_in_one_generic_image():
-    out = forgetting.SYMPTOM.apply(Z, 1.0, ANCHORS, seed=1)
+    out = forgetting.SYMPTOM.effect(Z, 1.0, ANCHORS, seed=1)
     assert torch.allclose(out, out[:1].expand_as(out), atol=1e-5)
-    no_anchor = forgetting.SYMPTOM.apply(Z, 1.0, torch.zeros(0, 16), seed=1)
-    assert not torch.allclose(no_anchor, forgetting.SYMPTOM.apply(Z, 1.0, torch.zeros(0, 16), seed=2))
+    no_anchor = forgetting.SYMPTOM.effect(Z, 1.0, torch.zeros(0, 16), seed=1)
+    assert not torch.allclose(no_anchor, forgetting.SYMPTOM.effect(Z, 1.0, torch.zeros(0, 16), seed=2))
 
 
 def test_confusion_drifts_slowly_and_needs_memories():
-    assert torch.equal(confusion.SYMPTOM.apply(Z, 1.0, torch.zeros(0, 16), seed=1, t=3.0), Z)
-    frames = [confusion.SYMPTOM.apply(Z, 0.8, ANCHORS, seed=1, t=k / 30) for k in range(0, 30 * 60, 7)]
+    assert torch.equal(confusion.SYMPTOM.effect(Z, 1.0, torch.zeros(0, 16), seed=1, t=3.0), Z)
+    frames = [confusion.SYMPTOM.effect(Z, 0.8, ANCHORS, seed=1, t=k / 30) for k in range(0, 30 * 60, 7)]
     steps = [float((b - a).norm(dim=1).max()) for a, b in zip(frames, frames[1:])]
     assert max(steps) < 0.2 and float((frames[-1] - frames[0]).norm()) > 0.5
 
@@ -422,8 +422,8 @@ TIMES = [k / 30 for k in range(0, 30 * 90)]                             # 90 s a
 @pytest.mark.parametrize("name", OUTPUT)
 def test_output_symptom_is_identity_at_zero_and_seeded(name):
     s = get(name)
-    assert all(torch.equal(s.apply(IMG, 0.0, seed=1, t=t), IMG) for t in TIMES[::97])
-    assert torch.equal(s.apply(IMG, 0.7, seed=1, t=5.0), s.apply(IMG, 0.7, seed=1, t=5.0))
+    assert all(torch.equal(s.effect(IMG, 0.0, seed=1, t=t), IMG) for t in TIMES[::97])
+    assert torch.equal(s.effect(IMG, 0.7, seed=1, t=5.0), s.effect(IMG, 0.7, seed=1, t=5.0))
 
 
 def test_lapses_grow_more_frequent_and_longer_and_fade():
@@ -433,18 +433,18 @@ def test_lapses_grow_more_frequent_and_longer_and_fade():
     assert 0 < share[0.3] < share[0.5] < share[1.0]
     assert max(abs(b - a) for a, b in zip(dark[1.0], dark[1.0][1:])) < 0.2   # a fade, not a cut
     assert max(dark[1.0]) == 1.0
-    out = lapses.SYMPTOM.apply(IMG, 1.0, seed=1, t=TIMES[dark[1.0].index(1.0)])
+    out = lapses.SYMPTOM.effect(IMG, 1.0, seed=1, t=TIMES[dark[1.0].index(1.0)])
     assert torch.equal(out, torch.full_like(IMG, -1.0))
     assert dark[0.5] != [lapses.darkness(t, 0.5, seed=2) for t in TIMES]
 
 
 def test_fading_drains_colour_then_contrast():
     fading = get("fading")
-    grey = fading.apply(IMG, 0.6, seed=0)
+    grey = fading.effect(IMG, 0.6, seed=0)
     assert torch.allclose(grey[:, 0], grey[:, 1], atol=1e-6) and grey.std() > 0.1
-    gone = fading.apply(IMG, 1.0, seed=0)
+    gone = fading.effect(IMG, 1.0, seed=0)
     assert torch.allclose(gone, torch.full_like(IMG, gone.flatten()[0].item())) and gone.max() < -0.5
-    spread = [float(fading.apply(IMG, i, seed=0).std()) for i in (0.0, 0.5, 1.0)]
+    spread = [float(fading.effect(IMG, i, seed=0).std()) for i in (0.0, 0.5, 1.0)]
     assert spread[0] > spread[1] > spread[2]
 
 
@@ -454,14 +454,14 @@ def test_fading_drains_colour_then_contrast():
 def test_full_generator_output_is_finite_at_full_intensity(damage, hooks, name):
     intensities = {name: 1.0}
     z = levels.latent(Z, intensities, ANCHORS, t=4.0, seed=3)
-    damage.apply(intensities, seed=3)
+    damage.load(intensities, seed=3)
     hooks.set_activation(intensities, t=4.0, seed=3)
     try:
         with torch.no_grad():
             img = levels.output(damage.generator(z), intensities, t=4.0, seed=3)
     finally:
         hooks.set_activation({}, t=0.0)
-        damage.apply({})
+        damage.load({})
     assert torch.isfinite(img).all() and img.shape == (3, 3, 32, 32)
 
 
