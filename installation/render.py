@@ -220,8 +220,7 @@ def frame_states(settings, job: RenderJob, frames: range | None = None) -> Itera
         else:
             elapsed = (job.start + (job.end - job.start) * i / last) * duration
         piece.t = piece.walk_phase = t
-        piece.course_state = CourseState(elapsed_s=elapsed, seed=seed)
-        piece._sample = None
+        piece.set_course(CourseState(elapsed_s=elapsed, seed=seed))
         return piece.frame_state()
 
     block, first = None, None
