@@ -77,7 +77,7 @@ class FrameGuard:
 
     @staticmethod
     def levels(intensities: Mapping[str, float], names=GUARDED) -> dict[str, float]:
-        """Non-zero intensities of these symptoms, rounded as Damage rounds weight levels."""
+        """Non-zero intensities of these symptoms, rounded as weights.py rounds weight levels."""
         out = {}
         for name in names:
             value = round(min(1.0, max(0.0, float(intensities.get(name, 0.0)))) * INTENSITY_RESOLUTION)

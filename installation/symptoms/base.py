@@ -235,7 +235,7 @@ class WeightSymptom(Symptom):
 
 @dataclass(frozen=True)
 class ActivationSymptom(Symptom):
-    """fn(act [N, C, H, W], intensity in (0, 1], seed, t) -> act. Damage passes a seed already
+    """fn(act [N, C, H, W], intensity in (0, 1], seed, t) -> act. The hooks pass a seed already
     mixed with the layer's name (unless `seed_per_layer` is False), so each layer loses
     different channels."""
     fn: Callable = field(default=None, repr=False)
