@@ -54,7 +54,7 @@ def main() -> int:
     course = args.course or f"{args.hours * 3600:.0f}s"
     settings = load_settings(args.settings, [*args.set, f"course.duration={course}"])
     engine = Engine.from_settings(settings, w, h)
-    guard = engine.guard = FrameGuard(engine.damage)
+    guard = engine.guard = FrameGuard(engine.damage, engine.hooks)
     piece = Piece(settings)
     folder = Path(tempfile.mkdtemp(prefix="lapses-soak-"))
     store = StateStore(folder / "state.json")

@@ -232,7 +232,7 @@ class Overrides:
         decay, p = min(1.0, max(-1.0, self.decay)), min(1.0, max(0.0, float(progress)))
         return p + decay * (1.0 - p) if decay >= 0.0 else p * (1.0 + decay)
 
-    def apply(self, intensities: Mapping[str, float],
+    def pin_into(self, intensities: Mapping[str, float],
               fader: Callable[[str, float], float] | None = None) -> dict[str, float]:
         """Intensities (the course's at story_progress) with the pinned symptoms set, each clamped
         to [0, 1]; a pinned value is a fader's position, and `fader(name, position)` (a model's
@@ -478,7 +478,7 @@ class Course:
         factor = 1.0 - self.settings.lucid.depth * lucid
         story = state.overrides.story_progress(point.progress)       # the decay knob moves along the story
         base = {name: value * factor for name, value in self.curve_intensities(story).items()}
-        final = state.overrides.apply(base, self.fader_intensity)
+        final = state.overrides.pin_into(base, self.fader_intensity)
         for name in self.disabled:
             final[name] = 0.0
         return CourseSample(point, final, lucid)

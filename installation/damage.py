@@ -1,13 +1,12 @@
-"""Damage: the one owner of a live generator's lesions.
+"""Damage: when the live generator's damaged weights are computed, and how they get there.
 
-Why it exists: the symptoms are pure functions of pristine weights and intensities, but the
-engine has one live network that must keep rendering while it is damaged. Damage keeps the
-pristine weights (never touched), recomputes damaged weights from them — synchronously for
-offline rendering and tests, or on a single background worker for the live show — and copies a
-finished set into the live model between frames, so a change of intensity never stalls the
-picture and the render thread never sees half-written weights. Activation symptoms run in
-forward hooks on the generator's meaningful layers; latent and output symptoms are chained
-here so the engine applies every level through one object.
+Why it exists: the engine has one live network that must keep rendering while it is damaged.
+The weights themselves are a pure function of pristine weights, intensities and seed
+(weights.py); Damage decides when to compute them — synchronously for offline rendering and
+tests, on the render thread for a performer's change when that is cheap, or on a single
+background worker for the live show — and copies a finished set into the live model between
+frames, so a change of intensity never stalls the picture and the render thread never sees
+half-written weights. (Activation symptoms: hooks.py; latent and output symptoms: levels.py.)
 
 Threads: call everything from the render thread (as the engine does); the worker thread is
 Damage's own and only ever computes from pristine, never touches the live model.
@@ -18,24 +17,15 @@ import logging
 import threading
 import time
 from collections import deque
-from functools import partial
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
 import torch
 from torch import nn
 
-from .symptoms import SYMPTOMS, at_level, get
-from .symptoms.base import FIELDS, ParamInfo, clean_intensity, stable_seed
-from .symptoms.layers import layer_modules, layer_of, matches, param_infos
+from .symptoms import at_level
+from .symptoms.base import FIELDS
+from .weights import Recipe, WeightDamage, Weights
 
-# Weight symptoms run in this order on each tensor: go back in time first (regression), then
-# disturb the values (noise, precision, bits), and kill last, so dead synapses stay exactly dead.
-WEIGHT_ORDER = ("regression", "misidentification", "noise_swell", "weight_noise", "precision_loss", "bit_rot",
-                "synapse_loss", "neuron_death")
-LATENT_ORDER = ("confusion", "forgetting")       # blur memories together, then let them fade
-OUTPUT_ORDER = ("fading", "lapses")              # a blackout falls over the faded picture
-INTENSITY_RESOLUTION = 1000   # weight intensities are rounded to 1/1000: finer is invisible and
-                              # would keep the worker recomputing as a course creeps forward
 URGENT_BUDGET_S = 0.045       # a performer's change is computed on the render thread, for the very
                               # next frame, when a recompute has lately cost no more than this (the
                               # bundled model: ~35 ms on 2 CPU cores, one longer frame, under 100 ms)...
@@ -44,19 +34,7 @@ URGENT_EVERY_S = 0.25         # ...and at most this often while the worker is bu
                               # every frame growing longer;
 URGENT_AGAIN_S = 0.1          # with the worker idle (keys tapped, not a knob turning), this often
 
-Weights = dict[str, torch.Tensor]
-
 log = logging.getLogger("lapses.damage")
-
-
-def _weight_levels(intensities: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
-    """The non-zero weight-symptom intensities, rounded, in WEIGHT_ORDER: the cache key's core."""
-    levels = []
-    for name in WEIGHT_ORDER:
-        level = round(clean_intensity(intensities.get(name, 0.0)) * INTENSITY_RESOLUTION) / INTENSITY_RESOLUTION
-        if level > 0.0:
-            levels.append((name, level))
-    return tuple(levels)
 
 
 _DEVICE_WORDS = ("CUDA error", "CUDA out of memory", "CUBLAS_STATUS", "CUDNN_STATUS", "cuDNN error",
@@ -73,25 +51,18 @@ def is_device_fatal(exc: BaseException) -> bool:
 
 
 class Damage:
-    """Pristine weights + intensities -> the live generator's damaged weights and hooks."""
+    """WeightDamage's results, computed when they are wanted and loaded into the live generator."""
 
-    def __init__(self, generator: nn.Module, snapshots: Optional[Sequence[Mapping[str, torch.Tensor]]] = None,
-                 targets: Optional[Mapping[str, str]] = None, seed: int = 0):
+    def __init__(self, generator: nn.Module, weights: WeightDamage):
         self.generator = generator
-        self.seed = int(seed)
-        # a CPU copy, so recomputing never competes with rendering for the GPU
-        self.pristine: Weights = {n: v.detach().to("cpu", copy=True) for n, v in generator.state_dict().items()}
-        self.snapshots = [{n: v.detach().to("cpu", torch.float32) for n, v in s.items()} for s in snapshots or []]
-        self.infos = param_infos(generator, self.snapshots)
-        self.targets = {name: s.default_target for name, s in SYMPTOMS.items()}
-        self._targets_version = 0
-        self._loaded: Weights = dict(self.pristine)       # what the live model holds, tensor by tensor
-        self._loaded_key = self._key({}, None)
+        self.weights = weights
+        self._loaded: Weights = dict(weights.pristine)    # what the live model holds, tensor by tensor
+        self._loaded_key = weights.key({})
         # background worker: one pending request at most; generations order results
         self._cv = threading.Condition()
         self._generation = 0
         self._loaded_generation = 0
-        self._pending: Optional[tuple] = None             # (generation, key, levels, seed, targets)
+        self._pending: Optional[tuple] = None             # (generation, recipe)
         self._in_flight: Optional[tuple] = None           # (generation, key)
         self._ready: Optional[tuple] = None               # (generation, key, weights)
         self._worker: Optional[threading.Thread] = None
@@ -101,67 +72,11 @@ class Damage:
         self._urgent_at = -float("inf")                   # when an urgent change was last computed here
         self._fatal: Optional[BaseException] = None       # a dead GPU, seen by the worker
         self._failed_once = False
-        # activation symptoms, read by the forward hooks
-        self._activation = ({}, 0.0, self.seed)
-        self._activation_batch: Optional[list] = None
-        self._layers = hooked_layers(self.generator)
-        self._hooks = [module.register_forward_hook(partial(self._activation_hook, layer))
-                       for layer, (module, _) in self._layers.items()]
-        self._active_layers: dict[str, tuple[str, ...]] = {}
-        self.set_targets(targets or {})
 
-    # ------------------------------------------------------------ targets
-
-    def set_targets(self, targets: Mapping[str, str]) -> None:
-        """Override target patterns (symptom name -> pattern, see symptoms.layers.matches).
-        An empty pattern or None means the symptom's own default, as in settings.yaml."""
-        for name, pattern in targets.items():
-            symptom = get(name)                         # unknown names fail here, by name
-            self.targets[name] = str(pattern) if pattern else symptom.default_target
-        self._targets_version += 1
-        self._active_layers = {
-            layer: tuple(s.name for s in at_level("activations") if selects(self._layers, self.targets[s.name], layer))
-            for layer in self._layers}
-
-    def targeted_params(self, name: str) -> list[str]:
-        """State-dict entries a weight symptom touches under the current targets."""
-        return params_selected(self.infos, name, self.targets[name])
-
-    def targeted_layers(self, name: str) -> list[str]:
-        """Layers an activation symptom touches under the current targets."""
-        return [layer for layer, names in self._active_layers.items() if name in names]
-
-    def target_problems(self, targets: Mapping[str, str]) -> list[str]:
-        """target_problems (below) on this generator."""
-        return target_problems(self.generator, targets, self.infos, self._layers)
-
-    # ------------------------------------------------------------ weights
-
-    def _key(self, intensities: Mapping[str, float], seed: Optional[int]) -> tuple:
-        levels = _weight_levels(intensities)
-        if not levels:
-            return ()                                   # pristine, whatever the seed or targets
-        return levels, self.seed if seed is None else int(seed), self._targets_version
-
-    def same_weights(self, a: Mapping[str, float], b: Mapping[str, float], seed_a=None, seed_b=None) -> bool:
-        """Whether two frames' intensities (and seeds) give the same damaged weights."""
-        return self._key(a, seed_a) == self._key(b, seed_b)
-
-    def weights_for(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> Weights:
-        """Damaged weights for these intensities, computed from pristine (pure; CPU tensors).
-        Untouched entries are the pristine tensors themselves: do not modify the result."""
-        return self._compute(_weight_levels(intensities), self.seed if seed is None else int(seed), self.targets)
-
-    def _compute(self, levels: tuple, seed: int, targets: Mapping[str, str], where: str = "render") -> Weights:
-        # `targets` is passed in (a copy, for the worker) so retargeting mid-way cannot mix two
+    def _compute(self, recipe: Recipe, where: str = "render") -> Weights:
         start, draws = time.perf_counter(), FIELDS.draws
-        weights = dict(self.pristine)
-        for name, level in levels:
-            symptom = SYMPTOMS[name]
-            for param, info in self.infos.items():
-                if symptom.applies_to(info) and matches(targets[name], param):
-                    weights[param] = symptom.damage(param, weights[param], level, seed, info)
-        if levels and FIELDS.draws == draws:    # a recompute that drew its fields is no measure
+        weights = self.weights.compute(recipe)
+        if recipe.levels and FIELDS.draws == draws:     # a recompute that drew its fields is no measure
             self._compute_times[where].append(time.perf_counter() - start)
         return weights
 
@@ -178,10 +93,11 @@ class Damage:
             times.clear()
         self._compute_times["render"].append(float(seconds))
 
-    def apply(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> bool:
+    def load(self, intensities: Mapping[str, float], seed: Optional[int] = None) -> bool:
         """Compute and load damaged weights now (offline rendering, tests). Supersedes any
         background request. Returns whether the live weights changed."""
-        key = self._key(intensities, seed)
+        recipe = self.weights.recipe(intensities, seed)
+        key = recipe.key
         with self._cv:
             self._generation += 1
             generation = self._generation
@@ -189,15 +105,14 @@ class Damage:
             if key == self._loaded_key:
                 self._loaded_generation = generation    # whatever the worker still delivers is stale
                 return False
-        weights = self._compute(_weight_levels(intensities), self.seed if seed is None else int(seed), self.targets)
-        self._load(weights, key, generation)
+        self._put_live(self._compute(recipe), key, generation)
         return True
 
     def warm(self, seed: Optional[int] = None) -> None:
         """Before the first frame: draw this seed's damage fields, so that the first damage (a
         performer's first touch on a healthy piece, loaded at once by `request`) costs the render
         thread one recompute, not the fields too (~90 ms on two CPU cores for the bundled models)."""
-        self.weights_for({s.name: 0.5 for s in at_level("weights")}, seed)
+        self._compute(self.weights.recipe({s.name: 0.5 for s in at_level("weights")}, seed))
 
     def request(self, intensities: Mapping[str, float], seed: Optional[int] = None, urgent: bool = False) -> None:
         """Ask the background worker for these intensities; returns at once. A newer request
@@ -210,25 +125,26 @@ class Damage:
         urgent one was not just now (URGENT_EVERY_S while the worker is busy with a knob still
         turning, URGENT_AGAIN_S for keys tapped one after another); a large model whose recompute
         would stall the picture, and a knob still turning, go through the worker."""
-        key = self._key(intensities, seed)
+        recipe = self.weights.recipe(intensities, seed)
+        key = recipe.key
         if (key == () and self._loaded_key != ()) or (key != () and self.compute_s is None):
             # back to pristine (a revive) is a copy, not a computation: do it now, so the very
             # next frame shows it instead of waiting a frame or two for the worker. And the very
             # first damage is computed here too: a course resumed late must not open on pristine
             # memories for a few frames, and it measures what a recompute costs this thread
-            self.apply(intensities, seed)
+            self.load(intensities, seed)
             if key != () and self.compute_s is None:      # it drew the fields: time a warm one
-                self.weights_for(intensities, seed)
+                self._compute(recipe)
             return
         now = time.monotonic()
         if (urgent and key != self._loaded_key and self.compute_s is not None
                 and self.compute_s <= URGENT_BUDGET_S
                 and now - self._urgent_at >= (URGENT_EVERY_S if self.busy() else URGENT_AGAIN_S)):
             self._urgent_at = now
-            self.apply(intensities, seed)
+            self.load(intensities, seed)
             return
         with self._cv:
-            if self._pending is not None and key == self._pending[1]:
+            if self._pending is not None and key == self._pending[1].key:
                 return                                  # already waiting
             self._generation += 1
             generation = self._generation
@@ -242,8 +158,7 @@ class Damage:
                 self._pending = None                    # being computed: it is the newest wish
                 self._in_flight = (generation, key)
             else:
-                self._pending = (generation, key, _weight_levels(intensities),
-                                 self.seed if seed is None else int(seed), dict(self.targets))
+                self._pending = (generation, recipe)
                 self._start_worker()
                 self._cv.notify()
 
@@ -257,7 +172,7 @@ class Damage:
             if ready is None or ready[0] <= self._loaded_generation:
                 return False
         generation, key, weights = ready
-        self._load(weights, key, generation)
+        self._put_live(weights, key, generation)
         return True
 
     def busy(self) -> bool:
@@ -277,9 +192,9 @@ class Damage:
             self._generation += 1
             generation = self._generation
             self._pending = None
-        self._load(weights, key, generation)
+        self._put_live(weights, key, generation)
 
-    def _load(self, weights: Weights, key: tuple, generation: int) -> None:
+    def _put_live(self, weights: Weights, key: tuple, generation: int) -> None:
         live = self.generator.state_dict()
         with torch.no_grad():
             for name, value in weights.items():
@@ -305,11 +220,12 @@ class Damage:
                     self._cv.wait()
                 if self._closed:
                     return
-                generation, key, levels, seed, targets = self._pending
+                generation, recipe = self._pending
+                key = recipe.key
                 self._pending, self._in_flight = None, (generation, key)
             try:
                 with torch.no_grad():
-                    weights = self._compute(levels, seed, targets, where="worker")
+                    weights = self._compute(recipe, where="worker")
             except Exception as e:
                 if is_device_fatal(e):           # the render thread raises it: exit, be restarted
                     with self._cv:
@@ -324,120 +240,12 @@ class Damage:
                 if weights is not None and self._accept(generation):
                     self._ready = (generation, key, weights)
 
-    # ------------------------------------------------------------ activations
-
-    def _activation_state(self, intensities: Mapping[str, float], t: float, seed: Optional[int]) -> tuple:
-        levels = {s.name: clean_intensity(intensities.get(s.name, 0.0)) for s in at_level("activations")}
-        return ({n: v for n, v in levels.items() if v > 0.0}, float(t), self.seed if seed is None else int(seed))
-
-    def set_activation(self, intensities: Mapping[str, float], t: float, seed: Optional[int] = None) -> None:
-        """What the activation symptoms do in the next forward passes (call once per frame)."""
-        self._activation = self._activation_state(intensities, t, seed)
-        self._activation_batch = None
-
-    def set_activation_batch(self, frames: Sequence[tuple[Mapping[str, float], float, Optional[int]]]) -> None:
-        """Per-sample activation symptoms for the next forward pass of a batch of frames, one
-        (intensities, t, seed) per sample: each sample is damaged exactly as it would be alone."""
-        self._activation_batch = [self._activation_state(*f) for f in frames]
-
-    def _activation_hook(self, layer: str, module: nn.Module, inputs, act: torch.Tensor):
-        batch = self._activation_batch
-        if batch is not None and act.ndim == 4 and act.shape[0] == len(batch):
-            parts = [self._activation_effects(layer, act[i:i + 1], *batch[i]) for i in range(len(batch))]
-            if all(p is None for p in parts):
-                return None
-            return torch.cat([act[i:i + 1] if p is None else p for i, p in enumerate(parts)])
-        return self._activation_effects(layer, act, *self._activation)
-
-    def _activation_effects(self, layer: str, act: torch.Tensor, levels: dict, t: float, seed: int):
-        names = [n for n in self._active_layers.get(layer, ()) if n in levels]
-        if not names or act.ndim != 4:
-            return None                                 # untouched (or not feature maps, e.g. a mapping's w)
-        for name in names:
-            symptom = SYMPTOMS[name]
-            symptom_seed = stable_seed(seed, layer) if symptom.seed_per_layer else seed
-            act = symptom.effect(act, levels[name], symptom_seed, t)
-        return act
-
-    # ------------------------------------------------------------ latent and output
-
-    def latent(self, z: torch.Tensor, intensities: Mapping[str, float], anchors: torch.Tensor, t: float,
-               seed: Optional[int] = None) -> torch.Tensor:
-        """z [N, L] after the latent symptoms."""
-        seed = self.seed if seed is None else int(seed)
-        for name in LATENT_ORDER:
-            z = SYMPTOMS[name].apply(z, intensities.get(name, 0.0), anchors, seed, t)
-        return z
-
-    def output(self, img: torch.Tensor, intensities: Mapping[str, float], t: float,
-               seed: Optional[int] = None) -> torch.Tensor:
-        """img [N, C, H, W] in [-1, 1] after the output symptoms."""
-        seed = self.seed if seed is None else int(seed)
-        for name in OUTPUT_ORDER:
-            img = SYMPTOMS[name].apply(img, intensities.get(name, 0.0), seed, t)
-        return img
-
     # ------------------------------------------------------------ teardown
 
     def close(self) -> None:
-        """Stop the worker and remove the hooks; the live model keeps its current weights."""
+        """Stop the worker; the live model keeps its current weights."""
         with self._cv:
             self._closed = True
             self._cv.notify_all()
         if self._worker is not None:
             self._worker.join(timeout=5.0)
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks = []
-
-
-# ---------------------------------------------------------------- targets (no weights needed)
-
-def hooked_layers(generator: nn.Module) -> dict[str, tuple[nn.Module, str]]:
-    """Meaningful layer name -> (the module activation symptoms hook, its module path)."""
-    paths = {id(m): path for path, m in generator.named_modules()}
-    return {layer: (module, paths[id(module)]) for layer, module in layer_modules(generator).items()}
-
-
-def selects(layers: Mapping[str, tuple[nn.Module, str]], pattern: str, layer: str) -> bool:
-    """Whether a target pattern selects a hooked layer (by its meaningful name or module path)."""
-    return matches(pattern, layer) or matches(pattern, layers[layer][1])
-
-
-def params_selected(infos: Mapping[str, ParamInfo], name: str, pattern: str) -> list[str]:
-    """State-dict entries weight symptom `name` would touch under `pattern`."""
-    symptom = get(name)
-    return [p for p, info in infos.items() if symptom.applies_to(info) and matches(pattern, p)]
-
-
-def target_problems(generator: nn.Module, targets: Mapping[str, str], infos: Mapping[str, ParamInfo] | None = None,
-                    layers: Mapping[str, tuple[nn.Module, str]] | None = None, snapshots=()) -> list[str]:
-    """What is wrong with these target patterns on this generator, worded for settings.yaml:
-    a pattern (or one of its comma-separated alternatives) that selects nothing the symptom
-    can act on would leave the symptom silently doing nothing. Needs no Damage (no weights
-    copied, no hooks): `infos` and `layers` are worked out when not given."""
-    infos = param_infos(generator, snapshots) if infos is None else infos
-    layers = hooked_layers(generator) if layers is None else layers
-    names = list(getattr(generator, "layer_names", None) or sorted({layer_of(p) for p in infos}))
-    problems = []
-    for name, pattern in targets.items():
-        symptom = get(name)
-        if not pattern:
-            continue
-        if symptom.level not in ("weights", "activations"):
-            problems.append(f"symptoms.{name}.target: {pattern!r}: {name} acts on the {symptom.level}, not "
-                            f"on layers; allowed: '' (no target)")
-            continue
-        if not any(a.strip() for a in str(pattern).split(",")):
-            problems.append(f"symptoms.{name}.target: {pattern!r} names no layer; allowed: patterns over "
-                            f"its layers {', '.join(names)} (e.g. 'up*'), or '' for the symptom's own")
-            continue
-        for alt in (a.strip() for a in str(pattern).split(",")):
-            hit = (params_selected(infos, name, alt) if symptom.level == "weights"
-                   else any(selects(layers, alt, layer) for layer in layers))
-            if alt and not hit:
-                which = f"{pattern!r}" if alt == pattern.strip() else f"{pattern!r}: {alt!r}"
-                problems.append(f"symptoms.{name}.target: {which} selects nothing {name} acts on "
-                                f"in this model; allowed: patterns over its layers {', '.join(names)} "
-                                f"(e.g. 'up*')")
-    return problems

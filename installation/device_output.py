@@ -38,8 +38,8 @@ class DeviceOutput:
         self.output, self.spec, self.device = output, output.spec, torch.device(device)
         self._vignette: dict[tuple[int, int], torch.Tensor] = {}
         self.grain = None
-        if output._grain is not None:       # the CPU chain's field, bright minus dark, one channel
-            bright, dark = output._grain
+        if output.grain_halves is not None:   # the CPU chain's field, bright minus dark, one channel
+            bright, dark = output.grain_halves
             field = bright[..., 0].astype(np.int16) - dark[..., 0].astype(np.int16)
             self.grain = torch.from_numpy(field).to(self.device)
 

@@ -15,14 +15,18 @@ import numpy as np
 import torch
 
 from models import CheckpointError, DetailError, DetailStage, load_generator
-from .damage import Damage, target_problems
+from . import levels
+from .damage import Damage
 from .device_output import DeviceOutput
+from .hooks import ActivationHooks
 from .output import Output, OutputSpec, img_to_uint8
 from .settings import SettingsError
 from .state import FrameState
 from .style import POOL, StyleLatents
 from .symptoms import SYMPTOMS
+from .targets import target_problems
 from .walk import Walk
+from .weights import WeightDamage
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "memories.safetensors"
 
@@ -68,10 +72,12 @@ class Engine:
         self.walk_settings = walk_settings
         self.space = getattr(self.generator, "latent_space", "z")
         # a style model walks in w and draws with synthesis alone (installation/style.py); made
-        # before Damage, which hooks and damages the live generator
+        # before the damage and the hooks, which change the live generator
         self.style = StyleLatents(self.generator, self.anchors) if self.space == "w" else None
         self._walks: OrderedDict[int, Walk] = OrderedDict()
-        self.damage = Damage(self.generator, snapshots=model.snapshots, targets=targets or {})
+        self.weights = WeightDamage(self.generator, snapshots=model.snapshots, targets=targets or {})
+        self.damage = Damage(self.generator, self.weights)     # when the damaged weights go live
+        self.hooks = ActivationHooks(self.generator, targets=targets or {})
         # on a GPU the output chain runs there too and a frame comes to the host once (device_output.py)
         self._use_output(output, on_device=self.device.type == "cuda")
         self.frames_rendered = 0
@@ -88,7 +94,7 @@ class Engine:
                           vignette=d.vignette, grain=d.grain)
         targets = _targets(settings)
         engine = cls(model, settings.walk, spec, targets, device, detail=d.detail)
-        problems = engine.damage.target_problems(targets)
+        problems = target_problems(engine.generator, targets, engine.weights.infos, engine.hooks.layers)
         if problems:                     # a target that selects nothing: the symptom would never show
             engine.close()
             raise SettingsError(problems[0])
@@ -134,8 +140,8 @@ class Engine:
         """Any latents [N, L] after the latent symptoms (forgetting, confusion) of this state."""
         z = z.to(self.device, torch.float32)
         if self.style is not None:
-            return self.style.latent(z, state.intensities, self.damage, state.t, state.seed)
-        return self.damage.latent(z, state.intensities, self.anchors, state.t, state.seed)
+            return self.style.latent(z, state.intensities, state.t, state.seed)
+        return levels.latent(z, state.intensities, self.anchors, state.t, state.seed)
 
     def random_latents(self, count: int, seed: int) -> torch.Tensor:
         """`count` seeded latents of the walk's space: points on the shell in z, mapped ones in w."""
@@ -150,11 +156,11 @@ class Engine:
         if self.guard is not None:
             state = self.guard.adjust(state)
         if sync:
-            self.damage.apply(state.intensities, seed=state.seed)
+            self.damage.load(state.intensities, seed=state.seed)
         else:
             self.damage.request(state.intensities, seed=state.seed, urgent=urgent)
             self.damage.swap_if_ready()
-        self.damage.set_activation(state.intensities, state.t, seed=state.seed)
+        self.hooks.set_activation(state.intensities, state.t, seed=state.seed)
         draw = self.generator
         if self.style is not None:   # after the weights are loaded: the mapping's damage reads them
             def draw(w: torch.Tensor) -> torch.Tensor:
@@ -166,7 +172,7 @@ class Engine:
 
     def _finished(self, img: torch.Tensor, state: FrameState) -> torch.Tensor:
         """Generator output after this state's output symptoms, finite and in [-1, 1]."""
-        img = self.damage.output(img, state.intensities, state.t, seed=state.seed)
+        img = levels.output(img, state.intensities, state.t, state.seed)
         return torch.nan_to_num(img, nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
 
     @torch.inference_mode()
@@ -253,16 +259,16 @@ class Engine:
         if len(states) == 1 or self.style is not None or self.guard is not None:
             return [self.render(s, sync=True, form=form) for s in states]
         first = states[0]
-        assert all(self.damage.same_weights(first.intensities, s.intensities, first.seed, s.seed) for s in states), \
+        assert all(self.weights.same_weights(first.intensities, s.intensities, first.seed, s.seed) for s in states), \
             "render_batch: the states' weight damage differs"
         with torch.inference_mode():
-            self.damage.apply(first.intensities, seed=first.seed)
+            self.damage.load(first.intensities, seed=first.seed)
             z = torch.cat([self.latent(s) for s in states])
-            self.damage.set_activation_batch([(s.intensities, s.t, s.seed) for s in states])
+            self.hooks.set_activation_batch([(s.intensities, s.t, s.seed) for s in states])
             try:
                 img = self.generator(z)
             finally:
-                self.damage.set_activation(first.intensities, first.t, seed=first.seed)
+                self.hooks.set_activation(first.intensities, first.t, seed=first.seed)
             return self._screens(torch.cat([self._finished(img[k:k + 1], s) for k, s in enumerate(states)]),
                                  states, form)
 
@@ -278,3 +284,4 @@ class Engine:
 
     def close(self) -> None:
         self.damage.close()
+        self.hooks.close()

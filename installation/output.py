@@ -108,7 +108,7 @@ class Output:
                              f"{', '.join(INTERPOLATION)}; scale fit, fill")
         self.spec = spec
         self._vignette: dict[tuple[int, int], np.ndarray] = {}
-        self._grain = None
+        self.grain_halves = None           # (bright, dark) uint8 [H + margin, W + margin, 3]; None: no grain
         if spec.grain > 0:
             # one grain field a little larger than the screen, split into its bright and dark
             # halves as uint8: each frame adds one and subtracts the other through a window that
@@ -117,9 +117,9 @@ class Output:
             field = rng.standard_normal((spec.height + self.GRAIN_MARGIN, spec.width + self.GRAIN_MARGIN))
             field = field * spec.grain * 24.0
             rgb = np.repeat(field[..., None], 3, axis=2)
-            self._grain = (np.clip(rgb, 0, 255).astype(np.uint8), np.clip(-rgb, 0, 255).astype(np.uint8))
+            self.grain_halves = (np.clip(rgb, 0, 255).astype(np.uint8), np.clip(-rgb, 0, 255).astype(np.uint8))
             # the same grain as it lands on Y: each level added to R, G and B is LUMA_RANGE on Y
-            self._luma_grain = tuple(np.rint(g[..., 0] * LUMA_RANGE).astype(np.uint8) for g in self._grain)
+            self._luma_grain = tuple(np.rint(g[..., 0] * LUMA_RANGE).astype(np.uint8) for g in self.grain_halves)
 
     def placement(self, src_h: int, src_w: int) -> tuple[int, int, int, int]:
         """(scaled width, scaled height, x offset, y offset) of the image on the output."""
@@ -159,7 +159,7 @@ class Output:
             scaled = cv2.resize(small, (sw, sh), interpolation=interp)
             frame = np.zeros((H, W, 3), np.uint8)
             frame[fy0:fy1, fx0:fx1] = scaled[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
-        if self._grain is not None:     # on the picture only: the bars stay black, as the room around it
+        if self.grain_halves is not None:   # on the picture only: the bars stay black, as the room around it
             self._add_grain(frame[fy0:fy1, fx0:fx1], frame_index, fy0, fx0)
         return frame
 
@@ -180,7 +180,7 @@ class Output:
         for plane, src, (black, scale) in zip((Y, U, V), cv2.split(yuv), ((16, 1), (128, 2), (128, 2))):
             px0, px1 = x0 // scale, (x0 + sw) // scale
             _place(plane, src, y0 // scale, (y0 + sh) // scale, px0, px1, black, self._interpolation(px1 - px0, w))
-        if self._grain is not None:
+        if self.grain_halves is not None:
             self._add_grain(Y[y0:y0 + sh, x0:x0 + sw], frame_index, y0, x0, self._luma_grain)
         return buf
 
@@ -196,6 +196,6 @@ class Output:
         (`grain`: the luma field, for a Y plane)."""
         h, w = picture.shape[:2]
         dy, dx = self.grain_window(frame_index, y0, x0)
-        bright, dark = grain or self._grain
+        bright, dark = grain or self.grain_halves
         cv2.add(picture, bright[dy:dy + h, dx:dx + w], dst=picture)
         cv2.subtract(picture, dark[dy:dy + h, dx:dx + w], dst=picture)

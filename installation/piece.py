@@ -61,7 +61,8 @@ class Piece:
 
     # -- hands ---------------------------------------------------------------------------------
 
-    def _set_course(self, state: CourseState) -> None:
+    def set_course(self, state: CourseState) -> None:
+        """Put the course at this state (a seek, a rebirth, a film's frame)."""
         self.course_state = state
         self._sample = None
 
@@ -77,7 +78,7 @@ class Piece:
             return f"walk speed x{self.speed:.2f}"
         if action in ("course_forward", "course_back"):
             sign = 1 if action == "course_forward" else -1
-            self._set_course(self.course.seek(self.course_state, sign * c.seek_fraction))
+            self.set_course(self.course.seek(self.course_state, sign * c.seek_fraction))
             point = self.sample().point   # the course time moves; progress may sit on a plateau of the staircase
             return f"course at {point.linear:.1%} of {c.duration}: progress {point.progress:.3f}, {point.stage_name}"
         if action in ("decay_up", "decay_down"):
@@ -88,11 +89,11 @@ class Piece:
             self.set_overrides(self.course_state.overrides.revive())
             return "revived"
         if action == "rebirth":
-            self._set_course(self.course.rebirth(self.course_state))
+            self.set_course(self.course.rebirth(self.course_state))
             return f"rebirth: life {self.course_state.cycle}, seed {self.sample().point.seed}"
         if action in ("lucid", "visit"):     # a performer's lucid interval comes now; a visitor's only if due
             gap_s = self.settings.inputs.presence.gap_s if action == "visit" else 0.0
-            self._set_course(self.course.trigger_lucid(self.course_state, gap_s))
+            self.set_course(self.course.trigger_lucid(self.course_state, gap_s))
             came = self.course_state.overrides.lucid_s == self.course_state.elapsed_s
             return "a lucid interval" if came else "no lucid interval now"
         if action == "release":
@@ -105,10 +106,10 @@ class Piece:
 
     def set_progress(self, progress: float) -> None:
         """Put the course where its progress is `progress` (a fader on the course)."""
-        self._set_course(self.course.at_progress(self.course_state, progress))
+        self.set_course(self.course.at_progress(self.course_state, progress))
 
     def set_overrides(self, overrides) -> None:
-        self._set_course(replace(self.course_state, overrides=overrides))
+        self.set_course(replace(self.course_state, overrides=overrides))
 
     def pin(self, symptom: str, value: float) -> None:
         """Hold one symptom at a value (a fader), whatever the course says."""

@@ -29,7 +29,7 @@ import numpy as np
 from .audio.features import cues_for
 from .audio.track import GROUP, FilmSound, frame_rate
 from .course import CourseState
-from .damage import WEIGHT_ORDER
+from .weights import WEIGHT_ORDER
 from .engine import Engine
 from .piece import Piece
 from .state import FrameState
@@ -220,8 +220,7 @@ def frame_states(settings, job: RenderJob, frames: range | None = None) -> Itera
         else:
             elapsed = (job.start + (job.end - job.start) * i / last) * duration
         piece.t = piece.walk_phase = t
-        piece.course_state = CourseState(elapsed_s=elapsed, seed=seed)
-        piece._sample = None
+        piece.set_course(CourseState(elapsed_s=elapsed, seed=seed))
         return piece.frame_state()
 
     block, first = None, None
@@ -399,7 +398,7 @@ def generated_frames(engine: Engine, states, form: str = "rgb") -> Iterator[tupl
         return out
     for i, state in states:
         if group and (i // BLOCK != group[-1][0] // BLOCK or i != group[-1][0] + 1
-                      or not engine.damage.same_weights(group[0][1].intensities, state.intensities,
+                      or not engine.weights.same_weights(group[0][1].intensities, state.intensities,
                                                         group[0][1].seed, state.seed)):
             yield from flush()
         group.append((i, state))

@@ -19,6 +19,7 @@ from typing import Mapping
 
 import torch
 
+from . import levels
 from .symptoms import style_mixing
 
 POOL = 16                       # mapped random latents a walk without anchors visits
@@ -28,7 +29,7 @@ class StyleLatents:
     """Walk latents w [N, L] -> damaged w (`latent`) -> styles ws [N, num_ws, L] (`styles`) to synthesize."""
 
     def __init__(self, generator: torch.nn.Module, anchors: torch.Tensor):
-        # a pristine copy, taken before Damage hooks or damages the live generator
+        # a pristine copy, taken before the engine hooks or damages the live generator
         self.pristine_mapping = copy.deepcopy(generator.mapping).eval().requires_grad_(False)
         self.live_mapping = generator.mapping
         self.w_avg = self.pristine_mapping.w_avg.detach().clone()            # [L]
@@ -49,12 +50,12 @@ class StyleLatents:
         z = centred * (self.latent_size ** 0.5 / centred.norm(dim=1, keepdim=True).clamp_min(1e-8))
         return self.live_mapping(z) - self.pristine_mapping(z)
 
-    def latent(self, w: torch.Tensor, intensities: Mapping[str, float], damage, t: float, seed: int) -> torch.Tensor:
+    def latent(self, w: torch.Tensor, intensities: Mapping[str, float], t: float, seed: int) -> torch.Tensor:
         """w [N, L] after the latent symptoms, relative to the average w; confusion waits for `styles`."""
         assert w.ndim == 2 and w.shape[1] == self.latent_size, f"w must be [N, {self.latent_size}]"
         self.w_avg = self.w_avg.to(w.device)
         others = {k: v for k, v in intensities.items() if k != "confusion"}
-        return self.w_avg + damage.latent(w - self.w_avg, others, self.anchors.to(w.device, w.dtype) - self.w_avg,
+        return self.w_avg + levels.latent(w - self.w_avg, others, self.anchors.to(w.device, w.dtype) - self.w_avg,
                                           t, seed)
 
     def styles(self, w: torch.Tensor, intensities: Mapping[str, float], t: float, seed: int) -> torch.Tensor:

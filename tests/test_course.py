@@ -151,7 +151,7 @@ def test_overrides_clamp_revive_and_push_along_the_story():
     at +0.3 from the start already showed the grey field of the course's end.)"""
     course = _course(duration="100s", steps=0, lucid={"enabled": False})
     base = course.curve_intensities(0.6)
-    assert Overrides().apply(base) == base
+    assert Overrides().pin_into(base) == base
     assert Overrides(decay=0.5).story_progress(0.0) == pytest.approx(0.5)
     assert Overrides(decay=0.5).story_progress(0.6) == pytest.approx(0.8)
     assert Overrides(decay=-0.5).story_progress(0.6) == pytest.approx(0.3)
@@ -164,7 +164,7 @@ def test_overrides_clamp_revive_and_push_along_the_story():
     for held_back in ("neuron_death", "feature_dropout", "weight_noise", "tangles", "precision_loss", "bit_rot"):
         assert knob[held_back] <= 0.1 * end[held_back], held_back       # as the story holds it back to 0.5
     pinned = Overrides().pin("bit_rot", 3.0).nudge_decay(-5.0)
-    assert pinned.decay == -1.0 and pinned.apply(base)["bit_rot"] == 1.0
+    assert pinned.decay == -1.0 and pinned.pin_into(base)["bit_rot"] == 1.0
     assert "bit_rot" not in pinned.release("bit_rot").pinned
 
 

@@ -1,5 +1,5 @@
 """Damage keeps the pristine network safe, loads exactly what the symptoms compute, and the
-background path ends where the synchronous one does."""
+background path ends where the synchronous one does; the activation hooks follow their targets."""
 import copy
 import time
 
@@ -7,6 +7,9 @@ import pytest
 import torch
 
 from installation.damage import Damage
+from installation.hooks import ActivationHooks
+from installation.targets import target_problems
+from installation.weights import WeightDamage
 from models.dcgan import DCGANConfig, Generator
 
 WEIGHT_MIX = {"synapse_loss": 0.3, "weight_noise": 0.2, "precision_loss": 0.5, "bit_rot": 0.1,
@@ -24,9 +27,16 @@ def generator():
 def damage(generator):
     snapshots = [{n: v + 0.3 * torch.randn_like(v) if "running_var" not in n else v.clone()
                   for n, v in generator.state_dict().items() if v.is_floating_point()} for _ in range(2)]
-    d = Damage(generator, snapshots=snapshots, seed=7)
+    d = Damage(generator, WeightDamage(generator, snapshots=snapshots, seed=7))
     yield d
     d.close()
+
+
+@pytest.fixture
+def hooks(generator):
+    h = ActivationHooks(generator, seed=7)
+    yield h
+    h.close()
 
 
 def live_equals(d: Damage, weights: dict) -> bool:
@@ -34,9 +44,9 @@ def live_equals(d: Damage, weights: dict) -> bool:
     return all(torch.equal(live[n], weights[n].to(live[n].device)) for n in weights)
 
 
-def render(d: Damage) -> torch.Tensor:
+def render(g: torch.nn.Module) -> torch.Tensor:
     with torch.no_grad():
-        return d.generator(Z)
+        return g(Z)
 
 
 def wait_and_swap(d: Damage, timeout_s: float = 10.0) -> bool:
@@ -51,39 +61,40 @@ def wait_and_swap(d: Damage, timeout_s: float = 10.0) -> bool:
 
 
 def test_all_zero_intensities_are_the_pristine_weights_bit_for_bit(damage):
-    weights = damage.weights_for({name: 0.0 for name in WEIGHT_MIX})
-    assert weights.keys() == damage.pristine.keys()
-    assert all(torch.equal(weights[n], damage.pristine[n]) for n in weights)
-    assert live_equals(damage, damage.pristine)
+    weights = damage.weights.weights_for({name: 0.0 for name in WEIGHT_MIX})
+    assert weights.keys() == damage.weights.pristine.keys()
+    assert all(torch.equal(weights[n], damage.weights.pristine[n]) for n in weights)
+    assert live_equals(damage, damage.weights.pristine)
 
 
-def test_apply_loads_the_computed_weights_and_revives_exactly(damage):
-    before = render(damage)
-    assert damage.apply(WEIGHT_MIX)
-    assert live_equals(damage, damage.weights_for(WEIGHT_MIX))
-    assert not torch.equal(render(damage), before)
-    assert damage.apply({})
-    assert live_equals(damage, damage.pristine) and torch.equal(render(damage), before)
+def test_load_loads_the_computed_weights_and_revives_exactly(damage):
+    before = render(damage.generator)
+    assert damage.load(WEIGHT_MIX)
+    assert live_equals(damage, damage.weights.weights_for(WEIGHT_MIX))
+    assert not torch.equal(render(damage.generator), before)
+    assert damage.load({})
+    assert live_equals(damage, damage.weights.pristine) and torch.equal(render(damage.generator), before)
 
 
 def test_unchanged_weight_intensities_are_not_recomputed(damage):
-    assert damage.apply(WEIGHT_MIX)
-    assert not damage.apply({**WEIGHT_MIX, "plaques": 0.8, "lapses": 1.0})   # other levels: no work
-    assert not damage.apply({**WEIGHT_MIX, "bit_rot": 0.1 + 1e-5})            # below the resolution
-    assert damage.apply(WEIGHT_MIX, seed=8)                                  # a new seed is new damage
+    assert damage.load(WEIGHT_MIX)
+    assert not damage.load({**WEIGHT_MIX, "plaques": 0.8, "lapses": 1.0})   # other levels: no work
+    assert not damage.load({**WEIGHT_MIX, "bit_rot": 0.1 + 1e-5})            # below the resolution
+    assert damage.load(WEIGHT_MIX, seed=8)                                  # a new seed is new damage
 
 
 def test_pristine_is_never_modified(damage):
-    kept = copy.deepcopy(damage.pristine)
-    damage.apply(WEIGHT_MIX)
+    kept = copy.deepcopy(damage.weights.pristine)
+    damage.load(WEIGHT_MIX)
     damage.request({"bit_rot": 1.0, "neuron_death": 1.0})
     wait_and_swap(damage)
-    damage.weights_for({"regression": 1.0, "weight_noise": 1.0})
-    assert all(torch.equal(kept[n], damage.pristine[n]) for n in kept)
+    damage.weights.weights_for({"regression": 1.0, "weight_noise": 1.0})
+    assert all(torch.equal(kept[n], damage.weights.pristine[n]) for n in kept)
 
 
-def test_background_request_and_swap_match_apply(generator, damage):
-    expected = damage.weights_for(WEIGHT_MIX)
+def test_background_request_and_swap_match_load(generator, damage):
+    expected = damage.weights.weights_for(WEIGHT_MIX)
+    damage.compute_s = 10.0                                                  # recomputes go to the worker
     damage.request(WEIGHT_MIX)
     assert wait_and_swap(damage)
     assert live_equals(damage, expected)
@@ -94,20 +105,20 @@ def test_newer_request_supersedes_older_ones(damage):
     for step in range(5):
         damage.request({"synapse_loss": 0.1 * step, "weight_noise": 0.05 * step})
     wait_and_swap(damage)
-    assert live_equals(damage, damage.weights_for({"synapse_loss": 0.4, "weight_noise": 0.2}))
+    assert live_equals(damage, damage.weights.weights_for({"synapse_loss": 0.4, "weight_noise": 0.2}))
 
 
 def test_going_back_to_what_is_live_drops_the_results_in_flight(damage):
-    damage.apply(WEIGHT_MIX)
+    damage.load(WEIGHT_MIX)
     damage.request({"bit_rot": 1.0})
     damage.request(WEIGHT_MIX)                                               # changed my mind
     wait_and_swap(damage)
-    assert live_equals(damage, damage.weights_for(WEIGHT_MIX))
+    assert live_equals(damage, damage.weights.weights_for(WEIGHT_MIX))
 
 
 def test_the_first_damage_is_live_at_once_and_measures_a_warm_recompute(damage):
     damage.request(WEIGHT_MIX)                       # e.g. a kiosk resuming late in the course
-    assert live_equals(damage, damage.weights_for(WEIGHT_MIX))               # not pristine for a few frames
+    assert live_equals(damage, damage.weights.weights_for(WEIGHT_MIX))               # not pristine for a few frames
     assert damage.compute_s is not None and not damage.busy()
 
 
@@ -118,31 +129,31 @@ def test_warmed_the_first_touch_draws_nothing_and_is_still_live_at_once(damage):
     damage.warm()
     draws = FIELDS.draws
     damage.request(WEIGHT_MIX, urgent=True)
-    assert FIELDS.draws == draws and live_equals(damage, damage.weights_for(WEIGHT_MIX)) and not damage.busy()
+    assert FIELDS.draws == draws and live_equals(damage, damage.weights.weights_for(WEIGHT_MIX)) and not damage.busy()
     assert damage.compute_s is not None                  # and that one recompute was timed
 
 
 def test_a_revive_reaches_the_live_weights_at_once_and_outlives_stale_results(damage):
     damage.request(WEIGHT_MIX)                                               # the first: at once
-    assert live_equals(damage, damage.weights_for(WEIGHT_MIX))
+    assert live_equals(damage, damage.weights.weights_for(WEIGHT_MIX))
     damage.request({"bit_rot": 1.0})                                         # on its way...
     damage.request({})                                                       # ...then revive
-    assert live_equals(damage, damage.pristine)                              # no worker, no swap needed
+    assert live_equals(damage, damage.weights.pristine)                              # no worker, no swap needed
     wait_and_swap(damage)
-    assert live_equals(damage, damage.pristine)                              # the stale result is dropped
+    assert live_equals(damage, damage.weights.pristine)                              # the stale result is dropped
 
 
 def test_an_urgent_change_is_live_at_once_when_a_recompute_is_cheap(damage):
-    damage.apply(WEIGHT_MIX)                                                 # measures a recompute
+    damage.load(WEIGHT_MIX)                                                 # measures a recompute
     assert damage.compute_s is not None
     damage.compute_s = 0.001                                                 # lately cheap
     damage.request({"bit_rot": 0.9}, urgent=True)                            # a performer's knob
-    assert live_equals(damage, damage.weights_for({"bit_rot": 0.9}))         # no worker, no swap
+    assert live_equals(damage, damage.weights.weights_for({"bit_rot": 0.9}))         # no worker, no swap
     assert not damage.busy()
     damage.request({"bit_rot": 0.8}, urgent=True)                            # still turning: the worker
-    assert live_equals(damage, damage.weights_for({"bit_rot": 0.9}))
+    assert live_equals(damage, damage.weights.weights_for({"bit_rot": 0.9}))
     assert wait_and_swap(damage)
-    assert live_equals(damage, damage.weights_for({"bit_rot": 0.8}))
+    assert live_equals(damage, damage.weights.weights_for({"bit_rot": 0.8}))
 
 
 def test_keys_tapped_one_after_another_each_answer_at_once(damage, monkeypatch):
@@ -151,74 +162,78 @@ def test_keys_tapped_one_after_another_each_answer_at_once(damage, monkeypatch):
     import installation.damage as damage_module
     clock = {"now": 100.0}
     monkeypatch.setattr(damage_module.time, "monotonic", lambda: clock["now"])
-    damage.apply(WEIGHT_MIX)
+    damage.load(WEIGHT_MIX)
     damage.compute_s = 0.001
     damage.request({"bit_rot": 0.9}, urgent=True)
     clock["now"] += damage_module.URGENT_AGAIN_S + 0.01                     # the next tap
     damage.request({"bit_rot": 0.8}, urgent=True)
-    assert live_equals(damage, damage.weights_for({"bit_rot": 0.8})) and not damage.busy()
+    assert live_equals(damage, damage.weights.weights_for({"bit_rot": 0.8})) and not damage.busy()
     clock["now"] += 0.01
     damage.request({"bit_rot": 0.7}, urgent=True)                            # a knob: to the worker
-    assert live_equals(damage, damage.weights_for({"bit_rot": 0.8}))
+    assert live_equals(damage, damage.weights.weights_for({"bit_rot": 0.8}))
     clock["now"] += damage_module.URGENT_AGAIN_S + 0.01
     busy = damage.busy()                                                     # 0.7 waits to be swapped in
     damage.request({"bit_rot": 0.6}, urgent=True)                            # still turning: the worker
-    assert busy and not live_equals(damage, damage.weights_for({"bit_rot": 0.6}))
+    assert busy and not live_equals(damage, damage.weights.weights_for({"bit_rot": 0.6}))
     assert wait_and_swap(damage)
-    assert live_equals(damage, damage.weights_for({"bit_rot": 0.6}))
+    assert live_equals(damage, damage.weights.weights_for({"bit_rot": 0.6}))
 
 
 def test_an_urgent_change_goes_through_the_worker_when_a_recompute_is_slow(damage):
-    damage.apply(WEIGHT_MIX)
+    damage.load(WEIGHT_MIX)
     damage.compute_s = 10.0                                                  # a big model: would stall
     damage.request({"bit_rot": 0.9}, urgent=True)
     damage.compute_s = 10.0                                                  # (the worker measures too)
-    assert live_equals(damage, damage.weights_for(WEIGHT_MIX))               # the picture did not wait
+    assert live_equals(damage, damage.weights.weights_for(WEIGHT_MIX))               # the picture did not wait
     assert wait_and_swap(damage)
-    assert live_equals(damage, damage.weights_for({"bit_rot": 0.9}))
+    assert live_equals(damage, damage.weights.weights_for({"bit_rot": 0.9}))
 
 
-def test_apply_supersedes_a_background_request(damage):
+def test_load_supersedes_a_background_request(damage):
     damage.request({"bit_rot": 1.0})
-    damage.apply({"synapse_loss": 0.5})
+    damage.load({"synapse_loss": 0.5})
     wait_and_swap(damage)
-    assert live_equals(damage, damage.weights_for({"synapse_loss": 0.5}))
+    assert live_equals(damage, damage.weights.weights_for({"synapse_loss": 0.5}))
 
 
-def test_activation_symptoms_follow_set_activation_and_targets(damage):
-    clean = render(damage)
-    damage.set_activation({"plaques": 0.6}, t=1.0)
-    holed = render(damage)
+def test_activation_symptoms_follow_set_activation_and_targets(generator, hooks):
+    clean = render(generator)
+    hooks.set_activation({"plaques": 0.6}, t=1.0)
+    holed = render(generator)
     assert not torch.equal(holed, clean)
-    damage.set_activation({"plaques": 0.6}, t=1.0)
-    assert torch.equal(render(damage), holed)                                # same state, same frame
-    damage.set_activation({}, t=1.0)
-    assert torch.equal(render(damage), clean)
-    assert damage.targeted_layers("plaques") == ["up16"]
-    damage.set_targets({"plaques": "stem,blocks.up8"})
-    assert damage.targeted_layers("plaques") == ["stem", "up8"]
-    damage.set_targets({"plaques": ""})                                      # "" = its own default
-    assert damage.targeted_layers("plaques") == ["up16"]
+    hooks.set_activation({"plaques": 0.6}, t=1.0)
+    assert torch.equal(render(generator), holed)                             # same state, same frame
+    hooks.set_activation({}, t=1.0)
+    assert torch.equal(render(generator), clean)
+    assert hooks.targeted_layers("plaques") == ["up16"]
+    hooks.set_targets({"plaques": "stem,blocks.up8"})
+    assert hooks.targeted_layers("plaques") == ["stem", "up8"]
+    hooks.set_targets({"plaques": ""})                                       # "" = its own default
+    assert hooks.targeted_layers("plaques") == ["up16"]
     with pytest.raises(KeyError, match="amnesia"):
-        damage.set_targets({"amnesia": "*"})
+        hooks.set_targets({"amnesia": "*"})
 
 
 def test_weight_targets_limit_where_damage_falls(damage):
-    damage.set_targets({"synapse_loss": "to_rgb"})
-    weights = damage.weights_for({"synapse_loss": 1.0})
+    damage.weights.set_targets({"synapse_loss": "to_rgb"})
+    weights = damage.weights.weights_for({"synapse_loss": 1.0})
     assert torch.equal(weights["to_rgb.weight"], torch.zeros_like(weights["to_rgb.weight"]))
-    assert all(weights[n] is damage.pristine[n] for n in weights if not n.startswith("to_rgb"))
+    assert all(weights[n] is damage.weights.pristine[n] for n in weights if not n.startswith("to_rgb"))
+    with pytest.raises(KeyError, match="amnesia"):
+        damage.weights.set_targets({"amnesia": "*"})
 
 
-def test_targets_that_select_nothing_are_named(damage):
-    assert damage.target_problems({"synapse_loss": "to_rgb", "plaques": "up*,stem", "static": ""}) == []
-    (typo,) = damage.target_problems({"static": "up99"})
+def test_targets_that_select_nothing_are_named(generator):
+    def problems(targets):
+        return target_problems(generator, targets)
+    assert problems({"synapse_loss": "to_rgb", "plaques": "up*,stem", "static": ""}) == []
+    (typo,) = problems({"static": "up99"})
     assert typo.startswith("symptoms.static.target: 'up99' selects nothing") and "stem, up8" in typo
-    (one,) = damage.target_problems({"plaques": "up8, nolayer"})
+    (one,) = problems({"plaques": "up8, nolayer"})
     assert "'nolayer' selects nothing plaques acts on" in one
-    (walk,) = damage.target_problems({"hesitation": "up8"})
+    (walk,) = problems({"hesitation": "up8"})
     assert "hesitation acts on the walk, not on layers" in walk
-    (commas,) = damage.target_problems({"plaques": " , "})                  # would silently turn it off
+    (commas,) = problems({"plaques": " , "})                                # would silently turn it off
     assert "' , ' names no layer" in commas and "'' for the symptom's own" in commas
 
 
@@ -242,17 +257,6 @@ def test_a_target_that_selects_nothing_stops_the_piece_before_it_starts(tiny_che
                         "--set", "symptoms.static.target=up99"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and "symptoms.static.target: 'up99'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "f").exists()
-
-
-def test_latent_and_output_chains_are_identity_when_healthy_and_finite_when_not(damage):
-    anchors = torch.randn(3, 16)
-    assert torch.equal(damage.latent(Z, {}, anchors, t=2.0), Z)
-    img = render(damage)
-    assert torch.equal(damage.output(img, {}, t=2.0), img)
-    sick = {"forgetting": 0.5, "confusion": 0.5, "fading": 0.7, "lapses": 1.0}
-    z = damage.latent(Z, sick, anchors, t=2.0)
-    assert torch.allclose(z.norm(dim=1), Z.norm(dim=1), atol=1e-4)
-    assert torch.isfinite(damage.output(img, sick, t=2.0)).all()
 
 
 def test_a_dead_gpu_in_the_worker_is_raised_on_the_render_thread(damage, monkeypatch):
@@ -281,12 +285,12 @@ def test_an_ordinary_worker_failure_keeps_the_weights_and_is_logged_once(damage,
         while damage.busy() and time.time() < deadline:
             damage.swap_if_ready()
             time.sleep(0.01)
-    assert live_equals(damage, damage.pristine)
+    assert live_equals(damage, damage.weights.pristine)
     assert sum("computing damaged weights failed" in r.message for r in caplog.records) == 1
 
 
-def test_close_removes_the_hooks(damage):
-    clean = render(damage)
-    damage.close()
-    damage.set_activation({"feature_dropout": 1.0, "static": 1.0}, t=0.0)
-    assert torch.equal(render(damage), clean)
+def test_close_removes_the_hooks(generator, hooks):
+    clean = render(generator)
+    hooks.close()
+    hooks.set_activation({"feature_dropout": 1.0, "static": 1.0}, t=0.0)
+    assert torch.equal(render(generator), clean)

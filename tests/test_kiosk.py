@@ -307,7 +307,7 @@ def test_frame_guard_steps_back_from_broken_frames_but_not_from_intended_lapses(
     s = settings_from_dict({}, [f"model.path={tiny_checkpoint}", "model.device=cpu", "display.grain=0",
                                 "display.vignette=0"])
     e = Engine.from_settings(s, 64, 64)
-    guard = e.guard = FrameGuard(e.damage)
+    guard = e.guard = FrameGuard(e.damage, e.hooks)
     ok = FrameState(t=1.0, walk_phase=2.0, seed=1, intensities={"synapse_loss": 0.3})
     e.render(ok)
     assert guard.faults == 0
@@ -438,7 +438,7 @@ def test_soak_a_simulated_day_keeps_memory_and_frame_time_steady(tiny_checkpoint
     s = _settings(tiny_checkpoint, tmp_path / "state.json", "course.duration=12h", "course.end=rebirth",
                   "course.lucid.every_s=1200")
     engine = Engine.from_settings(s, 64, 48)
-    guard = engine.guard = FrameGuard(engine.damage)
+    guard = engine.guard = FrameGuard(engine.damage, engine.hooks)
     piece = Piece(s)
     store = StateStore(tmp_path / "state.json")
     dt = 86400.0 / frames                                   # a day of course time in `frames` frames

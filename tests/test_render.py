@@ -288,7 +288,7 @@ def test_batched_generation_draws_each_frame_as_its_own_state(tiny_checkpoint):
     s = settings_from_dict({}, [f"model.path={tiny_checkpoint}", "model.device=cpu", "course.duration=8h"])
     engine = Engine.from_settings(s, 96, 64)
     states = [st for _, st in frame_states(s, RenderJob(1.0, 8, 96, 64, start=0.55, end=0.55))]
-    assert all(engine.damage.same_weights(states[0].intensities, x.intensities) for x in states)
+    assert all(engine.weights.same_weights(states[0].intensities, x.intensities) for x in states)
     assert any(states[0].intensity(n) > 0 for n in ("static", "plaques", "feature_dropout"))
     together = engine.render_batch(states)
     alone = [engine.render(x, sync=True) for x in states]

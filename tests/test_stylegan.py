@@ -14,6 +14,7 @@ from installation.sheet import decay_rows
 from installation.state import FrameState
 from installation.symptoms import SYMPTOMS, style_mixing
 from installation.walk import Walk
+from installation.weights import WeightDamage
 from models import Anchor, CheckpointError, GeneratorMeta, load_generator, registry, save_generator
 from models.stylegan import StyleGANConfig, StyleGenerator
 from training.data import load_folder
@@ -216,7 +217,7 @@ def test_every_symptom_reaches_the_style_model(tmp_path, name):
     sick = engine.small_frames(w, FrameState(t=4.0, seed=3, intensities={name: 1.0}))
     assert any(not np.array_equal(h, s) for h, s in zip(healthy, sick)), name
     if name in ("misidentification", "noise_swell"):
-        assert engine.damage.targeted_params(name)
+        assert engine.weights.targeted_params(name)
     engine.close()
 
 
@@ -224,7 +225,8 @@ def test_every_symptom_reaches_the_style_model(tmp_path, name):
 
 @pytest.fixture(scope="module")
 def style_damage():
-    d = Damage(tiny_style())
+    g = tiny_style()
+    d = Damage(g, WeightDamage(g))
     yield d
     d.close()
 
@@ -232,45 +234,43 @@ def style_damage():
 @pytest.mark.parametrize("name", STYLE_ONLY)
 def test_style_symptoms_identity_monotone_seeded_restorable(style_damage, name):
     d = style_damage
-    targeted = d.targeted_params(name)
+    weights = d.weights
+    targeted = weights.targeted_params(name)
     assert targeted and all(name != "misidentification" or p.startswith("mapping.") for p in targeted)
-    assert all(torch.equal(v, d.pristine[k]) for k, v in d.weights_for({name: 0.0}).items())
-    low, high, full = (d.weights_for({name: i}) for i in (0.4, 0.5, 1.0))
-    lo_mask = {p: low[p] != d.pristine[p] for p in targeted}
+    assert all(torch.equal(v, weights.pristine[k]) for k, v in weights.weights_for({name: 0.0}).items())
+    low, high, full = (weights.weights_for({name: i}) for i in (0.4, 0.5, 1.0))
+    lo_mask = {p: low[p] != weights.pristine[p] for p in targeted}
     assert any(m.any() for m in lo_mask.values())
-    assert all(not (lo_mask[p] & ~(high[p] != d.pristine[p])).any() for p in targeted)
-    change = [sum(float((w[p] - d.pristine[p]).abs().sum()) for p in targeted) for w in (low, high, full)]
+    assert all(not (lo_mask[p] & ~(high[p] != weights.pristine[p])).any() for p in targeted)
+    change = [sum(float((w[p] - weights.pristine[p]).abs().sum()) for p in targeted) for w in (low, high, full)]
     assert 0 < change[0] <= change[1] < change[2]
-    untouched = set(d.pristine) - set(targeted)
-    assert all(torch.equal(full[p], d.pristine[p]) for p in untouched)
-    assert all(torch.equal(high[p], d.weights_for({name: 0.5})[p]) for p in targeted)       # deterministic
-    assert any(not torch.equal(high[p], d.weights_for({name: 0.5}, seed=9)[p]) for p in targeted)
-    d.apply({name: 0.9})
-    d.apply({name: 0.4})
+    untouched = set(weights.pristine) - set(targeted)
+    assert all(torch.equal(full[p], weights.pristine[p]) for p in untouched)
+    assert all(torch.equal(high[p], weights.weights_for({name: 0.5})[p]) for p in targeted)       # deterministic
+    assert any(not torch.equal(high[p], weights.weights_for({name: 0.5}, seed=9)[p]) for p in targeted)
+    d.load({name: 0.9})
+    d.load({name: 0.4})
     live = d.generator.state_dict()
     assert all(torch.equal(live[p], low[p]) for p in targeted)
-    d.apply({})
-    assert all(torch.equal(live[p], d.pristine[p]) for p in d.pristine)
+    d.load({})
+    assert all(torch.equal(live[p], weights.pristine[p]) for p in weights.pristine)
 
 
 def test_style_symptoms_are_inert_on_a_dcgan(tiny_checkpoint):
     g, _ = load_generator(tiny_checkpoint)
-    d = Damage(g)
-    try:
-        for name in STYLE_ONLY:
-            assert d.targeted_params(name) == []
-            assert all(torch.equal(v, d.pristine[k]) for k, v in d.weights_for({name: 1.0}).items())
-    finally:
-        d.close()
+    weights = WeightDamage(g)
+    for name in STYLE_ONLY:
+        assert weights.targeted_params(name) == []
+        assert all(torch.equal(v, weights.pristine[k]) for k, v in weights.weights_for({name: 1.0}).items())
 
 
 def test_noise_swell_thickens_the_grain_but_not_the_shapes(style_damage):
     d, z = style_damage, torch.randn(2, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         healthy = d.generator(z)
-        d.apply({"noise_swell": 1.0})
+        d.load({"noise_swell": 1.0})
         swollen = d.generator(z)
-        d.apply({})
+        d.load({})
     assert (swollen - healthy).abs().mean() > 0.05
     assert torch.equal(d.generator(z), healthy)
 

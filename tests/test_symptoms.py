@@ -6,10 +6,13 @@ import pytest
 import torch
 
 from installation.damage import Damage
+from installation import levels
+from installation.hooks import ActivationHooks
 from installation.symptoms import SYMPTOM_NAMES, SYMPTOMS, at_level, get
 from installation.symptoms import bit_rot, confusion, forgetting, hesitation, lapses, perseveration, plaques, tangles
 from installation.symptoms.base import FIELDS, FieldCache
 from installation.symptoms.layers import layer_of, matches
+from installation.weights import WeightDamage
 from models.dcgan import DCGANConfig, Generator
 
 TABLE = ["synapse_loss", "neuron_death", "weight_noise", "precision_loss", "bit_rot", "regression",
@@ -42,7 +45,7 @@ def fake_snapshots(g: Generator, count: int = 3) -> list[dict]:
 
 
 class Closing:
-    """`with Closing(Damage(...)) as d:` — the worker thread and hooks go away afterwards."""
+    """`with Closing(Damage(...)) as d:` — the worker thread goes away afterwards."""
 
     def __init__(self, damage):
         self.damage = damage
@@ -55,11 +58,27 @@ class Closing:
 
 
 @pytest.fixture(scope="module")
-def damage():
-    g = tiny_generator()
-    d = Damage(g, snapshots=fake_snapshots(g))
+def generator():
+    return tiny_generator()
+
+
+@pytest.fixture(scope="module")
+def weight_damage(generator):
+    return WeightDamage(generator, snapshots=fake_snapshots(generator))
+
+
+@pytest.fixture(scope="module")
+def damage(generator, weight_damage):
+    d = Damage(generator, weight_damage)
     yield d
     d.close()
+
+
+@pytest.fixture(scope="module")
+def hooks(generator):
+    h = ActivationHooks(generator)
+    yield h
+    h.close()
 
 
 def changed(weights: dict, pristine: dict) -> dict:
@@ -107,45 +126,45 @@ def test_targets_match_layer_names_module_paths_and_parameter_names():
 # ------------------------------------------------------------------ weights
 
 @pytest.mark.parametrize("name", WEIGHTS)
-def test_weight_symptom_is_identity_at_zero(damage, name):
-    weights = damage.weights_for({name: 0.0})
-    assert all(torch.equal(weights[n], damage.pristine[n]) for n in damage.pristine)
-    for param in damage.targeted_params(name):
-        out = get(name).damage(param, damage.pristine[param], 0.0, 5, damage.infos[param])
-        assert torch.equal(out, damage.pristine[param]) and out is not damage.pristine[param]
+def test_weight_symptom_is_identity_at_zero(weight_damage, name):
+    weights = weight_damage.weights_for({name: 0.0})
+    assert all(torch.equal(weights[n], weight_damage.pristine[n]) for n in weight_damage.pristine)
+    for param in weight_damage.targeted_params(name):
+        out = get(name).damage(param, weight_damage.pristine[param], 0.0, 5, weight_damage.infos[param])
+        assert torch.equal(out, weight_damage.pristine[param]) and out is not weight_damage.pristine[param]
 
 
 @pytest.mark.parametrize("name", WEIGHTS)
-def test_weight_damage_is_monotone(damage, name):
-    low, high = (changed(damage.weights_for({name: i}), damage.pristine) for i in (0.4, 0.5))
+def test_weight_damage_is_monotone(weight_damage, name):
+    low, high = (changed(weight_damage.weights_for({name: i}), weight_damage.pristine) for i in (0.4, 0.5))
     assert any(m.any() for m in low.values())
     for param in low:
         assert not (low[param] & ~high[param]).any(), f"{name}: {param} damaged at 0.4 but not at 0.5"
 
 
 @pytest.mark.parametrize("name", WEIGHTS)
-def test_weight_damage_grows_with_intensity(damage, name):
-    amounts = [total_change(damage.weights_for({name: i}), damage.pristine) for i in (0.0, 0.5, 1.0)]
+def test_weight_damage_grows_with_intensity(weight_damage, name):
+    amounts = [total_change(weight_damage.weights_for({name: i}), weight_damage.pristine) for i in (0.0, 0.5, 1.0)]
     assert amounts[0] == 0.0 < amounts[1] < amounts[2]
 
 
 @pytest.mark.parametrize("name", WEIGHTS)
-def test_weight_damage_is_seeded(damage, name):
-    a, b = damage.weights_for({name: 0.55}, seed=1), damage.weights_for({name: 0.55}, seed=1)
+def test_weight_damage_is_seeded(weight_damage, name):
+    a, b = weight_damage.weights_for({name: 0.55}, seed=1), weight_damage.weights_for({name: 0.55}, seed=1)
     assert all(torch.equal(a[n], b[n]) for n in a)
-    if name != "regression" or not damage.snapshots:   # snapshots, not chance, decide regression
-        c = damage.weights_for({name: 0.55}, seed=2)
+    if name != "regression" or not weight_damage.snapshots:   # snapshots, not chance, decide regression
+        c = weight_damage.weights_for({name: 0.55}, seed=2)
         assert any(not torch.equal(a[n], c[n]) for n in a)
 
 
 @pytest.mark.parametrize("name", WEIGHTS)
-def test_cached_fields_damage_exactly_as_freshly_drawn_ones(damage, name):
-    """The seeded-field cache only saves time: a damage computed from an empty cache and one
+def test_cached_fields_damage_exactly_as_freshly_drawn_ones(weight_damage, name):
+    """The seeded-field cache only saves time: a weight_damage computed from an empty cache and one
     computed from cached fields are bit-identical, and the cache holds what was drawn."""
     FIELDS.clear()
-    fresh = damage.weights_for({name: 0.6}, seed=3)
+    fresh = weight_damage.weights_for({name: 0.6}, seed=3)
     drawn = FIELDS.nbytes
-    cached = damage.weights_for({name: 0.6}, seed=3)
+    cached = weight_damage.weights_for({name: 0.6}, seed=3)
     assert all(torch.equal(fresh[n], cached[n]) for n in fresh)
     assert drawn == FIELDS.nbytes           # nothing drawn again
     if name != "regression":                # with snapshots, regression draws nothing
@@ -173,27 +192,26 @@ def test_field_cache_is_bounded_and_evicts_the_oldest():
 
 @pytest.mark.parametrize("name", WEIGHTS)
 def test_weight_damage_restores_when_turned_down(damage, name):
-    damage.apply({name: 0.8})
-    damage.apply({name: 0.3})
+    damage.load({name: 0.8})
+    damage.load({name: 0.3})
     live = damage.generator.state_dict()
-    direct = damage.weights_for({name: 0.3})
+    direct = damage.weights.weights_for({name: 0.3})
     assert all(torch.equal(live[n], direct[n]) for n in live)
-    damage.apply({})
-    assert all(torch.equal(live[n], damage.pristine[n]) for n in live)
+    damage.load({})
+    assert all(torch.equal(live[n], damage.weights.pristine[n]) for n in live)
 
 
 def test_regression_without_snapshots_slides_toward_an_unlearned_network():
-    g = tiny_generator()
-    with Closing(Damage(g)) as d:
-        weights = d.weights_for({"regression": 1.0})
-        assert all(torch.equal(weights[n], d.pristine[n]) for n in d.pristine if "running" in n)
-        moved = [n for n in d.targeted_params("regression") if not torch.equal(weights[n], d.pristine[n])]
-        assert "stem.fc.weight" in moved and all(torch.isfinite(weights[n]).all() for n in moved)
+    d = WeightDamage(tiny_generator())
+    weights = d.weights_for({"regression": 1.0})
+    assert all(torch.equal(weights[n], d.pristine[n]) for n in d.pristine if "running" in n)
+    moved = [n for n in d.targeted_params("regression") if not torch.equal(weights[n], d.pristine[n])]
+    assert "stem.fc.weight" in moved and all(torch.isfinite(weights[n]).all() for n in moved)
 
 
-def test_regression_at_full_intensity_is_the_oldest_snapshot(damage):
-    weights = damage.weights_for({"regression": 1.0})
-    oldest = damage.snapshots[0]
+def test_regression_at_full_intensity_is_the_oldest_snapshot(weight_damage):
+    weights = weight_damage.weights_for({"regression": 1.0})
+    oldest = weight_damage.snapshots[0]
     assert all(torch.allclose(weights[n], oldest[n]) for n in oldest)
 
 
@@ -207,31 +225,31 @@ def test_neuron_death_kills_whole_channels_of_the_right_dimension(upsample, g_no
     g.blocks.up8.register_forward_hook(lambda m, i, o: seen.__setitem__("up8", o.clone()))
     g.stem.act.register_forward_hook(lambda m, i, o: seen.__setitem__("stem", o.clone()))
     z = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
-    with Closing(Damage(g)) as d:
-        d.apply({"neuron_death": 0.5})
+    with Closing(Damage(g, WeightDamage(g))) as d:
+        d.load({"neuron_death": 0.5})
         with torch.no_grad():
             g(z)
         for layer in ("stem", "up8"):
             energy = seen[layer].abs().sum(dim=(0, 2, 3))         # per channel
             dead = int(torch.isclose(energy, torch.zeros(())).sum())
             assert 0 < dead < energy.numel(), f"{layer}: {dead} of {energy.numel()} channels dead at 0.5"
-        d.apply({"neuron_death": 1.0})
+        d.load({"neuron_death": 1.0})
         with torch.no_grad():
             g(z)
         assert seen["up8"].abs().max() == 0 and seen["stem"].abs().max() == 0
 
 
-def test_precision_loss_at_full_intensity_leaves_three_levels(damage):
-    weights = damage.weights_for({"precision_loss": 1.0})
+def test_precision_loss_at_full_intensity_leaves_three_levels(weight_damage):
+    weights = weight_damage.weights_for({"precision_loss": 1.0})
     assert len(torch.unique(weights["blocks.up8.conv.weight"])) <= 3
 
 
-def test_bit_rot_stays_finite_and_bounded(damage):
+def test_bit_rot_stays_finite_and_bounded(weight_damage):
     for seed in range(4):
-        weights = damage.weights_for({"bit_rot": 1.0}, seed=seed)
-        for n in damage.targeted_params("bit_rot"):
+        weights = weight_damage.weights_for({"bit_rot": 1.0}, seed=seed)
+        for n in weight_damage.targeted_params("bit_rot"):
             assert torch.isfinite(weights[n]).all()
-            assert weights[n].abs().max() <= bit_rot.CLAMP_X * damage.pristine[n].abs().max() + 1e-6
+            assert weights[n].abs().max() <= bit_rot.CLAMP_X * weight_damage.pristine[n].abs().max() + 1e-6
 
 
 # ------------------------------------------------------------------ activations
@@ -319,25 +337,25 @@ ANCHORS = torch.randn(4, 16, generator=torch.Generator().manual_seed(6))
 @pytest.mark.parametrize("name", LATENT)
 def test_latent_symptom_identity_shell_determinism_and_growth(name):
     s = get(name)
-    assert torch.equal(s.apply(Z, 0.0, ANCHORS, seed=1, t=3.0), Z)
-    outs = {i: s.apply(Z, i, ANCHORS, seed=1, t=3.0) for i in (0.3, 0.6, 1.0)}
+    assert torch.equal(s.effect(Z, 0.0, ANCHORS, seed=1, t=3.0), Z)
+    outs = {i: s.effect(Z, i, ANCHORS, seed=1, t=3.0) for i in (0.3, 0.6, 1.0)}
     for out in outs.values():
         assert torch.allclose(out.norm(dim=1), torch.full((3,), 4.0), atol=1e-4)
     dist = [float((outs[i] - Z).norm(dim=1).mean()) for i in (0.3, 0.6, 1.0)]
     assert 0 < dist[0] < dist[1] < dist[2]
-    assert torch.equal(outs[0.6], s.apply(Z, 0.6, ANCHORS, seed=1, t=3.0))
+    assert torch.equal(outs[0.6], s.effect(Z, 0.6, ANCHORS, seed=1, t=3.0))
 
 
 def test_forgetting_ends_in_one_generic_image():
-    out = forgetting.SYMPTOM.apply(Z, 1.0, ANCHORS, seed=1)
+    out = forgetting.SYMPTOM.effect(Z, 1.0, ANCHORS, seed=1)
     assert torch.allclose(out, out[:1].expand_as(out), atol=1e-5)
-    no_anchor = forgetting.SYMPTOM.apply(Z, 1.0, torch.zeros(0, 16), seed=1)
-    assert not torch.allclose(no_anchor, forgetting.SYMPTOM.apply(Z, 1.0, torch.zeros(0, 16), seed=2))
+    no_anchor = forgetting.SYMPTOM.effect(Z, 1.0, torch.zeros(0, 16), seed=1)
+    assert not torch.allclose(no_anchor, forgetting.SYMPTOM.effect(Z, 1.0, torch.zeros(0, 16), seed=2))
 
 
 def test_confusion_drifts_slowly_and_needs_memories():
-    assert torch.equal(confusion.SYMPTOM.apply(Z, 1.0, torch.zeros(0, 16), seed=1, t=3.0), Z)
-    frames = [confusion.SYMPTOM.apply(Z, 0.8, ANCHORS, seed=1, t=k / 30) for k in range(0, 30 * 60, 7)]
+    assert torch.equal(confusion.SYMPTOM.effect(Z, 1.0, torch.zeros(0, 16), seed=1, t=3.0), Z)
+    frames = [confusion.SYMPTOM.effect(Z, 0.8, ANCHORS, seed=1, t=k / 30) for k in range(0, 30 * 60, 7)]
     steps = [float((b - a).norm(dim=1).max()) for a, b in zip(frames, frames[1:])]
     assert max(steps) < 0.2 and float((frames[-1] - frames[0]).norm()) > 0.5
 
@@ -404,8 +422,8 @@ TIMES = [k / 30 for k in range(0, 30 * 90)]                             # 90 s a
 @pytest.mark.parametrize("name", OUTPUT)
 def test_output_symptom_is_identity_at_zero_and_seeded(name):
     s = get(name)
-    assert all(torch.equal(s.apply(IMG, 0.0, seed=1, t=t), IMG) for t in TIMES[::97])
-    assert torch.equal(s.apply(IMG, 0.7, seed=1, t=5.0), s.apply(IMG, 0.7, seed=1, t=5.0))
+    assert all(torch.equal(s.effect(IMG, 0.0, seed=1, t=t), IMG) for t in TIMES[::97])
+    assert torch.equal(s.effect(IMG, 0.7, seed=1, t=5.0), s.effect(IMG, 0.7, seed=1, t=5.0))
 
 
 def test_lapses_grow_more_frequent_and_longer_and_fade():
@@ -415,34 +433,44 @@ def test_lapses_grow_more_frequent_and_longer_and_fade():
     assert 0 < share[0.3] < share[0.5] < share[1.0]
     assert max(abs(b - a) for a, b in zip(dark[1.0], dark[1.0][1:])) < 0.2   # a fade, not a cut
     assert max(dark[1.0]) == 1.0
-    out = lapses.SYMPTOM.apply(IMG, 1.0, seed=1, t=TIMES[dark[1.0].index(1.0)])
+    out = lapses.SYMPTOM.effect(IMG, 1.0, seed=1, t=TIMES[dark[1.0].index(1.0)])
     assert torch.equal(out, torch.full_like(IMG, -1.0))
     assert dark[0.5] != [lapses.darkness(t, 0.5, seed=2) for t in TIMES]
 
 
 def test_fading_drains_colour_then_contrast():
     fading = get("fading")
-    grey = fading.apply(IMG, 0.6, seed=0)
+    grey = fading.effect(IMG, 0.6, seed=0)
     assert torch.allclose(grey[:, 0], grey[:, 1], atol=1e-6) and grey.std() > 0.1
-    gone = fading.apply(IMG, 1.0, seed=0)
+    gone = fading.effect(IMG, 1.0, seed=0)
     assert torch.allclose(gone, torch.full_like(IMG, gone.flatten()[0].item())) and gone.max() < -0.5
-    spread = [float(fading.apply(IMG, i, seed=0).std()) for i in (0.0, 0.5, 1.0)]
+    spread = [float(fading.effect(IMG, i, seed=0).std()) for i in (0.0, 0.5, 1.0)]
     assert spread[0] > spread[1] > spread[2]
 
 
 # ------------------------------------------------------------------ through the whole generator
 
 @pytest.mark.parametrize("name", WEIGHTS + ACTIVATIONS + LATENT + OUTPUT)
-def test_full_generator_output_is_finite_at_full_intensity(damage, name):
+def test_full_generator_output_is_finite_at_full_intensity(damage, hooks, name):
     intensities = {name: 1.0}
-    z = damage.latent(Z, intensities, ANCHORS, t=4.0, seed=3)
-    damage.apply(intensities, seed=3)
-    damage.set_activation(intensities, t=4.0, seed=3)
+    z = levels.latent(Z, intensities, ANCHORS, t=4.0, seed=3)
+    damage.load(intensities, seed=3)
+    hooks.set_activation(intensities, t=4.0, seed=3)
     try:
         with torch.no_grad():
-            img = damage.output(damage.generator(z), intensities, t=4.0, seed=3)
+            img = levels.output(damage.generator(z), intensities, t=4.0, seed=3)
     finally:
-        damage.set_activation({}, t=0.0)
-        damage.apply({})
+        hooks.set_activation({}, t=0.0)
+        damage.load({})
     assert torch.isfinite(img).all() and img.shape == (3, 3, 32, 32)
 
+
+def test_latent_and_output_chains_are_identity_when_healthy_and_finite_when_not(generator):
+    assert torch.equal(levels.latent(Z, {}, ANCHORS, t=2.0, seed=7), Z)
+    with torch.no_grad():
+        img = generator(Z)
+    assert torch.equal(levels.output(img, {}, t=2.0, seed=7), img)
+    sick = {"forgetting": 0.5, "confusion": 0.5, "fading": 0.7, "lapses": 1.0}
+    z = levels.latent(Z, sick, ANCHORS, t=2.0, seed=7)
+    assert torch.allclose(z.norm(dim=1), Z.norm(dim=1), atol=1e-4)
+    assert torch.isfinite(levels.output(img, sick, t=2.0, seed=7)).all()

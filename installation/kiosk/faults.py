@@ -24,7 +24,7 @@ from typing import Callable, Mapping
 
 import torch
 
-from ..damage import INTENSITY_RESOLUTION
+from ..weights import INTENSITY_RESOLUTION
 from ..state import FrameState
 from ..symptoms import SYMPTOMS
 
@@ -67,8 +67,8 @@ def _dominates(want: Mapping[str, float], ceiling: Mapping[str, float]) -> bool:
 class FrameGuard:
     """Between the generator and the screen: a broken frame is re-rendered with a good damage level."""
 
-    def __init__(self, damage):
-        self.damage = damage
+    def __init__(self, damage, hooks):
+        self.damage, self.hooks = damage, hooks          # the live weights, the activation symptoms
         self.faults = 0                                   # frames that needed a step back
         self._good: tuple | None = None                   # (seed, weight key, weights, activation levels)
         self._ceilings: dict[int, list[dict[str, float]]] = {}
@@ -77,7 +77,7 @@ class FrameGuard:
 
     @staticmethod
     def levels(intensities: Mapping[str, float], names=GUARDED) -> dict[str, float]:
-        """Non-zero intensities of these symptoms, rounded as Damage rounds weight levels."""
+        """Non-zero intensities of these symptoms, rounded as weights.py rounds weight levels."""
         out = {}
         for name in names:
             value = round(min(1.0, max(0.0, float(intensities.get(name, 0.0)))) * INTENSITY_RESOLUTION)
@@ -117,10 +117,10 @@ class FrameGuard:
         tries = []
         if self._good is not None and self._good[0] == state.seed and (self._good[1], self._good[3]) != (key, acts):
             tries.append(("the last good damage level", self._good[1], self._good[2], self._good[3]))
-        tries.append(("the pristine network", (), self.damage.pristine, {}))
+        tries.append(("the pristine network", (), self.damage.weights.pristine, {}))
         for what, good_key, good_weights, good_acts in tries:
             self.damage.restore(good_key, good_weights)
-            self.damage.set_activation(good_acts, state.t, seed=state.seed)
+            self.hooks.set_activation(good_acts, state.t, seed=state.seed)
             img = generator(z)
             if frame_fault(img) is None:
                 break

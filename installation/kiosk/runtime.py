@@ -136,7 +136,7 @@ class KioskRun:
 
     def attach(self, engine):
         """Give the engine a frame guard (see faults.py); returns the engine."""
-        self.guard = engine.guard = FrameGuard(engine.damage)
+        self.guard = engine.guard = FrameGuard(engine.damage, engine.hooks)
         return engine
 
     @property

@@ -1,9 +1,10 @@
 """The symptoms of Lapses: one small module each, by level (docs/design.md's table has their levels).
 
 Each module exports `SYMPTOM` (a `base.Symptom`: name, level, default target, description and
-a pure effect of intensity in [0, 1]). `installation.damage.Damage` applies them to a live
-generator; the walk calls the walk-level ones (`hesitation.warp`, `perseveration.visit`)
-directly.
+a pure effect of intensity in [0, 1]). The installation applies them to a live generator:
+weights.py the weight symptoms (damage.py loads the results), hooks.py the activation ones,
+levels.py the latent and output ones; the walk calls the walk-level ones (`hesitation.warp`,
+`perseveration.visit`) directly.
 """
 from __future__ import annotations
 

@@ -235,7 +235,7 @@ class WeightSymptom(Symptom):
 
 @dataclass(frozen=True)
 class ActivationSymptom(Symptom):
-    """fn(act [N, C, H, W], intensity in (0, 1], seed, t) -> act. Damage passes a seed already
+    """fn(act [N, C, H, W], intensity in (0, 1], seed, t) -> act. The hooks pass a seed already
     mixed with the layer's name (unless `seed_per_layer` is False), so each layer loses
     different channels."""
     fn: Callable = field(default=None, repr=False)
@@ -254,7 +254,7 @@ class LatentSymptom(Symptom):
     """fn(z [N, L], intensity in (0, 1], anchors [A, L], seed, t) -> z [N, L]."""
     fn: Callable = field(default=None, repr=False)
 
-    def apply(self, z: torch.Tensor, intensity: float, anchors: torch.Tensor, seed: int,
+    def effect(self, z: torch.Tensor, intensity: float, anchors: torch.Tensor, seed: int,
               t: float = 0.0) -> torch.Tensor:
         intensity = clean_intensity(intensity)
         if intensity == 0.0:
@@ -292,7 +292,7 @@ class OutputSymptom(Symptom):
     """fn(img [N, C, H, W] in [-1, 1], intensity in (0, 1], seed, t) -> img."""
     fn: Callable = field(default=None, repr=False)
 
-    def apply(self, img: torch.Tensor, intensity: float, seed: int, t: float = 0.0) -> torch.Tensor:
+    def effect(self, img: torch.Tensor, intensity: float, seed: int, t: float = 0.0) -> torch.Tensor:
         intensity = clean_intensity(intensity)
         if intensity == 0.0:
             return img

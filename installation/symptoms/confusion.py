@@ -27,7 +27,7 @@ def intruder(anchors: torch.Tensor, seed: int, t: float) -> torch.Tensor:
     return slerp_directions(now[None], then[None], blend)[0]
 
 
-def _apply(z: torch.Tensor, intensity: float, anchors: torch.Tensor, seed: int, t: float) -> torch.Tensor:
+def _effect(z: torch.Tensor, intensity: float, anchors: torch.Tensor, seed: int, t: float) -> torch.Tensor:
     if anchors.shape[0] == 0:
         return z
     other = intruder(anchors.to(z.device, z.dtype), seed, t)
@@ -38,5 +38,5 @@ def _apply(z: torch.Tensor, intensity: float, anchors: torch.Tensor, seed: int, 
 SYMPTOM = LatentSymptom(
     name="confusion", level="latent", default_target="",
     description="memories blend into each other",
-    fn=_apply,
+    fn=_effect,
 )

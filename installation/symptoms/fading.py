@@ -17,7 +17,7 @@ FADE_TO = -1.0                 # where contrast drains to, in [-1, 1] image unit
 LUMA = (0.299, 0.587, 0.114)    # Rec. 601 weights for R, G, B
 
 
-def _apply(img: torch.Tensor, intensity: float, seed: int, t: float) -> torch.Tensor:
+def _effect(img: torch.Tensor, intensity: float, seed: int, t: float) -> torch.Tensor:
     colour = 1.0 - min(1.0, intensity / COLOUR_GONE_AT)
     contrast = 1.0 - max(0.0, (intensity - CONTRAST_FROM) / (1.0 - CONTRAST_FROM))
     if img.shape[1] == 3:
@@ -29,5 +29,5 @@ def _apply(img: torch.Tensor, intensity: float, seed: int, t: float) -> torch.Te
 SYMPTOM = OutputSymptom(
     name="fading", level="output", default_target="",
     description="colour and contrast drain",
-    fn=_apply,
+    fn=_effect,
 )

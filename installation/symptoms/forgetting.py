@@ -22,7 +22,7 @@ def generic_direction(anchors: torch.Tensor, latent_size: int, seed: int) -> tor
     return direction / direction.norm()
 
 
-def _apply(z: torch.Tensor, intensity: float, anchors: torch.Tensor, seed: int, t: float) -> torch.Tensor:
+def _effect(z: torch.Tensor, intensity: float, anchors: torch.Tensor, seed: int, t: float) -> torch.Tensor:
     target = generic_direction(anchors.cpu(), z.shape[1], seed).to(z.device, z.dtype)
     radius = z.norm(dim=1, keepdim=True)
     return slerp_directions(z, target.expand_as(z), intensity) * radius
@@ -31,5 +31,5 @@ def _apply(z: torch.Tensor, intensity: float, anchors: torch.Tensor, seed: int, 
 SYMPTOM = LatentSymptom(
     name="forgetting", level="latent", default_target="",
     description="the latent sinks toward the mean: identity fades to a generic face",
-    fn=_apply,
+    fn=_effect,
 )

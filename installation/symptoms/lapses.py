@@ -34,7 +34,7 @@ def darkness(t: float, intensity: float, seed: int) -> float:
     return min(1.0, into_s / FADE_S, (length_s + 2 * FADE_S - into_s) / FADE_S)
 
 
-def _apply(img: torch.Tensor, intensity: float, seed: int, t: float) -> torch.Tensor:
+def _effect(img: torch.Tensor, intensity: float, seed: int, t: float) -> torch.Tensor:
     dark = darkness(t, intensity, seed)
     if dark == 0.0:
         return img
@@ -44,5 +44,5 @@ def _apply(img: torch.Tensor, intensity: float, seed: int, t: float) -> torch.Te
 SYMPTOM = OutputSymptom(
     name="lapses", level="output", default_target="",
     description="blackouts, more frequent and longer",
-    fn=_apply,
+    fn=_effect,
 )
