@@ -107,6 +107,7 @@ def test_each_stage_looks_as_it_is_named_on_a_model_the_suite_trains(own_memorie
         assert cal.position(0.5) < 0.25          # and the calibration holds the damage back
 
 
+@pytest.mark.slow
 def test_calibrate_writes_the_calibration_into_the_checkpoint_and_names_mistakes(own_memories, tmp_path, capsys):
     trained = own_memories
     out = tmp_path / "calibrated.safetensors"

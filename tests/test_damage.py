@@ -248,13 +248,9 @@ def test_a_bad_target_stops_the_live_piece_before_its_window_opens(tiny_checkpoi
 
 
 def test_a_target_that_selects_nothing_stops_the_piece_before_it_starts(tiny_checkpoint, tmp_path):
-    import os
-    import subprocess
-    import sys
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-    r = subprocess.run([sys.executable, "-m", "installation", "render", "--model", str(tiny_checkpoint),
-                        "--frames", str(tmp_path / "f"), "--seconds", "0.1", "--size", "32x32",
-                        "--set", "symptoms.static.target=up99"], capture_output=True, text=True, env=env, timeout=300)
+    from conftest import run_main
+    r = run_main("installation", "render", "--model", tiny_checkpoint, "--frames", tmp_path / "f", "--seconds", "0.1",
+                 "--size", "32x32", "--set", "symptoms.static.target=up99")
     assert r.returncode == 2 and "symptoms.static.target: 'up99'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "f").exists()
 

@@ -106,6 +106,7 @@ def test_lapses_come_more_often_and_longer_as_the_fader_rises():
     assert faders.dark_share(0.5, 1) / full < 0.5 - BAR                          # the plain fader: late
 
 
+@pytest.mark.slow
 def test_calibrate_fits_every_fader_on_a_model_the_suite_trains(own_memories, tmp_path, capsys):
     """On a model trained here, every symptom that changes what a visitor sees changes it evenly
     over its fader's travel once calibrated (measured afresh, not read back); with the plain fader

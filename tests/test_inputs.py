@@ -672,10 +672,6 @@ def test_app_osc_and_midi_change_the_very_next_frame(tiny_checkpoint, tmp_path):
 
 
 def test_cli_names_a_bad_mapping_and_exits_2(tmp_path):
-    import os
-    import subprocess
-    import sys
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-    r = subprocess.run([sys.executable, "-m", "installation", "--set", "inputs.map.revive.midi=knob 3",
-                        "--seconds", "1"], capture_output=True, text=True, env=env, timeout=120)
+    from conftest import run_main
+    r = run_main("installation", "--set", "inputs.map.revive.midi=knob 3", "--seconds", "1")
     assert r.returncode == 2 and "inputs.map.revive.midi" in r.stderr and "Traceback" not in r.stderr

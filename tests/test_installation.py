@@ -16,7 +16,7 @@ from installation.settings import settings_from_dict
 from installation.sheet import decay_rows, make_sheet
 from installation.state import FrameState
 
-from conftest import make_tiny_checkpoint
+from conftest import make_tiny_checkpoint, run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -198,7 +198,7 @@ def test_sheet_has_one_labelled_row_per_stage(tiny_checkpoint):
 
 def test_the_contact_sheet_spreads_its_columns_over_many_memories(tmp_path):
     """Seven anchors in three columns: the first, the middle and the last, not three neighbours."""
-    from conftest import make_tiny_checkpoint
+    from conftest import make_tiny_checkpoint, run_main
     from installation.sheet import sheet_latents
     s = _settings(make_tiny_checkpoint(tmp_path / "seven.safetensors", anchors=7))
     e = _engine(s)
@@ -295,14 +295,15 @@ def test_kiosk_ignores_escape_and_quits_on_the_combo(tiny_checkpoint):
 # ------------------------------------------------------------------ command line
 
 def _cli(*args, cwd=None):
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-    return subprocess.run([sys.executable, "-m", "installation", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env=env, timeout=300)
+    return run_main("installation", *args, cwd=cwd or ROOT)
 
 
 def test_cli_runs_headless_and_exits_0(tiny_checkpoint):
-    r = _cli("--model", str(tiny_checkpoint), "--seconds", "1.5", "--set", "display.width=128",
-             "--set", "display.height=96", "--set", "inputs.osc.port=0")
+    """In a real process, as a person types it: `python -m installation` starts, runs and exits 0."""
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    r = subprocess.run([sys.executable, "-m", "installation", "--model", str(tiny_checkpoint), "--seconds", "1.5",
+                        "--set", "display.width=128", "--set", "display.height=96", "--set", "inputs.osc.port=0"],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "frames in" in r.stdout and "Traceback" not in r.stderr
 

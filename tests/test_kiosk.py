@@ -433,6 +433,7 @@ def test_a_display_change_and_a_lost_display_do_not_end_the_show(tiny_checkpoint
 
 # ------------------------------------------------------------------ a simulated day
 
+@pytest.mark.slow
 def test_soak_a_simulated_day_keeps_memory_and_frame_time_steady(tiny_checkpoint, tmp_path):
     frames = 2400
     s = _settings(tiny_checkpoint, tmp_path / "state.json", "course.duration=12h", "course.end=rebirth",
@@ -570,6 +571,7 @@ def kiosk(tmp_path):
         k.close()
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_resumes_from_a_recent_state(kiosk, tiny_checkpoint):
     rng = random.Random(6)
     k = kiosk(tiny_checkpoint, "kiosk.crash_window_s=0")
@@ -599,6 +601,7 @@ def test_sigkill_at_random_points_resumes_from_a_recent_state(kiosk, tiny_checkp
         floor = saved.course.elapsed_s
 
 
+@pytest.mark.slow
 def test_two_quick_crashes_begin_afresh_and_a_gpu_failure_exits_non_zero(kiosk, tiny_checkpoint):
     k = kiosk(tiny_checkpoint, "kiosk.crash_window_s=60")
     k.state.parent.mkdir()
@@ -624,6 +627,7 @@ def test_two_quick_crashes_begin_afresh_and_a_gpu_failure_exits_non_zero(kiosk, 
     assert not k.saved().run.running
 
 
+@pytest.mark.slow
 def test_the_watchdog_hears_only_of_presented_frames(kiosk, tiny_checkpoint):
     """READY=1 after the first frame, WATCHDOG=1 while frames reach the screen, and silence once they stop:
     a render that hangs (a stuck driver) leaves the process alive and systemd's watchdog to kill it."""
@@ -647,6 +651,7 @@ def test_the_watchdog_hears_only_of_presented_frames(kiosk, tiny_checkpoint):
     _kill(proc)
 
 
+@pytest.mark.slow
 def test_truncated_state_and_model_fall_back_and_status_reports(kiosk, tmp_path, tiny_checkpoint, capsys):
     from installation.cli import main
     bundled = make_tiny_checkpoint(tmp_path / "bundled.safetensors", seed=3)
@@ -805,6 +810,7 @@ def test_a_full_disk_at_the_start_does_not_keep_the_piece_dark(tmp_path, tiny_ch
     assert StateStore(path).read().course.elapsed_s == 12.0
 
 
+@pytest.mark.slow
 def test_a_start_waits_out_a_status_that_holds_the_lock_for_a_moment(tmp_path, tiny_checkpoint):
     """`status` (a monitoring script, say) takes the lock briefly to look; a piece that systemd
     starts at that moment waits for it instead of refusing to start (exit 2, never restarted)."""

@@ -103,6 +103,7 @@ def test_the_mistakes_a_person_makes_are_named_and_nothing_is_written(tmp_path, 
     assert out.read_bytes() == b"someone's model" if case == "out" else not out.exists()
 
 
+@pytest.mark.slow
 def test_photographs_to_a_model_with_its_detail_and_the_same_command_continues(own_memories, tmp_path, capsys):
     """From a folder of photographs of any shape (and an unreadable file) to a model with anchors for
     each, framed where its subject is and with its detail stage; run again after the model is gone

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import run_main
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cli(*args):
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-    return subprocess.run([sys.executable, "-m", "installation", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=600)
+    return run_main("installation", *args, cwd=ROOT)
 
 
 def _decode(path):

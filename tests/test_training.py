@@ -11,6 +11,8 @@ from training.data import DataError, load_folder
 from training.presets import ConfigError, build_config
 from training.run import train
 
+from conftest import run_main
+
 TINY_SET = ["model.image_size=32", "model.width=4", "model.d_width=4", "model.latent_size=16",
             "batch_size=4", "recall_batch=3", "sample_every=2", "checkpoint_every=3", "eval_samples=16",
             "anchor_steps=3", "anchor_tune_steps=3", "snapshots=2"]
@@ -175,7 +177,7 @@ def test_shared_recall_gives_each_memory_its_own_latents(tmp_path, image_folder)
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "training", *map(str, args)], capture_output=True, text=True)
+    return run_main("training", *args)
 
 
 def test_cli_prepare_train_evaluate(tmp_path, image_folder):
@@ -227,6 +229,13 @@ def test_cli_user_mistakes_exit_2_without_traceback(args, word):
     r = _cli(*args)
     assert r.returncode == 2
     assert word in r.stderr and "Traceback" not in r.stderr
+
+
+def test_python_m_training_exits_2_on_a_mistake_in_a_real_process():
+    """The process boundary the tests above skip: `python -m training` hands main's 2 to the shell."""
+    r = subprocess.run([sys.executable, "-m", "training", "evaluate", "/nonexistent.safetensors", "--data", "."],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "no such checkpoint" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_train_will_not_write_into_a_folder_that_is_not_a_run(tmp_path, image_folder):
@@ -519,6 +528,7 @@ def _ddp_worker(rank, world, port, folder, run_dir, phase, out):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_distributed_ranks_stay_in_step_and_resume_exactly(tmp_path, image_folder):
     """DistributedDataParallel on the CPU (gloo), two ranks: the same weights and recall codes on
     each, different images drawn on each, and a resumed run continues each rank exactly."""
@@ -545,6 +555,7 @@ def test_distributed_ranks_stay_in_step_and_resume_exactly(tmp_path, image_folde
             assert torch.equal(a["G"][k], b["G"][k]), (r, k)
 
 
+@pytest.mark.slow
 def test_torchrun_trains_with_the_same_command(tmp_path, image_folder):
     """`torchrun --nproc_per_node 2 -m training train …` (here on the CPU) trains, speaks once,
     and leaves one generator."""
@@ -559,6 +570,7 @@ def test_torchrun_trains_with_the_same_command(tmp_path, image_folder):
     assert (run / "checkpoints" / "step_0000004.rank1.pt").is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_under_torchrun_stops_every_rank_at_one_step(tmp_path, image_folder):
     """Ctrl-C reaches the processes at different points of a step: they agree on one step to stop
     after, each saves (the main rank's checkpoint, every other rank's random streams, of that same
