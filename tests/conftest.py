@@ -37,6 +37,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def default_osc_port_taken():
+    """The settings' default OSC port (9000) is held for the whole run, as another program on the
+    machine may hold it: a test that forgot inputs.osc.port=0 fails here every time, not once in
+    a while on a busy machine."""
+    import socket
+    from installation.settings import Settings
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((Settings().inputs.osc.host, Settings().inputs.osc.port))
+    except OSError:
+        pass                                     # already held by something else: the same test
+    yield
+    sock.close()
+
+
 TINY = dict(image_size=32, channels=3, latent_size=16, width=4, d_width=4)
 
 
