@@ -32,7 +32,7 @@ from .engine import Engine
 from .hud import FrameTimes, Hud
 from .inputs.live import Inputs
 from .piece import Piece
-from .settings import split_combo
+from .inputs.keys import split_combo
 
 log = logging.getLogger("lapses.app")
 

@@ -17,57 +17,20 @@ Nothing reads the wall clock; the caller owns time and persists a `CourseState`.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from installation.duration import DURATION_HELP, MIN_DURATION_S, parse_duration  # noqa: F401  (re-exported)
 from installation.symptoms import SYMPTOM_NAMES
+
+if TYPE_CHECKING:
+    from installation.settings import CourseSettings
 
 __all__ = ["parse_duration", "derive_seed", "CoursePoint", "LucidInterval", "Overrides", "CourseState",
            "CourseSample", "Course", "STAGES", "stage_of", "curve_value"]
-
-# ---------------------------------------------------------------------------------------------
-# durations
-
-_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw])", re.IGNORECASE)
-MIN_DURATION_S = 1.0      # a course shorter than a second shows nothing; 5e-324 s overflowed the arithmetic
-DURATION_HELP = ("a number of seconds (at least 1) or amounts with units s, m, h, d, w: '45s', '90m', '8h', '30d', "
-                 "'1h30m'")
-
-
-def parse_duration(text: str | int | float) -> float:
-    """'8h' -> 28800.0 seconds. Accepts '45s', '90m', '1.5h', '30d', '2w', '1h30m', or a bare number
-    of seconds. Raises ValueError for anything else, including durations shorter than a second."""
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}")
-    if isinstance(text, (int, float)):
-        try:
-            seconds = float(text)
-        except OverflowError:           # an integer too large for a float: no duration
-            raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}") from None
-    elif isinstance(text, str):
-        s = text.strip()
-        try:
-            seconds = float(s)
-        except ValueError:
-            pos, seconds, matched = 0, 0.0, False
-            while pos < len(s):
-                m = _PART.match(s, pos)
-                if not m:
-                    raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}") from None
-                seconds += float(m.group(1)) * _UNIT_S[m.group(2).lower()]
-                pos, matched = m.end(), True
-            if not matched:
-                raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}") from None
-    else:
-        raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}")
-    if not math.isfinite(seconds) or seconds < MIN_DURATION_S:
-        raise ValueError(f"{text!r} is not a duration; allowed: {DURATION_HELP}")
-    return seconds
 
 
 def derive_seed(base_seed: int, cycle: int) -> int:
@@ -317,7 +280,7 @@ class CourseSample(NamedTuple):
 class Course:
     """The course policy, built from `settings.course`; holds no time of its own."""
 
-    def __init__(self, course_settings: Any, symptom_names: Iterable[str] | None = None,
+    def __init__(self, course_settings: CourseSettings, symptom_names: Iterable[str] | None = None,
                  disabled: Iterable[str] = (), calibration: Any = None, faders: Any = None):
         """`calibration` (installation/calibration.py, None: none): where on the curves the model's
         network symptoms are drawn at each progress, so that its story is the one the curves tell;

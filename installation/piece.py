@@ -7,10 +7,14 @@ Keyboard, MIDI and OSC all end in `act(action)` or the setters here, never in th
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .calibration import course_for
 from .course import CourseSample, CourseState
 from .state import FrameState
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 ACTIONS = ("pause", "faster", "slower", "course_forward", "course_back", "decay_up", "decay_down",
            "revive", "rebirth", "lucid", "visit", "release")
@@ -21,7 +25,7 @@ MIN_SPEED, MAX_SPEED = 1 / 64, 64.0
 class Piece:
     """Course state, walk phase and time; what the performer changes."""
 
-    def __init__(self, settings, course_state: CourseState | None = None, meta=None):
+    def __init__(self, settings: Settings, course_state: CourseState | None = None, meta=None):
         """`meta`: the model's metadata (models.GeneratorMeta), whose course calibration the course
         follows; None: the one in the settings' model file."""
         self.settings = settings

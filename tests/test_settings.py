@@ -166,11 +166,12 @@ def test_relative_model_path_is_found_beside_the_file_then_in_the_project(tmp_pa
 
 
 def test_kiosk_state_file_defaults_to_the_users_state_directory(tmp_path):
+    from installation.kiosk.persist import state_file
     kiosk = Settings().kiosk
-    assert kiosk.state_path({"XDG_STATE_HOME": str(tmp_path), "HOME": "/home/x"}) == tmp_path / "lapses" / "state.json"
-    assert str(kiosk.state_path({"HOME": "/home/x"})) == "/home/x/.local/state/lapses/state.json"
+    assert state_file(kiosk, {"XDG_STATE_HOME": str(tmp_path), "HOME": "/home/x"}) == tmp_path / "lapses" / "state.json"
+    assert str(state_file(kiosk, {"HOME": "/home/x"})) == "/home/x/.local/state/lapses/state.json"
     mine = dataclasses.replace(kiosk, state_file=str(tmp_path / "s.json"))
-    assert mine.state_path({}) == tmp_path / "s.json"
+    assert state_file(mine, {}) == tmp_path / "s.json"
 
 
 def test_a_relative_state_file_lies_beside_the_settings_file_wherever_it_is_started(tmp_path, monkeypatch):
@@ -178,10 +179,11 @@ def test_a_relative_state_file_lies_beside_the_settings_file_wherever_it_is_star
     gallery.mkdir()
     path = gallery / "settings.yaml"
     path.write_text("kiosk: {state_file: state/course.json}\n")
+    from installation.kiosk.persist import state_path
     monkeypatch.chdir(tmp_path)
-    assert load_settings(path).state_path({}) == gallery / "state" / "course.json"
+    assert state_path(load_settings(path), {}) == gallery / "state" / "course.json"
     absolute = load_settings(path, overrides=[f"kiosk.state_file={tmp_path}/elsewhere.json"])
-    assert absolute.state_path({}) == tmp_path / "elsewhere.json"
+    assert state_path(absolute, {}) == tmp_path / "elsewhere.json"
 
 
 def test_a_key_given_twice_names_both_lines(tmp_path):

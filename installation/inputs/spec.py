@@ -1,8 +1,9 @@
 """The small languages of the mapping table: MIDI specs ("cc 7", "ch 2 note 36", "cc14 3",
 "pitchbend"), OSC addresses, MIDI port patterns and "host:port".
 
-They are parsed here, once, with no device library involved, so that settings.py can reject a
-bad row at start (naming its key) and the MIDI and OSC threads only ever see parsed values.
+They are parsed here, once, with no device library involved, so that the settings (through
+inputs/rules.py) can reject a bad row at start (naming its key) and the MIDI and OSC threads only
+ever see parsed values.
 Errors are ValueErrors worded for the person editing settings.yaml; the caller adds the key path.
 """
 from __future__ import annotations

@@ -220,6 +220,24 @@ def decide(prev: SavedState | None, crash_window_s: float, boot_id: str) -> Resu
     return Resume(True, 0, f"the last run ended without a clean exit after {run.run_s:.0f} s")
 
 
+def state_file(kiosk, environ: Mapping[str, str] | None = None, beside: Path | None = None) -> Path:
+    """Where the course state lives (KioskSettings): kiosk.state_file (a relative one beside the
+    settings file, `beside`, so it does not depend on where the service was started), else
+    $XDG_STATE_HOME/lapses, else ~/.local/state/lapses."""
+    environ = os.environ if environ is None else environ
+    if kiosk.state_file:
+        p = Path(os.path.expandvars(os.path.expanduser(kiosk.state_file)))
+        return p if p.is_absolute() or beside is None else beside / p
+    base = environ.get("XDG_STATE_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path(environ.get("HOME", str(Path.home()))) / ".local" / "state"
+    return root / "lapses" / "state.json"
+
+
+def state_path(settings, environ: Mapping[str, str] | None = None) -> Path:
+    """The state file of a piece with these settings (state_file, beside its settings file)."""
+    return state_file(settings.kiosk, environ, Path(settings.source).resolve().parent if settings.source else None)
+
+
 def piece_files(settings) -> list[Path]:
     """The files a piece with these settings reads: never to be taken for its state file."""
     files = [Path(settings.source) if settings.source else None, settings.model_path]

@@ -33,7 +33,7 @@ from .faults import FrameGuard, load_model_or_bundled
 from .health import Health, flush_logs, log_path, setup_file_logging
 from .notify import Notifier
 from .persist import (RunRecord, SavedState, StateError, StateLocked, StateStore, boot_id, decide, piece_files,
-                      refusal)
+                      refusal, state_path)
 
 log = logging.getLogger("lapses.kiosk")
 
@@ -71,7 +71,7 @@ class KioskRun:
     @classmethod
     def start(cls, settings, environ=None) -> "KioskRun":
         environ = os.environ if environ is None else environ
-        path = settings.state_path(environ)
+        path = state_path(settings, environ)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:

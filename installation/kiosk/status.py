@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .health import last_health_line, log_path
-from .persist import StateError, StateStore, piece_files, refusal
+from .persist import StateError, StateStore, piece_files, refusal, state_path
 
 PROGRESS_SAME = 5e-4    # saved and recomputed progress closer than this: the same course settings
 
@@ -50,7 +50,7 @@ def _when(wall_s: float) -> str:
 
 def _state_path(settings, usage_error) -> Path:
     """The settings' state file, unless it names something that is no state file (persist.refusal)."""
-    path = settings.state_path()
+    path = state_path(settings)
     why = refusal(path, [*piece_files(settings), log_path(path.parent)])
     if why:
         raise usage_error(f"kiosk.state_file: {why}")
