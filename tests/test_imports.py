@@ -193,3 +193,31 @@ def test_dependencies_point_one_way():
     wrong = [f"{m} imports {target}" for m, targets in GRAPH.items() for target in sorted(targets)
              if target.split(".")[0] in forbidden[m.split(".")[0]]]
     assert not wrong, "\n".join(wrong)
+
+
+_FIRST_IMPORT = """
+import importlib, sys
+failed = []
+for name in sys.argv[1:]:
+    for loaded in [k for k in sys.modules if k.split(".")[0] in ("installation", "models", "training")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except Exception as e:
+        failed.append(f"{name}: {type(e).__name__}: {e}")
+print("\\n".join(failed))
+"""
+
+
+def test_every_module_can_be_the_first_one_imported():
+    """What the graph above cannot see: a package whose `__init__` imports a module that imports
+    the package back runs half-built when that module is imported first (`import
+    installation.inputs.keys` before `installation.settings`, say). Each module is imported first,
+    in one fresh process, with the project's modules forgotten between them."""
+    import subprocess
+    import sys
+    names = sorted(name for name in MODULES if not name.endswith("__main__"))
+    r = subprocess.run([sys.executable, "-c", _FIRST_IMPORT, *names], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "", r.stdout
