@@ -201,3 +201,9 @@ def test_a_key_given_twice_names_both_lines(tmp_path):
 def test_a_folder_given_as_the_settings_file_is_named(tmp_path):
     with pytest.raises(SettingsError, match=re.escape(f"{tmp_path}: is a folder, not a settings file")):
         load_settings(tmp_path)
+
+
+def test_a_set_into_a_value_names_what_was_given_not_an_internal_object():
+    with pytest.raises(SettingsError) as e:
+        settings_from_dict({}, ["display.fps_limit.x=1"])
+    assert str(e.value) == "display.fps_limit: {'x': 1} is the wrong type; allowed: an integer >= 0 and <= 1000"

@@ -57,8 +57,17 @@ def _unwrap(value: Any, tp: Any) -> Any:
     return value
 
 
+def _as_given(value: Any) -> Any:
+    """A value as the person gave it: an override's text inside a mapping shown as its value."""
+    if isinstance(value, _Given):
+        return value.parsed
+    if isinstance(value, dict):
+        return {k: _as_given(v) for k, v in value.items()}
+    return value
+
+
 def fail(path: str, value: Any, allowed: str, problem: str = "") -> typing.NoReturn:
-    shown = "null" if value is None else repr(value)
+    shown = "null" if value is None else repr(_as_given(value))
     raise SettingsError(f"{path}: {shown} {problem or 'is not allowed'}; allowed: {allowed}")
 
 
