@@ -28,12 +28,11 @@ from .weights import Recipe, WeightDamage, Weights
 
 URGENT_BUDGET_S = 0.045       # a performer's change is computed on the render thread, for the very
                               # next frame, when a recompute has lately cost no more than this (the
-                              # bundled model: ~35 ms on 2 CPU cores, one longer frame, under 100 ms),
-                              # and only while the worker is idle: a knob turning on and on answers
-                              # at once, then follows through the worker (every urgent recompute is
-                              # one long frame; four a second made a turning knob's p99 that frame:
-                              # benchmarks/live_speed.py, knob row, 34 -> 27 ms without them);
-URGENT_AGAIN_S = 0.1          # keys tapped one after another, this often at most
+                              # bundled model: ~35 ms on 2 CPU cores, one longer frame, under 100 ms)...
+URGENT_EVERY_S = 0.25         # ...and at most this often while the worker is busy: a knob turned on
+                              # and on answers at once, then follows through the worker, without
+                              # every frame growing longer;
+URGENT_AGAIN_S = 0.1          # with the worker idle (keys tapped, not a knob turning), this often
 
 log = logging.getLogger("lapses.damage")
 
@@ -122,10 +121,10 @@ class Damage:
         drops whatever is still on its way.
 
         `urgent` (a performer just moved something): computed now instead, so the very next
-        frame shows it, when a recompute has lately been cheap (URGENT_BUDGET_S), the worker is
-        idle and the last urgent one was not just now (URGENT_AGAIN_S, keys tapped one after
-        another); a large model whose recompute would stall the picture, and a knob still
-        turning (the worker busy with its last move), go through the worker."""
+        frame shows it, when a recompute has lately been cheap (URGENT_BUDGET_S) and the last
+        urgent one was not just now (URGENT_EVERY_S while the worker is busy with a knob still
+        turning, URGENT_AGAIN_S for keys tapped one after another); a large model whose recompute
+        would stall the picture, and a knob still turning, go through the worker."""
         recipe = self.weights.recipe(intensities, seed)
         key = recipe.key
         if (key == () and self._loaded_key != ()) or (key != () and self.compute_s is None):
@@ -140,7 +139,7 @@ class Damage:
         now = time.monotonic()
         if (urgent and key != self._loaded_key and self.compute_s is not None
                 and self.compute_s <= URGENT_BUDGET_S
-                and now - self._urgent_at >= URGENT_AGAIN_S and not self.busy()):
+                and now - self._urgent_at >= (URGENT_EVERY_S if self.busy() else URGENT_AGAIN_S)):
             self._urgent_at = now
             self.load(intensities, seed)
             return
