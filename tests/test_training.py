@@ -148,7 +148,7 @@ def test_nearest_recall_pulls_the_random_sample_closest_to_each_memory(tmp_path,
         samples = trainer.G(pool)
     targets = samples[[7, 3, 7]] + 0.01 * torch.randn(3, *samples.shape[1:])
     torch.manual_seed(5)                      # the same fresh pool inside
-    latents, images = trainer._nearest_latents(targets)
+    latents, images = trainer._nearest_latents(targets, torch.tensor([0, 1, 0]))
     assert torch.equal(latents, pool[[7, 3, 7]]) and torch.equal(images, targets)
     with pytest.raises(ConfigError, match="recall_mode"):
         build_config("lapses-memory", ["recall_mode=random"])
@@ -166,7 +166,7 @@ def test_shared_recall_gives_each_memory_its_own_latents(tmp_path, image_folder)
         samples = trainer.G(pool)
     targets = samples[[7, 3, 7]] + 0.01 * torch.randn(3, *samples.shape[1:])
     torch.manual_seed(5)
-    latents, images = trainer._nearest_latents(targets)
+    latents, images = trainer._nearest_latents(targets, torch.tensor([0, 1, 0]))
     rows = [int(torch.cdist(pool, z[None]).argmin()) for z in latents]
     assert len(latents) == 6 and len(set(rows)) == 6           # six latents, none pulled onto two memories
     assert rows[0] == 7 and rows[1] == 3                       # the first turn: each its nearest, if still free
@@ -174,6 +174,49 @@ def test_shared_recall_gives_each_memory_its_own_latents(tmp_path, image_folder)
     assert torch.equal(images, targets[[0, 1, 2, 0, 1, 2]])
     with pytest.raises(ConfigError, match="recall_pool"):
         build_config("lapses-memory", ["recall_share=9", "recall_batch=8", "recall_pool=64"])
+
+
+def test_balanced_recall_gives_a_memory_no_sample_resembles_more_pulls_by_ssim(tmp_path, image_folder):
+    """recall_balance: a memory few of the pools' samples resemble most (by SSIM, as evaluate counts
+    recall) takes up to 2k more latents, those most like it by SSIM; one at its fair share takes none
+    more; the running shares carry over a resume."""
+    from training.evaluate import ssim_matrix
+    from training.loop import Trainer
+    cfg = build_config("lapses-memory", TINY_SET + ["recall_pool=24", "recall_share=2", "recall_balance=true"])
+    trainer = Trainer(cfg, load_folder(image_folder, 32, 3), tmp_path / "run", torch.device("cpu"))
+    n = len(trainer.images)
+    before = torch.zeros(n)
+    before[[0, 2]] = 0.5                 # memories 0 and 2 hold the pools; memory 1: no sample has landed nearest it
+    trainer.recall_shares = before.clone()
+    torch.manual_seed(5)
+    pool = torch.randn(24, 16)
+    with torch.no_grad():
+        samples = trainer.G(pool)
+    def grey(x):
+        return (x.mean(dim=1, keepdim=True) + 1) / 2
+    expected_shares = torch.bincount(ssim_matrix(grey(samples), grey(trainer.images)).argmax(1),
+                                     minlength=n).float() / 24
+    idx = torch.tensor([0, 1, 2])
+    targets = trainer.images[idx]
+    torch.manual_seed(5)
+    latents, images = trainer._nearest_latents(targets, idx)
+    rows = [int(torch.cdist(pool, z[None]).argmin()) for z in latents]
+    assert len(set(rows)) == len(rows)                       # none pulled onto two memories
+    shares = 0.1 * expected_shares + 0.9 * before
+    assert torch.allclose(trainer.recall_shares, shares)     # the running share moved toward this pool's
+    more = {i: int(round(4 * max(0.0, 1 - float(shares[i]) * n))) for i in range(3)}
+    assert more[0] == more[2] == 0 and more[1] > 0 and len(rows) == 6 + more[1]
+    counts = [sum(1 for img in images if torch.equal(img, targets[i])) for i in range(3)]
+    assert counts == [2 + more[i] for i in range(3)]
+    # memory 1's extra latents are those of the untaken samples most like it by SSIM
+    sim = ssim_matrix(grey(samples), grey(trainer.images[1:2]))[:, 0]
+    extra_rows = [r for r, img in zip(rows[6:], images[6:]) if torch.equal(img, targets[1])]
+    untaken = [j for j in range(24) if j not in rows[:6]]
+    assert set(extra_rows) <= set(untaken)
+    assert sorted(extra_rows) == sorted(sorted(untaken, key=lambda j: -float(sim[j]))[:more[1]])
+    assert torch.equal(trainer._streams()["recall_shares"], trainer.recall_shares)
+    with pytest.raises(ConfigError, match="up to 3 x recall_share"):
+        build_config("lapses-memory", ["recall_share=3", "recall_batch=8", "recall_pool=64", "recall_balance=true"])
 
 
 def _cli(*args):
@@ -608,3 +651,23 @@ def test_training_progress_into_a_log_is_whole_lines_not_redraws(tmp_path, image
     assert any(line.startswith("100% 12/12 [") and "step/s" in line for line in lines), err
     assert any(line.startswith("pivotal tuning: 100% 3/3") for line in lines), err
     assert len([line for line in lines if "12 [" in line]) <= 3          # the start, the end: not every step
+
+
+def test_the_ema_half_life_is_at_most_a_tenth_of_the_runs_own_steps(tmp_path, image_folder):
+    """ema_rampup: early in a run (a warm start's too, counted from its own start) the EMA follows G
+    closely; later it is ema_beta; 0 turns the ramp off."""
+    from training.loop import Trainer
+    cfg = build_config("lapses-memory", TINY_SET)
+    trainer = Trainer(cfg, load_folder(image_folder, 32, 3), tmp_path / "run", torch.device("cpu"))
+    trainer.start_step, trainer.step = 6000, 6600                 # 600 steps of a warm-started run
+    assert trainer.ema_beta() == pytest.approx(0.5 ** (1 / 60))   # half-life 60 steps, not 0.998's 346
+    trainer.start_step, trainer.step = 0, 30_000
+    assert trainer.ema_beta() == cfg.ema_beta
+    trainer.step = 0
+    assert trainer.ema_beta() == 0.0
+    off = Trainer(build_config("lapses-memory", TINY_SET + ["ema_rampup=0"]), load_folder(image_folder, 32, 3),
+                  tmp_path / "run2", torch.device("cpu"))
+    off.start_step, off.step = 6000, 6600
+    assert off.ema_beta() == cfg.ema_beta
+    with pytest.raises(ConfigError, match="ema_rampup"):
+        build_config("lapses-memory", ["ema_rampup=2"])

@@ -23,6 +23,7 @@ from . import artifacts
 from .anchors import find_anchors, recall_loss, to_shell
 from .augment import diff_augment, parse_policy, random_flip
 from .data import Batches, ImageSet
+from .evaluate import ssim_matrix
 from .presets import TrainConfig
 
 # model settings that shape only D: a warm start (fresh D) may change them
@@ -90,6 +91,9 @@ class Trainer:
         if world > 1:           # every rank starts from the main rank's codes (DDP does the same for G and D)
             torch.distributed.broadcast(self.codes.data, 0)
         self.opt_codes = torch.optim.Adam([self.codes], lr=1e-2)
+        # recall_balance: the running share of each step's pool of random samples that lands nearest
+        # each memory (this rank's pools), which decides how many pulls each memory is given
+        self.recall_shares = torch.full((n,), 1.0 / n)
         self.images = data.images.to(device)
         self.batches = Batches(self.images, cfg.batch_size, torch.Generator().manual_seed(cfg.seed * 1000 + rank))
         self.policy = parse_policy(cfg.diffaugment)
@@ -119,22 +123,36 @@ class Trainer:
     def _disc(self, img: torch.Tensor) -> torch.Tensor:
         return self.D_train(img)
 
+    RECALL_SHARE_BETA = 0.9     # recall_balance: the running shares follow the last ~10 steps' pools
+
     @torch.no_grad()
-    def _nearest_latents(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For each image [N, C, S, S], the latent whose sample is nearest to it (at quarter size)
-        among a fresh pool of random latents: IMLE (Li & Malik 2018). Pulling those samples onto
-        the memories ties *random* samples to them, so each memory holds a region of the latent
-        space and none is dropped, which learned per-image codes cannot promise. With
-        recall_share k > 1 each image takes its k nearest, in turns and none shared: a memory
-        whose region is small takes latents that lie nearer another one, and its region grows, so
-        none is left recalled by almost no random sample. Returns (latents, their images)."""
+    def _nearest_latents(self, target: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each image [N, C, S, S] (self.images[idx], as the step sees them), the latent whose
+        sample is nearest to it (at quarter size) among a fresh pool of random latents: IMLE (Li &
+        Malik 2018). Pulling those samples onto the memories ties *random* samples to them, so each
+        memory holds a region of the latent space and none is dropped, which learned per-image codes
+        cannot promise. With recall_share k > 1 each image takes its k nearest, in turns and none
+        shared: a memory whose region is small takes latents that lie nearer another one, and its
+        region grows. With recall_balance a memory that few of the pool's samples resemble most (by
+        SSIM, as evaluate counts recall, on the grey; the running share of the last pools) takes up to 2k more,
+        those that resemble it most by SSIM, so a memory no random sample recalls — a fine texture,
+        which L2 at quarter size cannot tell from a flat colour — wins a region of its own.
+        Returns (latents, their images)."""
         pool = torch.randn(self.cfg.recall_pool, self.G.latent_size, device=self.device)
         with self._autocast():
             samples = self._fake(pool, mix=False)
         dist = torch.cdist(F.avg_pool2d(target.float(), 4).flatten(1), F.avg_pool2d(samples.float(), 4).flatten(1))
         k = self.cfg.recall_share
-        if k <= 1:
+        if k <= 1 and not self.cfg.recall_balance:
             return pool[dist.argmin(dim=1)], target
+        extra, sim = [0] * len(target), None
+        if self.cfg.recall_balance:
+            sim = self._pool_similarity(samples)                             # [P, M]
+            shares = torch.bincount(sim.argmax(dim=1), minlength=len(self.images)).float() / len(pool)
+            self.recall_shares.mul_(self.RECALL_SHARE_BETA).add_(shares, alpha=1.0 - self.RECALL_SHARE_BETA)
+            fair = 1.0 / len(self.images)
+            deficit = (1.0 - self.recall_shares / fair).clamp(0.0, 1.0)     # 0: a fair share or more; 1: none
+            extra = [int(round(2 * k * float(deficit[int(i)]))) for i in idx.cpu()]
         taken = torch.zeros(len(pool), dtype=torch.bool, device=self.device)
         picks = []
         for _ in range(k):                      # turns: each image its nearest latent not yet taken
@@ -142,8 +160,22 @@ class Trainer:
                 j = int(dist[i].masked_fill(taken, float("inf")).argmin())
                 taken[j] = True
                 picks.append((i, j))
+        for turn in range(max(extra)):          # then the memories short of their share, by SSIM
+            for i in range(len(target)):
+                if extra[i] > turn:
+                    j = int(sim[:, int(idx[i])].to(self.device).masked_fill(taken, -float("inf")).argmax())
+                    taken[j] = True
+                    picks.append((i, j))
         rows = torch.tensor([i for i, _ in picks], device=self.device)
         return pool[torch.tensor([j for _, j in picks], device=self.device)], target[rows]
+
+    def _pool_similarity(self, samples: torch.Tensor) -> torch.Tensor:
+        """SSIM [P, M] of each pool sample to each memory, on their grey (a third of the cost) at full
+        size up to 128 px: a fine texture (brick) is told from a flat colour only there."""
+        def grey(x: torch.Tensor) -> torch.Tensor:
+            x = (x.float().mean(dim=1, keepdim=True) + 1) / 2
+            return F.adaptive_avg_pool2d(x, 128) if x.shape[-1] > 128 else x
+        return ssim_matrix(grey(samples), grey(self.images))
 
     def warm_start(self, path: Path) -> None:
         """Begin from a trained generator instead of from noise: its weights for G and its EMA, its
@@ -228,7 +260,7 @@ class Trainer:
                 idx = torch.randperm(len(self.images), device=self.device)[:cfg.recall_batch]
                 target = self._real(self.images[idx])
                 if cfg.recall_mode == "nearest":
-                    z_recall, target = self._nearest_latents(target)
+                    z_recall, target = self._nearest_latents(target, idx)
                 else:
                     z_recall = to_shell(self.codes[idx])
                 recon = self._fake(z_recall, mix=False)
@@ -255,9 +287,21 @@ class Trainer:
             self.snapshots[self.step] = {k: v.detach().to("cpu", torch.float16)
                                          for k, v in self.G_ema.state_dict().items()}
 
+    def ema_beta(self) -> float:
+        """This step's EMA decay: ema_beta, its half-life capped at ema_rampup x the steps this run has
+        taken (from its own start: a warm start's or resume's start_step). A 600-step run warm-started
+        from another model at 0.998 (a half-life of 346 steps) would end a third the model it began
+        from: random samples then land on the old memories' blend, not the new ones."""
+        if self.step <= 0:
+            return 0.0
+        beta, done = self.cfg.ema_beta, self.step - self.start_step
+        if self.cfg.ema_rampup > 0 and beta > 0:
+            beta = min(beta, 0.5 ** (1.0 / max(1.0, self.cfg.ema_rampup * done)))
+        return beta
+
     @torch.no_grad()
     def _update_ema(self) -> None:
-        beta = self.cfg.ema_beta if self.step > 0 else 0.0
+        beta = self.ema_beta()
         for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
             p_ema.lerp_(p.detach(), 1 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
@@ -353,7 +397,7 @@ class Trainer:
     def _streams(self) -> dict:
         """This rank's random streams: its batch order and its noise."""
         s = {"batches": self.batches.state(), "batch_rng": self.batches.generator.get_state(),
-             "rng": torch.get_rng_state()}
+             "rng": torch.get_rng_state(), "recall_shares": self.recall_shares.clone()}
         if self.cuda:
             s["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return s
@@ -362,6 +406,8 @@ class Trainer:
         self.batches.load_state(s["batches"])
         self.batches.generator.set_state(s["batch_rng"])
         torch.set_rng_state(s["rng"])
+        if "recall_shares" in s and s["recall_shares"].shape == self.recall_shares.shape:   # older runs: none
+            self.recall_shares = s["recall_shares"].float().clone()
         if self.cuda and "cuda_rng" in s:
             torch.cuda.set_rng_state(s["cuda_rng"], self.device)
 

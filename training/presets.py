@@ -33,12 +33,17 @@ class TrainConfig:
     recall_mode: str = "codes"       # which latent redraws an image: "codes" (a learned latent per image, GLO)
                                      # or "nearest" (the nearest of a fresh pool of random latents, IMLE)
     recall_pool: int = 64            # random latents per step to pick the nearest from ("nearest" mode)
+    recall_balance: bool = False     # "nearest" mode: a memory that few random samples land nearest to (by SSIM,
+                                     # as evaluate counts recall) is given up to 2 x recall_share more pulls
     recall_share: int = 1            # "nearest" mode: latents pulled onto each image, none shared (above 1, each
                                      # memory claims a share of the random latents, so every one is recalled)
     style_mixing: float = 0.0        # style models: share of samples whose later layers take a second latent's style
     grow_from: int = 0               # style models: grow progressively from this resolution (e.g. 4); 0 = full size
     grow_steps: int = 1000           # progressive growing: steps per resolution, the first half fading it in
     ema_beta: float = 0.999          # EMA of G's weights per step (0 = no EMA)
+    ema_rampup: float = 0.1          # the EMA's half-life is at most this share of the run's own steps so far
+                                     # (StyleGAN2-ADA's ema_rampup; 0 = off): a short warm-started run's EMA is
+                                     # then its own model, not mostly the one it began from
     d_warmup: int = 0                # the first N steps of a run update D alone (a warm start's fresh D catches up)
     sample_every: int = 250          # steps between sample grids
     checkpoint_every: int = 1000     # steps between checkpoints
@@ -179,13 +184,16 @@ def build_config(preset: str, overrides: list[str] = (), **direct) -> TrainConfi
     if cfg.recall_mode not in ("codes", "nearest"):
         raise ConfigError(f"recall_mode={cfg.recall_mode!r}: must be codes or nearest")
     if cfg.recall_mode == "nearest" and cfg.recall_share > 1 and \
-            cfg.recall_share * min(cfg.recall_batch, 64) > cfg.recall_pool:
-        raise ConfigError(f"recall_share={cfg.recall_share} x recall_batch={cfg.recall_batch} latents are pulled each "
-                          f"step, more than recall_pool={cfg.recall_pool} holds: raise recall_pool or lower them")
+            cfg.recall_share * (3 if cfg.recall_balance else 1) * min(cfg.recall_batch, 64) > cfg.recall_pool:
+        most = "up to 3 x " if cfg.recall_balance else ""
+        raise ConfigError(f"{most}recall_share={cfg.recall_share} x recall_batch={cfg.recall_batch} latents are pulled "
+                          f"each step, more than recall_pool={cfg.recall_pool} holds: raise recall_pool or lower them")
     if cfg.loss not in ("bce", "hinge"):
         raise ConfigError(f"loss={cfg.loss!r}: must be bce or hinge")
     if cfg.anchor_tune_steps < 0 or cfg.anchor_tune_lr <= 0 or cfg.anchor_tune_locality < 0:
         raise ConfigError("anchor_tune_steps and anchor_tune_locality must be 0 or more, anchor_tune_lr more than 0")
+    if not 0.0 <= cfg.ema_rampup <= 1.0:
+        raise ConfigError(f"ema_rampup={cfg.ema_rampup}: must be between 0 (off) and 1")
     if cfg.d_warmup < 0:
         raise ConfigError(f"d_warmup={cfg.d_warmup}: must be 0 or more")
     if not 0 <= cfg.snapshots <= MAX_SNAPSHOTS:     # each is an fp16 copy of G in the checkpoint
