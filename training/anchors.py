@@ -128,7 +128,8 @@ def tune_to_anchors(generator: torch.nn.Module, images: torch.Tensor, anchors: t
                     progress: bool = False) -> dict[str, float]:
     """Pivotal tuning, in place: images [N, C, S, S] in [-1, 1], anchors [N, latent] (z, or w for a
     style generator) stay fixed; the generator's weights move (a style generator's synthesis
-    only: its mapping, and so the w its walk and symptoms draw from, stays as it was). Returns the
+    only: its mapping, and so the w its walk and symptoms draw from, stays as it was). Each image's
+    loss is weighted by how unlike its image its anchor still is (1 - SSIM, over the others'). Returns the
     loss at the start and end; raises ValueError, leaving the weights as they were, if the tuning
     diverged (a loss or weight not finite)."""
     if not (math.isfinite(lr) and lr > 0 and math.isfinite(locality) and locality >= 0):
@@ -151,7 +152,11 @@ def tune_to_anchors(generator: torch.nn.Module, images: torch.Tensor, anchors: t
             idx = torch.randperm(len(images), generator=gen)[:batch].to(device)
             target = images[idx]
             out = draw(anchors[idx]).float()
-            loss = recall_loss(out, target).mean() + (1 - ssim_pairs((out + 1) / 2, (target + 1) / 2)).mean()
+            dissimilar = 1 - ssim_pairs((out + 1) / 2, (target + 1) / 2)                          # [batch]
+            # the anchors least like their images (by SSIM) are tuned the most (weights mean 1): an even
+            # mean polishes the easy memories and leaves a fine texture below the rest
+            focus = dissimilar.detach() / dissimilar.detach().mean().clamp_min(1e-8)
+            loss = (focus * (recall_loss(out, target) + dissimilar)).mean()
             if locality > 0:
                 z = torch.randn(batch, generator.latent_size, generator=gen).to(device)
                 with torch.no_grad():

@@ -108,7 +108,8 @@ def make(folder: Path, out: Path, minutes: float, init: Path, device_name: str =
     files = check_folder(folder)
     check_disk(out, init)
     device = pick_device(device_name)
-    overrides = ["d_warmup=100", "checkpoint_every=100", "sample_every=100", "recall_share=2", *overrides]
+    overrides = ["d_warmup=100", "checkpoint_every=100", "sample_every=100", "recall_share=2", "recall_balance=true",
+                 *overrides]
     model = build_config("lapses-memory", overrides).model_config()
     data = load_folder(folder, model.image_size, model.channels, framing="subject")
     if data.skipped:
