@@ -53,6 +53,22 @@ def default_osc_port_taken():
     sock.close()
 
 
+@pytest.fixture(autouse=True)
+def thread_pools_put_back():
+    """Each test leaves torch's and OpenCV's thread pools as it found them: a render inside a test
+    gives the generator half the cores (render.share_cores_with_encoder), and a model a later test
+    trains (own_memories) would otherwise be trained on one thread or two depending on which tests
+    ran first — a different model, as float sums run in another order."""
+    import cv2
+    import torch
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    if cv2.getNumThreads() != cv_threads:
+        cv2.setNumThreads(cv_threads)
+
+
 TINY = dict(image_size=32, channels=3, latent_size=16, width=4, d_width=4)
 
 
