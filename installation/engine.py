@@ -19,7 +19,7 @@ from . import levels
 from .damage import Damage
 from .device_output import DeviceOutput
 from .hooks import ActivationHooks
-from .output import Output, OutputSpec, img_to_uint8
+from .output import RGB_TO_YUV, YUV_LIMITS, YUV_OFFSET, Output, OutputSpec, img_to_uint8
 from .settings import SettingsError
 from .state import FrameState
 from .style import POOL, StyleLatents
@@ -222,6 +222,13 @@ class Engine:
         grain_at = [int(s.t * 24) for s in states]
         if self.device_output is not None:
             return self.device_output(self._with_detail(img, states), grain_at, form)
+        if form == "i420" and self.detail is not None and self.detail.device.type == "cpu" \
+                and self.output.planar(self.detail.size, self.detail.size):
+            # composed straight into shaded YUV planes (DetailStage.planar_frames): the film's frame
+            # as Output.i420 makes it of the 8-bit picture, within a level, for a third of the traffic
+            planes = self.detail.planar_frames(img, self._detail_kept(img, states), RGB_TO_YUV, YUV_OFFSET,
+                                               self.output.shade(img.shape[-2], img.shape[-1]), YUV_LIMITS)
+            return [self.output.i420_from_planes(planes(k), i) for k, i in enumerate(grain_at)]
         picture = self._uint8_pictures(img, states)
         chain = self.output.i420 if form == "i420" else self.output
         return [chain(picture(k), i) for k, i in enumerate(grain_at)]

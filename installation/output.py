@@ -48,6 +48,7 @@ RGB_TO_YUV = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [11
 YUV_OFFSET = np.array([16.0, 128.0, 128.0], np.float32)
 YUV_TO_RGB = np.linalg.inv(RGB_TO_YUV).astype(np.float32)
 LUMA_RANGE = 219.0 / 255.0      # a step of one level on R, G and B is this much on Y
+YUV_LIMITS = ((16, 235), (16, 240), (16, 240))     # what 8-bit RGB converts to
 
 
 _RGB_TO_YUV_AFFINE = np.hstack([RGB_TO_YUV, YUV_OFFSET[:, None]]).astype(np.float32)
@@ -165,19 +166,37 @@ class Output:
 
     def i420(self, small: np.ndarray, frame_index: int = 0) -> np.ndarray:
         """small uint8 [h, w, 3] -> the same frame as YUV 4:2:0, uint8 [H * 3/2, W] in OpenCV's I420
-        layout, for the encoder. Made at the small size and upscaled per plane where the picture
-        lies on whole chroma samples (a fit with even bars) and is enlarged at least twice, so the
-        half-size chroma keeps every colour the small image has; otherwise from the RGB frame."""
-        W, H = self.spec.width, self.spec.height
+        layout, for the encoder. Made at the small size and upscaled per plane where `planar` allows
+        (the picture lies on whole chroma samples and is enlarged at least twice, so the half-size
+        chroma keeps every colour the small image has); otherwise from the RGB frame."""
         h, w = small.shape[:2]
-        sw, sh, x0, y0 = self.placement(h, w)
-        if W % 2 or H % 2 or self.spec.scale != "fit" or any(v % 2 for v in (sw, sh, x0, y0)) \
-                or sw < 2 * w or sh < 2 * h:
+        if not self.planar(h, w):
             return cv2.cvtColor(self(small, frame_index), cv2.COLOR_RGB2YUV_I420)
-        yuv = rgb_to_yuv(self._vignetted(small))
+        return self.i420_from_planes(cv2.split(rgb_to_yuv(self._vignetted(small))), frame_index)
+
+    def planar(self, h: int, w: int) -> bool:
+        """Whether an I420 frame of a small picture of this size is made from its own Y, U and V planes:
+        a fit with even bars and picture, enlarged at least twice."""
+        W, H = self.spec.width, self.spec.height
+        sw, sh, x0, y0 = self.placement(h, w)
+        return not (W % 2 or H % 2 or self.spec.scale != "fit" or any(v % 2 for v in (sw, sh, x0, y0))
+                    or sw < 2 * w or sh < 2 * h)
+
+    def shade(self, h: int, w: int) -> np.ndarray | None:
+        """The vignette as a float32 [h, w] mask at another size (it is smooth: the same at any size), or
+        None without one: for a picture made already shaded (DetailStage.planar_frames)."""
+        return None if self.spec.vignette <= 0 else vignette_mask(h, w, self.spec.vignette)[..., 0]
+
+    def i420_from_planes(self, planes, frame_index: int = 0) -> np.ndarray:
+        """The small picture's Y, U and V planes (uint8 [h, w] each, BT.601 limited range, vignetted
+        already; `planar(h, w)` holds) -> the I420 frame: each plane upscaled into place, bars black,
+        grain on the luma."""
+        W, H = self.spec.width, self.spec.height
+        h, w = planes[0].shape[:2]
+        sw, sh, x0, y0 = self.placement(h, w)
         buf = np.empty((H * 3 // 2, W), np.uint8)
         Y, U, V = i420_planes(buf, W, H)
-        for plane, src, (black, scale) in zip((Y, U, V), cv2.split(yuv), ((16, 1), (128, 2), (128, 2))):
+        for plane, src, (black, scale) in zip((Y, U, V), planes, ((16, 1), (128, 2), (128, 2))):
             px0, px1 = x0 // scale, (x0 + sw) // scale
             _place(plane, src, y0 // scale, (y0 + sh) // scale, px0, px1, black, self._interpolation(px1 - px0, w))
         if self.grain_halves is not None:

@@ -195,6 +195,7 @@ class DetailStage:
         self.healthy = healthy[keep].float().contiguous()            # [M, C, S, S]
         self.thumbs = F.adaptive_avg_pool2d(self.healthy, self.THUMB).flatten(1)   # [M, C*T*T]
         self._residuals: "OrderedDict[int, torch.Tensor]" = OrderedDict()
+        self._planes: "OrderedDict[tuple[int, bytes], np.ndarray]" = OrderedDict()    # planar_frames' residuals
         self._lock = threading.Lock()
         self._buffers = threading.local()          # each thread's frame buffer (uint8_frames)
 
@@ -272,8 +273,91 @@ class DetailStage:
             if buf is None or buf.shape != (d, d, c):
                 buf = self._buffers.frame = np.empty((d, d, c), np.float32)
             self._compose_frame(buf, x[i], a[i], near[i], None if keep is None else keep[i, 0], clip=False)
-            return to_uint8(buf, rgb=True)      # saturates: the clip to [-1, 1], in the same pass
+            # saturates: the clip to [-1, 1], in the same pass. A finite picture (as the engine's always
+            # are) composes a finite one (photographs, bounded shares): then no pass looks for NaN there
+            return to_uint8(buf, rgb=True, finite=bool(np.isfinite(x[i]).all()))
         return frame
+
+    def planar_frames(self, img: torch.Tensor, keep: torch.Tensor | None, matrix: np.ndarray,
+                      offset: np.ndarray, shade: np.ndarray | None = None,
+                      limits: tuple[tuple[int, int], ...] = ((0, 255),) * 3):
+        """For an encoder on a CPU: frame(i) -> the three uint8 planes [D, D] of picture i (as
+        `uint8_frames` gives it, grey repeated) shaded by `shade` and converted to another colour
+        space: plane p = sat(round(shade * (matrix[p] . rgb) + offset[p])), rgb in levels 0..255
+        (e.g. BT.601 YUV and a vignette: what Output.i420 makes of the 8-bit picture, without
+        making it). Composed plane by plane: each memory's detail weight is one plane, not one per
+        channel, and no 8-bit RGB picture, colour conversion or split is made at the detail size —
+        about a third of the memory traffic of composing RGB and converting it. `shade` [S, S] at
+        the generator's size is laid on the picture and on the weights before they are enlarged: it
+        must be smooth over the enlarging filter's 4 generator pixels, as a vignette is (on the
+        bundled models within a level of shading the enlarged picture; at 32 px a picture of white
+        noise under a strong vignette is off by a few). `limits`:
+        each plane's range (BT.601's 16..235 and 16..240), where 8-bit RGB is clipped at 0 and 255:
+        a grey picture's planes are then the converted 8-bit picture's to the level; a colour
+        beyond what RGB holds (a photograph's detail over a bright picture) keeps a little more of
+        its hue than RGB's clipping would leave it."""
+        near, share = self.agreement(img)
+        x, a = self._channels_last(img, share)
+        d, c = self.size, x.shape[3]
+        rgb_of = np.ones((3, 1), np.float32) if c == 1 else np.eye(3, dtype=np.float32)
+        m = (np.asarray(matrix, np.float32) @ rgb_of) * 127.5                    # per [-1, 1] unit of each channel
+        base_m = np.hstack([m, m.sum(axis=1, keepdims=True)]).astype(np.float32)  # 127.5 (x + 1), converted
+        key = m.tobytes()
+        offset = [float(v) for v in offset]
+        shade3 = None if shade is None else cv2.merge([np.asarray(shade, np.float32)] * 3)
+
+        def frame(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            bufs = getattr(self._buffers, "planes", None)
+            if bufs is None or bufs.shape != (3, d, d):
+                bufs = self._buffers.planes = np.empty((3, d, d), np.float32)
+            xi = np.ascontiguousarray(x[i])
+            base = cv2.transform(xi, base_m)                                    # [S, S, 3], levels less offset
+            if shade3 is not None:
+                base = cv2.multiply(base, shade3)
+            for p, small in enumerate(cv2.split(base)):
+                cv2.resize(small, (d, d), bufs[p], interpolation=cv2.INTER_CUBIC)
+            for j in range(a.shape[1]):
+                aj = a[i, j]
+                if float(aj.max()) < NEGLIGIBLE:
+                    continue
+                if shade is not None:
+                    aj = cv2.multiply(aj, shade)
+                w = cv2.resize(aj, (d, d), interpolation=cv2.INTER_LINEAR)
+                if keep is not None:
+                    cv2.multiply(w, keep[i, 0].numpy(), dst=w)
+                    if float(w.max()) < NEGLIGIBLE:
+                        continue
+                r = self.residual_planes(int(near[i, j]), m, key)
+                for p in range(3):
+                    cv2.accumulateProduct(w, r[p], bufs[p])                     # plane += w * residual
+            finite = bool(np.isfinite(xi).all())
+            out = []
+            for p in range(3):
+                plane = bufs[p] if finite else np.nan_to_num(bufs[p], nan=0.0, posinf=255.0, neginf=-255.0)
+                u8 = cv2.add(plane, offset[p], dtype=cv2.CV_8U)                 # rounded, saturated
+                lo, hi = limits[p]
+                if lo > 0 or hi < 255:
+                    np.clip(u8, lo, hi, out=u8)
+                out.append(u8)
+            return tuple(out)
+        return frame
+
+    def residual_planes(self, m: int, matrix: np.ndarray, key: bytes) -> np.ndarray:
+        """Candidate m's residual converted by `matrix` ([3, C], per [-1, 1] unit), as planes [3, D, D]
+        float32 (kept, like `residual`, least recently used out)."""
+        cache = self._planes
+        with self._lock:
+            r = cache.get((m, key))
+            if r is not None:
+                cache.move_to_end((m, key))
+                return r
+        rgb = self.residual(m)                                     # [D, D, C]
+        planes = np.ascontiguousarray(cv2.transform(np.ascontiguousarray(rgb), matrix).transpose(2, 0, 1))
+        with self._lock:
+            cache[(m, key)] = planes
+            while len(cache) > 1 and sum(v.nbytes for v in cache.values()) > self.CACHE_BYTES:
+                cache.popitem(last=False)
+        return planes
 
     @staticmethod
     def _channels_last(img, share) -> tuple[np.ndarray, np.ndarray]:
@@ -309,8 +393,8 @@ class DetailStage:
                 w = cv2.resize(a[j], (d, d), interpolation=cv2.INTER_LINEAR)
                 if keep is not None:
                     cv2.multiply(w, keep.numpy(), dst=w)
-            if float(w.max()) < NEGLIGIBLE:
-                continue
+                    if float(w.max()) < NEGLIGIBLE:     # what detail_loss left of it is nothing
+                        continue
             if w.ndim == 2 and c > 1:
                 w = cv2.merge([w] * c)
             cv2.accumulateProduct(w, self.residual(int(near[j])), dst)        # dst += w * residual
@@ -318,11 +402,11 @@ class DetailStage:
             np.clip(dst, -1.0, 1.0, out=dst)
 
 
-def to_uint8(x, rgb: bool = False) -> np.ndarray:
+def to_uint8(x, rgb: bool = False, finite: bool = False) -> np.ndarray:
     """Pictures in [-1, 1] (NaN/Inf tolerated) -> uint8 levels, channels last: a float32 numpy array
     [..., H, W, C] as it is, a tensor [..., C, H, W] moved there; grey stays one channel, or with
     `rgb` is repeated on three. On a CPU one saturating OpenCV pass (rounding half to even, as
-    torch.round): 1/16 of torch's time there."""
+    torch.round): 1/16 of torch's time there. `finite`: the caller knows there is no NaN or Inf."""
     if isinstance(x, torch.Tensor) and (x.device.type != "cpu" or x.dtype != torch.float32):
         t = torch.nan_to_num(x.detach().float(), nan=0.0, posinf=1.0, neginf=-1.0)
         u8 = np.ascontiguousarray(((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1).cpu().numpy())
@@ -330,7 +414,7 @@ def to_uint8(x, rgb: bool = False) -> np.ndarray:
         if isinstance(x, torch.Tensor):
             x = x.detach().movedim(-3, -1).numpy()                # a view where the memory is channels-last
         hwc = np.ascontiguousarray(x, np.float32)
-        if not np.isfinite(hwc).all():
+        if not finite and not np.isfinite(hwc).all():
             hwc = np.clip(np.nan_to_num(hwc, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
         rows = hwc.reshape(-1, hwc.shape[-2] * hwc.shape[-1])
         u8 = cv2.addWeighted(rows, 127.5, rows, 0.0, 127.5, dtype=cv2.CV_8U).reshape(hwc.shape)

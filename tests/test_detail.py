@@ -122,6 +122,47 @@ def test_the_screens_8_bit_pictures_are_the_stages_own_pictures_quantised(detail
             assert np.array_equal(made, img_to_uint8(stage(img, k)))
 
 
+def test_the_films_planes_composed_in_yuv_are_the_8_bit_pictures_i420(detailed):
+    """planar_frames (the film on a CPU): each picture composed straight into vignetted Y, U and V
+    planes gives the frame Output.i420 makes of the 8-bit picture: grey to within a level (after the
+    same rounding, legal range and clipping), colour decoded within a level but for a few pixels
+    beyond what RGB holds; with and without detail_loss's keep, anchors, blends and broken pictures."""
+    import cv2
+
+    from installation.output import RGB_TO_YUV, YUV_LIMITS, YUV_OFFSET, Output, OutputSpec
+    meta = load_generator(detailed)[1]
+    healthy = torch.nn.functional.avg_pool2d(_photos(4), 2)
+    g = torch.Generator().manual_seed(4)
+    for grey in (False, True):
+        pack = meta.detail if not grey else DetailPack.encode(_photos(4).mean(1, keepdim=True), meta.detail.names)
+        h = healthy if not grey else healthy.mean(1, keepdim=True)
+        stage = DetailStage(pack, [a.name for a in meta.anchors], h)
+        img = torch.cat([h, 0.5 * h[:1] + 0.5 * h[1:2], torch.rand(2, *h.shape[1:], generator=g) * 2 - 1])
+        for spec in (OutputSpec(1280, 720, vignette=0.4, grain=0.2), OutputSpec(640, 360)):
+            out = Output(spec)
+            assert out.planar(DETAIL, DETAIL) and (out.shade(32, 32) is None) == (spec.vignette == 0)
+            for keep in (None, torch.rand(len(img), 1, DETAIL, DETAIL, generator=g)):
+                planes = stage.planar_frames(img, keep, RGB_TO_YUV, YUV_OFFSET, out.shade(32, 32), YUV_LIMITS)
+                pictures = stage.uint8_frames(img, keep)
+                for i in range(len(img)):
+                    made, ref = out.i420_from_planes(planes(i), i), out.i420(pictures(i), i)
+                    assert made.shape == ref.shape == (spec.height * 3 // 2, spec.width)
+                    raw = np.abs(made.astype(int) - ref)
+                    seen = np.abs(cv2.cvtColor(made, cv2.COLOR_YUV2RGB_I420).astype(int)
+                                  - cv2.cvtColor(ref, cv2.COLOR_YUV2RGB_I420))
+                    case = (grey, spec.vignette, keep is None, i, raw.mean(), seen.mean(), np.percentile(seen, 99.9))
+                    if i < 5:           # pictures as a generator draws them: the anchors and a blend
+                        assert raw.mean() < 0.2 and seen.mean() < 0.35 and case[-1] <= (3 if grey else 4), case
+                        assert not grey or raw.max() <= 3, (case, raw.max())
+                    else:               # white noise past what RGB holds, under a vignette folded in at 32 px
+                        assert seen.mean() < 0.6 and case[-1] <= 16, case
+                        assert not grey or spec.vignette or raw.max() <= 3, (case, raw.max())   # clamped as RGB
+    broken = img.clone()
+    broken[0, 0, 3, 5] = float("nan")
+    y, u, v = stage.planar_frames(broken, None, RGB_TO_YUV, YUV_OFFSET, None, YUV_LIMITS)(0)
+    assert y.dtype == np.uint8 and 16 <= y.min() and y.max() <= 235      # a NaN makes no garbage, nor raises
+
+
 def test_detail_loss_is_the_identity_at_0_monotone_and_restorable():
     symptom = SYMPTOMS["detail_loss"]
     assert symptom.level == "detail" and symptom.keep(64, 0.0, 1) is None

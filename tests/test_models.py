@@ -6,6 +6,7 @@ import struct
 import pytest
 import torch
 
+from models.dcgan import ResizeConv2d
 from models import (Anchor, CheckpointError, DCGANConfig, Discriminator, Generator, GeneratorMeta,
                     load_generator, load_resume, save_generator, save_resume)
 
@@ -31,11 +32,15 @@ def test_layer_names_are_meaningful_and_match_modules(tiny_cfg):
     assert any(n.startswith("to_rgb") for n in params)
 
 
-def test_resize_conv_without_autograd_is_the_same_image_and_follows_weight_changes():
-    """Nearest upsampling + 3x3 conv runs as one transposed conv when nothing needs gradients:
-    the same picture, checkpoint names unchanged, and an in-place weight change (damage) seen."""
-    cfg = DCGANConfig(image_size=64, channels=3, latent_size=8, width=8, upsample="nearest", g_norm="pixel")
+@pytest.mark.parametrize("width", [8, 24])
+def test_resize_conv_without_autograd_is_the_same_image_and_follows_weight_changes(width):
+    """Nearest upsampling + 3x3 conv runs as one transposed conv (or, for few output channels, its
+    four phases) when nothing needs gradients: the same picture, checkpoint names unchanged, and an
+    in-place weight change (damage) seen. Width 8: every layer phased; 24: the wide ones not."""
+    cfg = DCGANConfig(image_size=64, channels=3, latent_size=8, width=width, upsample="nearest", g_norm="pixel")
     g = Generator(cfg).eval()
+    phased = {m._phased for m in g.modules() if isinstance(m, ResizeConv2d)}
+    assert phased == ({True} if width == 8 else {True, False})
     assert "to_rgb.1.weight" in g.state_dict() and "blocks.up16.conv.1.weight" in g.state_dict()
     z = torch.randn(5, 8)
 
