@@ -334,7 +334,7 @@ class DetailStage:
             out = []
             for p in range(3):
                 plane = bufs[p] if finite else np.nan_to_num(bufs[p], nan=0.0, posinf=255.0, neginf=-255.0)
-                u8 = cv2.add(plane, offset[p], dtype=cv2.CV_8U)                 # rounded, saturated
+                u8 = cv2.addWeighted(plane, 1.0, plane, 0.0, offset[p], dtype=cv2.CV_8U)   # rounded, saturated
                 lo, hi = limits[p]
                 if lo > 0 or hi < 255:
                     np.clip(u8, lo, hi, out=u8)
