@@ -108,7 +108,7 @@ class Output:
             raise ValueError(f"output upscale {spec.upscale!r} / scale {spec.scale!r}: allowed upscale "
                              f"{', '.join(INTERPOLATION)}; scale fit, fill")
         self.spec = spec
-        self._vignette: dict[tuple[int, int], np.ndarray] = {}
+        self._vignette: dict[tuple[int, int, int], np.ndarray] = {}    # (h, w, channels) -> mask
         self.grain_halves = None           # (bright, dark) uint8 [H + margin, W + margin, 3]; None: no grain
         if spec.grain > 0:
             # one grain field a little larger than the screen, split into its bright and dark
@@ -133,9 +133,7 @@ class Output:
         if self.spec.vignette <= 0:
             return small
         h, w = small.shape[:2]
-        mask = self._vignette.get((h, w))
-        if mask is None:
-            mask = self._vignette[(h, w)] = vignette_mask(h, w, self.spec.vignette, 3)
+        mask = self._vignette_mask(h, w, 3)
         return cv2.multiply(small, mask, dtype=cv2.CV_8U)      # rounded; a quarter of numpy's time
 
     def _interpolation(self, sw: int, w: int) -> int:
@@ -185,7 +183,13 @@ class Output:
     def shade(self, h: int, w: int) -> np.ndarray | None:
         """The vignette as a float32 [h, w] mask at another size (it is smooth: the same at any size), or
         None without one: for a picture made already shaded (DetailStage.planar_frames)."""
-        return None if self.spec.vignette <= 0 else vignette_mask(h, w, self.spec.vignette)[..., 0]
+        return None if self.spec.vignette <= 0 else self._vignette_mask(h, w, 1)[..., 0]
+
+    def _vignette_mask(self, h: int, w: int, channels: int) -> np.ndarray:
+        mask = self._vignette.get((h, w, channels))
+        if mask is None:
+            mask = self._vignette[(h, w, channels)] = vignette_mask(h, w, self.spec.vignette, channels)
+        return mask
 
     def i420_from_planes(self, planes, frame_index: int = 0) -> np.ndarray:
         """The small picture's Y, U and V planes (uint8 [h, w] each, BT.601 limited range, vignetted

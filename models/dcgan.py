@@ -100,8 +100,9 @@ class ResizeConv2d(nn.Conv2d):
     small input: 16 instead of 36 multiply-adds per output pixel and channel pair, and no
     upsampled copy — about 2.5x less time on a CPU. A layer with few output channels (the image,
     and a narrow generator's last hidden layer) runs faster still as its four output phases, each a
-    2x2 convolution of the input, interleaved: on 2 CPU cores the bundled memories model's 48 -> 24
-    layer takes a fifth less time so (/tmp A/B, batch 8, one thread), its 96 -> 48 layer the same. The summed kernel is cached until the weight changes (its version counter: every
+    2x2 convolution of the input, interleaved: on a CPU the bundled memories model's 48 -> 24 layer
+    takes a fifth less time so (batch 8, one thread), its 96 -> 48 layer the same. The summed
+    kernel is cached until the weight changes (its version counter: every
     in-place change, such as the installation's damage, bumps it). Training takes the plain path,
     so gradients are those of the published model."""
 

@@ -203,23 +203,27 @@ class DetailStage:
     def device(self) -> torch.device:
         return self.healthy.device
 
+    def _kept(self, cache: OrderedDict, key, make):
+        """cache[key], made by make() when missing; the least recently used out past CACHE_BYTES."""
+        with self._lock:
+            value = cache.get(key)
+            if value is not None:
+                cache.move_to_end(key)
+                return value
+        value = make()
+        with self._lock:
+            cache[key] = value
+            while len(cache) > 1 and sum(v.nbytes for v in cache.values()) > self.CACHE_BYTES:
+                cache.popitem(last=False)
+        return value
+
     def residual(self, m: int):
         """photo - up(healthy picture) of candidate m, kept (least recently used out): on a CPU a numpy
         array [D, D, C] (the layout the CPU path composes in), elsewhere a tensor [C, D, D] on the device."""
-        with self._lock:
-            r = self._residuals.get(m)
-            if r is not None:
-                self._residuals.move_to_end(m)
-                return r
-        photo = self.pack.decode(self.photo_of[m]).to(self.device)
-        r = photo - upscale(self.healthy[m:m + 1], self.size)[0]
-        if self.device.type == "cpu":
-            r = np.ascontiguousarray(r.numpy().transpose(1, 2, 0))
-        with self._lock:
-            self._residuals[m] = r
-            while len(self._residuals) > 1 and sum(v.nbytes for v in self._residuals.values()) > self.CACHE_BYTES:
-                self._residuals.popitem(last=False)
-        return r
+        def make():
+            r = self.pack.decode(self.photo_of[m]).to(self.device) - upscale(self.healthy[m:m + 1], self.size)[0]
+            return np.ascontiguousarray(r.numpy().transpose(1, 2, 0)) if self.device.type == "cpu" else r
+        return self._kept(self._residuals, m, make)
 
     def agreement(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For pictures [N, C, S, S]: the candidates (indices [N, K]) and how much of each one's
@@ -320,13 +324,10 @@ class DetailStage:
                 aj = a[i, j]
                 if float(aj.max()) < NEGLIGIBLE:
                     continue
-                if shade is not None:
-                    aj = cv2.multiply(aj, shade)
-                w = cv2.resize(aj, (d, d), interpolation=cv2.INTER_LINEAR)
-                if keep is not None:
-                    cv2.multiply(w, keep[i, 0].numpy(), dst=w)
-                    if float(w.max()) < NEGLIGIBLE:
-                        continue
+                w = self._weight(aj if shade is None else cv2.multiply(aj, shade),
+                                 None if keep is None else keep[i, 0].numpy())
+                if w is None:
+                    continue
                 r = self.residual_planes(int(near[i, j]), m, key)
                 for p in range(3):
                     cv2.accumulateProduct(w, r[p], bufs[p])                     # plane += w * residual
@@ -343,21 +344,20 @@ class DetailStage:
         return frame
 
     def residual_planes(self, m: int, matrix: np.ndarray, key: bytes) -> np.ndarray:
-        """Candidate m's residual converted by `matrix` ([3, C], per [-1, 1] unit), as planes [3, D, D]
-        float32 (kept, like `residual`, least recently used out)."""
-        cache = self._planes
-        with self._lock:
-            r = cache.get((m, key))
-            if r is not None:
-                cache.move_to_end((m, key))
-                return r
-        rgb = self.residual(m)                                     # [D, D, C]
-        planes = np.ascontiguousarray(cv2.transform(np.ascontiguousarray(rgb), matrix).transpose(2, 0, 1))
-        with self._lock:
-            cache[(m, key)] = planes
-            while len(cache) > 1 and sum(v.nbytes for v in cache.values()) > self.CACHE_BYTES:
-                cache.popitem(last=False)
-        return planes
+        """Candidate m's residual converted by `matrix` ([3, C], per [-1, 1] unit; `key` names it), as
+        planes [3, D, D] float32 (kept, like `residual`, least recently used out)."""
+        return self._kept(self._planes, (m, key), lambda: np.ascontiguousarray(
+            cv2.transform(np.ascontiguousarray(self.residual(m)), matrix).transpose(2, 0, 1)))
+
+    def _weight(self, share: np.ndarray, keep: np.ndarray | None) -> np.ndarray | None:
+        """One candidate's share [S, S] enlarged to the detail size, times what detail_loss keeps of
+        it (`keep` [D, D]); None where that leaves nothing."""
+        w = cv2.resize(share, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+        if keep is not None:
+            cv2.multiply(w, keep, dst=w)
+            if float(w.max()) < NEGLIGIBLE:     # what detail_loss left of it is nothing
+                return None
+        return w
 
     @staticmethod
     def _channels_last(img, share) -> tuple[np.ndarray, np.ndarray]:
@@ -390,11 +390,9 @@ class DetailStage:
             if keep is None and c > 1:      # each channel's weight made at the detail size at once
                 w = cv2.resize(cv2.merge([a[j]] * c), (d, d), interpolation=cv2.INTER_LINEAR)
             else:                           # one plane, what detail_loss keeps of it, then each channel's
-                w = cv2.resize(a[j], (d, d), interpolation=cv2.INTER_LINEAR)
-                if keep is not None:
-                    cv2.multiply(w, keep.numpy(), dst=w)
-                    if float(w.max()) < NEGLIGIBLE:     # what detail_loss left of it is nothing
-                        continue
+                w = self._weight(a[j], None if keep is None else keep.numpy())
+                if w is None:
+                    continue
             if w.ndim == 2 and c > 1:
                 w = cv2.merge([w] * c)
             cv2.accumulateProduct(w, self.residual(int(near[j])), dst)        # dst += w * residual

@@ -100,18 +100,24 @@ def test_at_an_anchor_the_picture_is_its_photograph_and_elsewhere_the_gist_alone
                           upscale(healthy[2:3], DETAIL).clamp(-1, 1), atol=1e-5)
 
 
+def _colour_and_grey_stages(detailed):
+    """(grey, stage, healthy pictures [4, C, 32, 32]): the detailed checkpoint's stage over pictures
+    like its photographs, in colour, then the same in grey."""
+    meta = load_generator(detailed)[1]
+    healthy = torch.nn.functional.avg_pool2d(_photos(4), 2)
+    for grey in (False, True):
+        pack = meta.detail if not grey else DetailPack.encode(_photos(4).mean(1, keepdim=True), meta.detail.names)
+        h = healthy if not grey else healthy.mean(1, keepdim=True)
+        yield grey, DetailStage(pack, [a.name for a in meta.anchors], h), h
+
+
 def test_the_screens_8_bit_pictures_are_the_stages_own_pictures_quantised(detailed):
     """uint8_frames (what the screen and the film show, made frame by frame) gives exactly the float
     stage's pictures turned into 8-bit levels: colour and grey, with and without detail_loss's keep,
     anchors, pictures between them and broken (NaN, inf) ones."""
     from installation.output import img_to_uint8
-    meta = load_generator(detailed)[1]
-    healthy = torch.nn.functional.avg_pool2d(_photos(4), 2)
     g = torch.Generator().manual_seed(3)
-    for grey in (False, True):
-        pack = meta.detail if not grey else DetailPack.encode(_photos(4).mean(1, keepdim=True), meta.detail.names)
-        h = healthy if not grey else healthy.mean(1, keepdim=True)
-        stage = DetailStage(pack, [a.name for a in meta.anchors], h)
+    for _, stage, h in _colour_and_grey_stages(detailed):
         img = torch.cat([h, 0.5 * h[:1] + 0.5 * h[1:2], torch.rand(2, *h.shape[1:], generator=g) * 2.4 - 1.2])
         img[-1, 0, 3, 5], img[-1, 0, 7, 1], img[-1, -1, 0, 0] = float("nan"), float("inf"), -float("inf")
         keep = torch.rand(len(img), 1, DETAIL, DETAIL, generator=g)
@@ -130,13 +136,8 @@ def test_the_films_planes_composed_in_yuv_are_the_8_bit_pictures_i420(detailed):
     import cv2
 
     from installation.output import RGB_TO_YUV, YUV_LIMITS, YUV_OFFSET, Output, OutputSpec
-    meta = load_generator(detailed)[1]
-    healthy = torch.nn.functional.avg_pool2d(_photos(4), 2)
     g = torch.Generator().manual_seed(4)
-    for grey in (False, True):
-        pack = meta.detail if not grey else DetailPack.encode(_photos(4).mean(1, keepdim=True), meta.detail.names)
-        h = healthy if not grey else healthy.mean(1, keepdim=True)
-        stage = DetailStage(pack, [a.name for a in meta.anchors], h)
+    for grey, stage, h in _colour_and_grey_stages(detailed):
         img = torch.cat([h, 0.5 * h[:1] + 0.5 * h[1:2], torch.rand(2, *h.shape[1:], generator=g) * 2 - 1])
         for spec in (OutputSpec(1280, 720, vignette=0.4, grain=0.2), OutputSpec(640, 360)):
             out = Output(spec)

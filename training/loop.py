@@ -26,6 +26,12 @@ from .data import Batches, ImageSet
 from .evaluate import ssim_matrix
 from .presets import TrainConfig
 
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """Pictures [N, C, S, S] in [-1, 1] -> their grey in [0, 1], at most 128 px a side."""
+    x = (x.float().mean(dim=1, keepdim=True) + 1) / 2
+    return F.adaptive_avg_pool2d(x, 128) if x.shape[-1] > 128 else x
+
+
 # model settings that shape only D: a warm start (fresh D) may change them
 D_ONLY = ("d_width", "d_norm", "d_dropout", "d_depth", "mbstd_group")
 
@@ -94,6 +100,7 @@ class Trainer:
         # recall_balance: the running share of each step's pool of random samples that lands nearest
         # each memory (this rank's pools), which decides how many pulls each memory is given
         self.recall_shares = torch.full((n,), 1.0 / n)
+        self._grey_images: torch.Tensor | None = None      # the memories as _pool_similarity compares them
         self.images = data.images.to(device)
         self.batches = Batches(self.images, cfg.batch_size, torch.Generator().manual_seed(cfg.seed * 1000 + rank))
         self.policy = parse_policy(cfg.diffaugment)
@@ -147,7 +154,7 @@ class Trainer:
             return pool[dist.argmin(dim=1)], target
         extra, sim = [0] * len(target), None
         if self.cfg.recall_balance:
-            sim = self._pool_similarity(samples)                             # [P, M]
+            sim = self._pool_similarity(samples).to(self.device)             # [P, M]
             shares = torch.bincount(sim.argmax(dim=1), minlength=len(self.images)).float() / len(pool)
             self.recall_shares.mul_(self.RECALL_SHARE_BETA).add_(shares, alpha=1.0 - self.RECALL_SHARE_BETA)
             fair = 1.0 / len(self.images)
@@ -163,7 +170,7 @@ class Trainer:
         for turn in range(max(extra)):          # then the memories short of their share, by SSIM
             for i in range(len(target)):
                 if extra[i] > turn:
-                    j = int(sim[:, int(idx[i])].to(self.device).masked_fill(taken, -float("inf")).argmax())
+                    j = int(sim[:, int(idx[i])].masked_fill(taken, -float("inf")).argmax())
                     taken[j] = True
                     picks.append((i, j))
         rows = torch.tensor([i for i, _ in picks], device=self.device)
@@ -172,10 +179,9 @@ class Trainer:
     def _pool_similarity(self, samples: torch.Tensor) -> torch.Tensor:
         """SSIM [P, M] of each pool sample to each memory, on their grey (a third of the cost) at full
         size up to 128 px: a fine texture (brick) is told from a flat colour only there."""
-        def grey(x: torch.Tensor) -> torch.Tensor:
-            x = (x.float().mean(dim=1, keepdim=True) + 1) / 2
-            return F.adaptive_avg_pool2d(x, 128) if x.shape[-1] > 128 else x
-        return ssim_matrix(grey(samples), grey(self.images))
+        if self._grey_images is None:                # the memories do not change: made once
+            self._grey_images = _grey(self.images)
+        return ssim_matrix(_grey(samples), self._grey_images)
 
     def warm_start(self, path: Path) -> None:
         """Begin from a trained generator instead of from noise: its weights for G and its EMA, its
@@ -289,7 +295,8 @@ class Trainer:
 
     def ema_beta(self) -> float:
         """This step's EMA decay: ema_beta, its half-life capped at ema_rampup x the steps this run has
-        taken (from its own start: a warm start's or resume's start_step). A 600-step run warm-started
+        taken since its start_step (0, or the step a warm start began from; a resumed run keeps its
+        own). A 600-step run warm-started
         from another model at 0.998 (a half-life of 346 steps) would end a third the model it began
         from: random samples then land on the old memories' blend, not the new ones."""
         if self.step <= 0:
