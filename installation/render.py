@@ -2,8 +2,10 @@
 
 Time comes from the frame index (t = i / fps). Each frame's state is a pure function of i, so a
 render can be split into segments on several machines and joined (`concat`) without re-encoding.
-Generation runs in this thread while a second thread converts and encodes (PyAV releases the GIL
-while x264 works), so on a CPU machine the encoder, not the network, sets the pace. The target
+Generation runs in this thread while a second thread encodes the picture (PyAV releases the GIL
+while x264 works) and a third the sound (VideoSink), so on a CPU machine the encoder, not the
+network, sets the pace: the x264 thread does nothing but x264 and the muxing, and takes each
+frame without a copy. The target
 file appears only when it is complete: a render that is interrupted leaves nothing behind.
 
 The soundtrack (AAC) is made with the picture: frame i's sound covers samples
@@ -266,8 +268,13 @@ def partial_path(out: Path) -> Path:
 
 
 class VideoSink:
-    """Frames (and their sound) -> H.264 (yuv420p) + AAC MP4 on a background thread, into a
-    partial file renamed at the end. Without a sample rate the film is silent."""
+    """Frames (and their sound) -> H.264 (yuv420p) + AAC MP4 into a partial file renamed at the end;
+    without a sample rate the film is silent. Three threads share the work: the caller's makes the
+    frames and hands them over without a copy; one thread runs x264 and muxes every packet; a
+    third encodes the sound (AAC costs a tenth of x264's time at 1080p), so neither the
+    picture's making nor its encoding waits for the sound's."""
+
+    form = "i420"               # what it takes best: YUV 4:2:0 frames [H * 3/2, W]; RGB [H, W, 3] also works
 
     def __init__(self, out: Path, width: int, height: int, fps: float, crf: int, preset: str,
                  encoder: str = "libx264", queue_size: int = 8, sample_rate: int | None = None):
@@ -281,14 +288,33 @@ class VideoSink:
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
         self.stream.time_base = 1 / rate
         self.stream.options = encoder_options(encoder, crf, preset)
-        self.audio = None
-        if sample_rate:
-            self.audio = _add_aac(self.container, sample_rate)
-        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.audio = _add_aac(self.container, sample_rate) if sample_rate else None
+        # the codecs opened and the header written before any thread starts: then the AAC encoder is
+        # used by the sound thread alone, the container by the encoder's alone
+        try:
+            self.container.start_encoding()
+        except BaseException:           # an encoder that cannot open: nothing left behind
+            try:
+                self.container.close()
+            except Exception:
+                pass
+            self.tmp.unlink(missing_ok=True)
+            raise
         self.error: BaseException | None = None
         self.count = 0
+        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)          # frames and packets to mux
         self.thread = threading.Thread(target=self._work, name="lapses-encoder", daemon=True)
+        self.sound_queue: queue.Queue | None = None
+        if self.audio is not None:
+            self.sound_queue = queue.Queue(maxsize=queue_size)
+            self.sound_thread = threading.Thread(target=self._encode_sound, name="lapses-sound", daemon=True)
+            self.sound_thread.start()
         self.thread.start()
+
+    def _drain(self, q: queue.Queue, ended: bool) -> None:
+        """After an error, take what is still put (until the end marker), so no writer waits on a full queue."""
+        while not ended and q.get() is not None:
+            pass
 
     def _work(self) -> None:
         ended = False           # the end marker taken: after a late error there is nothing left to drain
@@ -298,44 +324,53 @@ class VideoSink:
                 if item is None:
                     ended = True
                     break
-                kind, i, data = item
-                if kind == "audio":
-                    for packet in self.audio.encode(_audio_frame(data, i, self.audio.rate)):
-                        self.container.mux(packet)
-                    continue
-                # an RGB frame is converted here: BT.601 limited range, as swscale's default rgb24 ->
-                # yuv420p, at a sixth of its cost; an I420 one (Output.i420) goes in as it is
-                yuv = data if data.ndim == 2 else cv2.cvtColor(data, cv2.COLOR_RGB2YUV_I420)
-                frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-                frame.pts = i            # the global frame index: segments join without retiming
-                self.count += 1
-                for packet in self.stream.encode(frame):
-                    self.container.mux(packet)
-            for packet in self.stream.encode():
-                self.container.mux(packet)
-            if self.audio is not None:
-                for packet in self.audio.encode():
-                    self.container.mux(packet)
+                kind, data = item
+                if kind == "video":
+                    self.count += 1
+                    data = self.stream.encode(data)
+                self.container.mux(data)
+            self.container.mux(self.stream.encode())
         except BaseException as e:  # reported to the render thread, which stops
             self.error = e
-            while not ended and self.queue.get() is not None:
-                pass
+            self._drain(self.queue, ended)
 
-    form = "i420"               # what it takes best: YUV 4:2:0 frames [H * 3/2, W]; RGB [H, W, 3] also works
+    def _encode_sound(self) -> None:
+        ended = False
+        try:
+            while True:
+                frame = self.sound_queue.get()
+                if frame is None:
+                    ended = True
+                    break
+                self.queue.put(("packets", self.audio.encode(frame)))
+            self.queue.put(("packets", self.audio.encode()))       # the sound's last packets
+        except BaseException as e:
+            self.error = self.error or e
+            self._drain(self.sound_queue, ended)
 
     def write(self, i: int, frame: np.ndarray) -> None:
         if self.error:
             raise self.error
-        self.queue.put(("video", i, frame))
+        # an RGB frame is converted here, in the caller's thread (the encoder's sets the film's pace):
+        # BT.601 limited range, as swscale's default rgb24 -> yuv420p, at a sixth of its cost; an
+        # I420 one (Output.i420) goes in as it is, not even copied (x264 copies what it reads)
+        yuv = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)
+        video = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(yuv), format="yuv420p")
+        video.pts = i            # the global frame index: segments join without retiming
+        self.queue.put(("video", video))
 
     def write_audio(self, start_sample: int, samples: np.ndarray) -> None:
         """Sound float32 [n, 2] beginning at this sample of the film (0 at frame 0)."""
         if self.error:
             raise self.error
-        if self.audio is not None:
-            self.queue.put(("audio", start_sample, samples))
+        if self.audio is None:
+            return
+        self.sound_queue.put(_audio_frame(samples, start_sample, self.audio.rate))
 
     def close(self, ok: bool) -> None:
+        if self.sound_queue is not None:
+            self.sound_queue.put(None)
+            self.sound_thread.join()            # its last packets are queued before the end marker
         self.queue.put(None)
         self.thread.join()
         try:

@@ -221,6 +221,33 @@ def test_an_encoder_error_at_the_very_end_is_reported_not_waited_on_forever(tmp_
     assert not (tmp_path / "x.mp4").exists() and not list(tmp_path.glob(".*partial*"))
 
 
+def test_an_encoder_that_cannot_open_fails_at_once_and_leaves_nothing(tmp_path):
+    """The codecs open as the sink is made (before its threads start): x264 refuses an odd size
+    there, and the partial file goes with it."""
+    from installation.render import VideoSink
+    with pytest.raises(av.FFmpegError):
+        VideoSink(tmp_path / "x.mp4", 63, 47, 30.0, 18, "veryfast", sample_rate=48000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_sound_thread_hands_every_packet_to_the_muxer_before_the_end(tmp_path):
+    """Sound written in small pieces, encoded on its own thread, muxed on the encoder's: the film
+    holds all of it (AAC frames of 1024 samples, the last one padded), and the picture's frames."""
+    from installation.render import VideoSink
+    sink = VideoSink(tmp_path / "x.mp4", 64, 48, 30.0, 18, "veryfast", sample_rate=48000)
+    tone = (0.3 * np.sin(np.arange(48000) * 2 * np.pi * 440 / 48000)).astype(np.float32)
+    for i in range(30):
+        sink.write(i, np.full((48 * 3 // 2, 64), 100 + i, np.uint8))
+        sink.write_audio(i * 1600, np.stack([tone[i * 1600:(i + 1) * 1600]] * 2, axis=1))
+    sink.close(ok=True)
+    with av.open(str(tmp_path / "x.mp4")) as c:
+        video = sum(1 for _ in c.demux(c.streams.video[0]) if _.size)
+    with av.open(str(tmp_path / "x.mp4")) as c:
+        samples = sum(f.samples for f in c.decode(c.streams.audio[0]))
+    assert video == 30
+    assert 48000 <= samples <= 48000 + 2048
+
+
 def test_a_replay_of_joined_screenshots_is_refused(tiny_checkpoint, tmp_path):
     log = tmp_path / "two.jsonl"
     r = _cli("render", "--model", tiny_checkpoint, "--frames", tmp_path / "a", "--seconds", 0.2, "--fps", 10,
