@@ -13,9 +13,11 @@ Damage's own and only ever computes from pristine, never touches the live model.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Mapping, Optional
 
@@ -25,6 +27,18 @@ from torch import nn
 from .symptoms import at_level
 from .symptoms.base import FIELDS
 from .weights import Recipe, WeightDamage, Weights
+
+_RUNNING: "weakref.WeakSet[Damage]" = weakref.WeakSet()     # with a worker started, not yet closed
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """A script that ends without Engine.close() would leave the worker inside torch as the
+    interpreter freezes its daemon threads, which aborts the process (rc 134, "terminate called
+    without an active exception"): stop every worker first."""
+    for damage in list(_RUNNING):
+        damage.close()
+
 
 URGENT_BUDGET_S = 0.045       # a performer's change is computed on the render thread, for the very
                               # next frame, when a recompute has lately cost no more than this (the
@@ -211,6 +225,7 @@ class Damage:
     def _start_worker(self) -> None:
         if self._worker is None or not self._worker.is_alive():
             self._worker = threading.Thread(target=self._work, name="lapses-damage", daemon=True)
+            _RUNNING.add(self)
             self._worker.start()
 
     def _work(self) -> None:
@@ -247,5 +262,6 @@ class Damage:
         with self._cv:
             self._closed = True
             self._cv.notify_all()
+        _RUNNING.discard(self)
         if self._worker is not None:
             self._worker.join(timeout=5.0)

@@ -290,3 +290,14 @@ def test_close_removes_the_hooks(generator, hooks):
     hooks.close()
     hooks.set_activation({"feature_dropout": 1.0, "static": 1.0}, t=0.0)
     assert torch.equal(render(generator), clean)
+
+
+def test_a_worker_left_running_is_stopped_at_exit(damage):
+    """A script that never closes its engine: the exit hook stops the worker before the interpreter
+    freezes daemon threads (one frozen inside torch aborts the process)."""
+    from installation import damage as damage_module
+    damage.compute_s = 10.0
+    damage.request(WEIGHT_MIX)
+    assert damage._worker.is_alive() and damage in damage_module._RUNNING
+    damage_module._close_at_exit()
+    assert not damage._worker.is_alive() and damage not in damage_module._RUNNING
