@@ -307,7 +307,7 @@ class VideoSink:
         self.sound_queue: queue.Queue | None = None
         if self.audio is not None:
             self.sound_queue = queue.Queue(maxsize=queue_size)
-            self.sound_thread = threading.Thread(target=self._encode_sound, name="lapses-sound", daemon=True)
+            self.sound_thread = threading.Thread(target=self._encode_sound, name="lapses-film-sound", daemon=True)
             self.sound_thread.start()
         self.thread.start()
 
