@@ -289,9 +289,10 @@ class App:
 
     def _update(self, piece: Piece, show: "_Show", now: float):
         """Every input waiting (keys, MIDI, OSC, camera) acts, then real time passes in the piece.
-        Returns the frame's state and whether a performer changed the course in it: such a change
-        shows on this very frame where the damage is cheap to recompute; the course's own creep
-        (piece.step) goes through the worker."""
+        Returns the frame's state and whether a performer changed the course in it — by an input
+        event this very frame ("event"), or by the glide of one before (True), or not (False): such a
+        change shows on this very frame where the damage is cheap to recompute (Damage.request); the
+        course's own creep (piece.step) goes through the worker."""
         before = piece.course_state
         for app_action, message in self.inputs.drain(piece, now):       # before the step: seen this frame
             if app_action == "hud":
@@ -301,6 +302,8 @@ class App:
             if message:
                 show.hud.say(message, now)
         urgent = piece.course_state != before
+        if urgent and self.inputs.events_drained:
+            urgent = "event"
         dt, show.last = now - show.last, now
         if show.frames:
             show.times.add(dt)
@@ -312,7 +315,7 @@ class App:
         """The frame drawn, heard, saved if asked, and presented."""
         if opts.kiosk_run is not None:
             opts.kiosk_run.begin_drawing()        # from here on a crash may be the course's
-        frame = engine.render(state, sync=False, urgent=urgent)
+        frame = engine.render(state, sync=False, urgent=bool(urgent), event=urgent == "event")
         if self.sound is not None:
             self.sound.feed(state, cues_for(engine, state, frame))
         if show.want_shot:

@@ -43,10 +43,12 @@ def _close_at_exit() -> None:
 URGENT_BUDGET_S = 0.045       # a performer's change is computed on the render thread, for the very
                               # next frame, when a recompute has lately cost no more than this (the
                               # bundled model: ~35 ms on 2 CPU cores, one longer frame, under 100 ms)...
-URGENT_EVERY_S = 0.25         # ...and at most this often while the worker is busy: a knob turned on
-                              # and on answers at once, then follows through the worker, without
-                              # every frame growing longer;
-URGENT_AGAIN_S = 0.1          # with the worker idle (keys tapped, not a knob turning), this often
+TAP_QUIET_S = 0.25            # ...when it is a tap's: the first change that needs new weights within
+                              # this long of an input event after none for this long (a key, a knob's
+                              # first touch), even while the worker follows the glide of the gesture
+                              # before it. A knob still turning and a glide follow through the worker,
+                              # so frames do not grow longer while it turns;
+URGENT_AGAIN_S = 0.1          # with the worker idle (keys tapped one after another), at most this often
 
 log = logging.getLogger("lapses.damage")
 
@@ -84,6 +86,8 @@ class Damage:
         # how long the latest recomputes took, on the render thread and on the worker
         self._compute_times = {"render": deque(maxlen=8), "worker": deque(maxlen=8)}
         self._urgent_at = -float("inf")                   # when an urgent change was last computed here
+        self._event_at = -float("inf")                    # when an input event last asked (Damage.request)
+        self._tap_until = -float("inf")                   # a tap's first change is computed at once until then
         self._fatal: Optional[BaseException] = None       # a dead GPU, seen by the worker
         self._failed_once = False
 
@@ -128,17 +132,19 @@ class Damage:
         thread one recompute, not the fields too (~90 ms on two CPU cores for the bundled models)."""
         self._compute(self.weights.recipe({s.name: 0.5 for s in at_level("weights")}, seed))
 
-    def request(self, intensities: Mapping[str, float], seed: Optional[int] = None, urgent: bool = False) -> None:
+    def request(self, intensities: Mapping[str, float], seed: Optional[int] = None, urgent: bool = False,
+                event: bool = False) -> None:
         """Ask the background worker for these intensities; returns at once. A newer request
         replaces an older one still waiting; a finished result is kept only if it is newer than
         what is live (and than any result already waiting), and asking again for what is live
         drops whatever is still on its way.
 
-        `urgent` (a performer just moved something): computed now instead, so the very next
-        frame shows it, when a recompute has lately been cheap (URGENT_BUDGET_S) and the last
-        urgent one was not just now (URGENT_EVERY_S while the worker is busy with a knob still
-        turning, URGENT_AGAIN_S for keys tapped one after another); a large model whose recompute
-        would stall the picture, and a knob still turning, go through the worker."""
+        `urgent` (a performer just moved something; `event`: by an input event this frame, not a
+        glide): computed now instead, so the very next frame shows it, when a recompute has lately
+        been cheap (URGENT_BUDGET_S) and it is a tap's first change (TAP_QUIET_S), or the worker is
+        idle and the last urgent one was not just now (URGENT_AGAIN_S: keys tapped one after
+        another). A large model whose recompute would stall the picture, a knob still turning and
+        a glide go through the worker, so a turning knob's frames do not grow longer."""
         recipe = self.weights.recipe(intensities, seed)
         key = recipe.key
         if (key == () and self._loaded_key != ()) or (key != () and self.compute_s is None):
@@ -151,10 +157,14 @@ class Damage:
                 self._compute(recipe)
             return
         now = time.monotonic()
+        if urgent and event:
+            if now - self._event_at >= TAP_QUIET_S:         # a tap, not a knob turning on
+                self._tap_until = now + TAP_QUIET_S
+            self._event_at = now
         if (urgent and key != self._loaded_key and self.compute_s is not None
                 and self.compute_s <= URGENT_BUDGET_S
-                and now - self._urgent_at >= (URGENT_EVERY_S if self.busy() else URGENT_AGAIN_S)):
-            self._urgent_at = now
+                and (now < self._tap_until or (not self.busy() and now - self._urgent_at >= URGENT_AGAIN_S))):
+            self._urgent_at, self._tap_until = now, -float("inf")
             self.load(intensities, seed)
             return
         with self._cv:

@@ -150,15 +150,17 @@ class Engine:
         return torch.randn(count, self.latent_size, generator=torch.Generator().manual_seed(seed))
 
     @torch.inference_mode()
-    def generate(self, z: torch.Tensor, state: FrameState, sync: bool = True, urgent: bool = False) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, state: FrameState, sync: bool = True, urgent: bool = False,
+                 event: bool = False) -> torch.Tensor:
         """Damaged generator output for latents z [N, L]: img [N, C, S, S] in [-1, 1], finite.
-        `urgent` (live, a performer's change): see Damage.request."""
+        `urgent` (live, a performer's change) and `event` (made by an input event this frame, not a
+        glide): see Damage.request."""
         if self.guard is not None:
             state = self.guard.adjust(state)
         if sync:
             self.damage.load(state.intensities, seed=state.seed)
         else:
-            self.damage.request(state.intensities, seed=state.seed, urgent=urgent)
+            self.damage.request(state.intensities, seed=state.seed, urgent=urgent, event=event)
             self.damage.swap_if_ready()
         self.hooks.set_activation(state.intensities, state.t, seed=state.seed)
         draw = self.generator
@@ -251,12 +253,15 @@ class Engine:
         """The side of `pictures`: the detail stage's, or the generator's."""
         return self.detail.size if self.detail is not None else self.model.meta.image_size
 
-    def render(self, state: FrameState, sync: bool = True, urgent: bool = False, form: str = "rgb") -> np.ndarray:
+    def render(self, state: FrameState, sync: bool = True, urgent: bool = False, form: str = "rgb",
+               event: bool = False) -> np.ndarray:
         """The frame the screen shows for this state. `sync=False` (live) lets weight damage be
         recomputed in the background and swapped in between frames instead of waiting for it;
-        `urgent` asks for a performer's change to be shown on this very frame when that is cheap;
+        `urgent` asks for a performer's change to be shown on this very frame when that is cheap, and
+        `event` says an input event made it this frame (not a glide; see Damage.request);
         `form` "i420" gives the same frame as YUV 4:2:0 for an encoder (see _screens)."""
-        return self._screens(self.generate(self.latent(state), state, sync=sync, urgent=urgent), [state], form)[0]
+        return self._screens(self.generate(self.latent(state), state, sync=sync, urgent=urgent, event=event),
+                             [state], form)[0]
 
     def render_batch(self, states: list[FrameState], form: str = "rgb") -> list[np.ndarray]:
         """Frames for several states that share their weight damage (offline rendering): one

@@ -301,3 +301,29 @@ def test_a_worker_left_running_is_stopped_at_exit(damage):
     assert damage._worker.is_alive() and damage in damage_module._RUNNING
     damage_module._close_at_exit()
     assert not damage._worker.is_alive() and damage not in damage_module._RUNNING
+
+
+def test_a_tap_answers_at_once_even_while_the_worker_follows_a_glide(damage, monkeypatch):
+    """A key pressed while the glide of the gesture before it keeps the worker busy (and its last
+    urgent change was just now): the tap's first change that needs new weights is computed at once.
+    A knob's events, one every frame, stay rate-limited as before."""
+    import installation.damage as damage_module
+    clock = {"now": 100.0}
+    monkeypatch.setattr(damage_module.time, "monotonic", lambda: clock["now"])
+    damage.load(WEIGHT_MIX)
+    damage.compute_s = 0.001
+    damage.request({"bit_rot": 0.9}, urgent=True, event=True)               # a gesture begins: at once
+    assert live_equals(damage, damage.weights.weights_for({"bit_rot": 0.9}))
+    clock["now"] += 0.01
+    damage.request({"bit_rot": 0.85}, urgent=True)                          # its glide: to the worker
+    assert damage.busy() and live_equals(damage, damage.weights.weights_for({"bit_rot": 0.9}))
+    clock["now"] += damage_module.TAP_QUIET_S + 0.01                     # a tap, the glide's result unswapped
+    damage.request({"bit_rot": 0.9}, urgent=True, event=True)               # its first frame asks for what is live
+    clock["now"] += 0.01
+    damage.request({"bit_rot": 0.5}, urgent=True)                           # the tap's first change
+    assert live_equals(damage, damage.weights.weights_for({"bit_rot": 0.5}))
+    clock["now"] += 0.01
+    damage.request({"bit_rot": 0.45}, urgent=True, event=True)              # a knob: events every frame
+    assert not live_equals(damage, damage.weights.weights_for({"bit_rot": 0.45}))
+    assert wait_and_swap(damage)
+    assert live_equals(damage, damage.weights.weights_for({"bit_rot": 0.45}))

@@ -71,6 +71,7 @@ class Inputs:
                 self.presence_targets.setdefault(row.presence, []).append(name)
         self.scene_keys = {s.key.strip().lower(): f"scene:{name}" for name, s in self.scenes.items() if s.key.strip()}
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.events_drained = 0          # input events the last drain acted on (0: glides and fades only)
         self._midi_backend = midi_backend or rtmidi_backend
         self._capture_factory = capture_factory
         self.midi: MidiPorts | None = None
@@ -146,11 +147,13 @@ class Inputs:
         """Apply every waiting event, then advance glides and fades to `now` (call once per frame,
         before the piece steps). Returns (app action or None, HUD message or None) pairs."""
         out: list[tuple[str | None, str | None]] = []
+        self.events_drained = 0
         for _ in range(MAX_EVENTS_PER_FRAME):
             try:
                 event = self.queue.get_nowait()
             except queue.Empty:
                 break
+            self.events_drained += 1
             try:
                 out.extend(self._handle(piece, event, now))
             except Exception as e:                    # the frame loop must never die from an input
