@@ -217,6 +217,9 @@ def test_balanced_recall_gives_a_memory_no_sample_resembles_more_pulls_by_ssim(t
     assert torch.equal(trainer._streams()["recall_shares"], trainer.recall_shares)
     with pytest.raises(ConfigError, match="up to 3 x recall_share"):
         build_config("lapses-memory", ["recall_share=3", "recall_batch=8", "recall_pool=64", "recall_balance=true"])
+    with pytest.raises(ConfigError, match="up to 3 x recall_share=1"):    # one latent each, and up to 2 more
+        build_config("lapses-memory", ["recall_mode=nearest", "recall_share=1", "recall_batch=32", "recall_pool=64",
+                                       "recall_balance=true"])
 
 
 def _cli(*args):

@@ -183,7 +183,7 @@ def build_config(preset: str, overrides: list[str] = (), **direct) -> TrainConfi
         raise ConfigError(str(e)) from None
     if cfg.recall_mode not in ("codes", "nearest"):
         raise ConfigError(f"recall_mode={cfg.recall_mode!r}: must be codes or nearest")
-    if cfg.recall_mode == "nearest" and cfg.recall_share > 1 and \
+    if cfg.recall_mode == "nearest" and (cfg.recall_share > 1 or cfg.recall_balance) and \
             cfg.recall_share * (3 if cfg.recall_balance else 1) * min(cfg.recall_batch, 64) > cfg.recall_pool:
         most = "up to 3 x " if cfg.recall_balance else ""
         raise ConfigError(f"{most}recall_share={cfg.recall_share} x recall_batch={cfg.recall_batch} latents are pulled "
