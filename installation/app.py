@@ -248,8 +248,8 @@ class App:
                 if self._events(opts.script.get(show.frames, ()), kiosk) or show.screen.get_size() != show.size:
                     show.follow(*self._follow_display(engine, opts))
                 now = time.perf_counter()
-                state, urgent = self._update(piece, show, now)
-                self._render(engine, piece, state, urgent, show, opts, now)
+                state, urgent, event = self._update(piece, show, now)
+                self._render(engine, piece, state, urgent, event, show, opts, now)
                 if opts.seconds is not None and now - start >= opts.seconds:
                     break
                 clock.tick(self.settings.display.fps_limit)
@@ -289,10 +289,10 @@ class App:
 
     def _update(self, piece: Piece, show: "_Show", now: float):
         """Every input waiting (keys, MIDI, OSC, camera) acts, then real time passes in the piece.
-        Returns the frame's state and whether a performer changed the course in it — by an input
-        event this very frame ("event"), or by the glide of one before (True), or not (False): such a
-        change shows on this very frame where the damage is cheap to recompute (Damage.request); the
-        course's own creep (piece.step) goes through the worker."""
+        Returns the frame's state, whether a performer changed the course in it (such a change
+        shows on this very frame where the damage is cheap to recompute; the course's own creep,
+        piece.step, goes through the worker) and whether an input event this very frame did it, not
+        the glide of one before (Damage.request: a tap)."""
         before = piece.course_state
         for app_action, message in self.inputs.drain(piece, now):       # before the step: seen this frame
             if app_action == "hud":
@@ -302,20 +302,19 @@ class App:
             if message:
                 show.hud.say(message, now)
         urgent = piece.course_state != before
-        if urgent and self.inputs.events_drained:
-            urgent = "event"
+        event = urgent and self.inputs.events_drained > 0
         dt, show.last = now - show.last, now
         if show.frames:
             show.times.add(dt)
         piece.step(min(dt, MAX_DT))
-        return piece.frame_state(), urgent
+        return piece.frame_state(), urgent, event
 
-    def _render(self, engine: Engine, piece: Piece, state, urgent: bool, show: "_Show", opts: RunOptions,
-                now: float) -> None:
+    def _render(self, engine: Engine, piece: Piece, state, urgent: bool, event: bool, show: "_Show",
+                opts: RunOptions, now: float) -> None:
         """The frame drawn, heard, saved if asked, and presented."""
         if opts.kiosk_run is not None:
             opts.kiosk_run.begin_drawing()        # from here on a crash may be the course's
-        frame = engine.render(state, sync=False, urgent=bool(urgent), event=urgent == "event")
+        frame = engine.render(state, sync=False, urgent=urgent, event=event)
         if self.sound is not None:
             self.sound.feed(state, cues_for(engine, state, frame))
         if show.want_shot:

@@ -303,50 +303,40 @@ class VideoSink:
         self.error: BaseException | None = None
         self.count = 0
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)          # frames and packets to mux
-        self.thread = threading.Thread(target=self._work, name="lapses-encoder", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="lapses-encoder", daemon=True,
+                                       args=(self.queue, self._mux, lambda: self.container.mux(self.stream.encode())))
         self.sound_queue: queue.Queue | None = None
         if self.audio is not None:
             self.sound_queue = queue.Queue(maxsize=queue_size)
-            self.sound_thread = threading.Thread(target=self._encode_sound, name="lapses-film-sound", daemon=True)
+            self.sound_thread = threading.Thread(
+                target=self._serve, name="lapses-film-sound", daemon=True,
+                args=(self.sound_queue, lambda frame: self.queue.put(("packets", self.audio.encode(frame))),
+                      lambda: self.queue.put(("packets", self.audio.encode()))))      # the sound's last packets
             self.sound_thread.start()
         self.thread.start()
 
-    def _drain(self, q: queue.Queue, ended: bool) -> None:
-        """After an error, take what is still put (until the end marker), so no writer waits on a full queue."""
-        while not ended and q.get() is not None:
-            pass
-
-    def _work(self) -> None:
+    def _serve(self, q: queue.Queue, take, finish) -> None:
+        """A thread's loop: take(item) for each item put on q until the end marker (None), then
+        finish(). An error is kept for the render thread, which stops; the queue is then still
+        emptied up to the end marker, so no writer waits on it full."""
         ended = False           # the end marker taken: after a late error there is nothing left to drain
         try:
-            while True:
-                item = self.queue.get()
-                if item is None:
-                    ended = True
-                    break
-                kind, data = item
-                if kind == "video":
-                    self.count += 1
-                    data = self.stream.encode(data)
-                self.container.mux(data)
-            self.container.mux(self.stream.encode())
-        except BaseException as e:  # reported to the render thread, which stops
-            self.error = e
-            self._drain(self.queue, ended)
-
-    def _encode_sound(self) -> None:
-        ended = False
-        try:
-            while True:
-                frame = self.sound_queue.get()
-                if frame is None:
-                    ended = True
-                    break
-                self.queue.put(("packets", self.audio.encode(frame)))
-            self.queue.put(("packets", self.audio.encode()))       # the sound's last packets
+            while (item := q.get()) is not None:
+                take(item)
+            ended = True
+            finish()
         except BaseException as e:
             self.error = self.error or e
-            self._drain(self.sound_queue, ended)
+            while not ended and q.get() is not None:
+                pass
+
+    def _mux(self, item: tuple) -> None:
+        """A frame encoded and muxed, or the sound thread's packets muxed."""
+        kind, data = item
+        if kind == "video":
+            self.count += 1
+            data = self.stream.encode(data)
+        self.container.mux(data)
 
     def write(self, i: int, frame: np.ndarray) -> None:
         if self.error:

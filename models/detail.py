@@ -320,12 +320,12 @@ class DetailStage:
                 base = cv2.multiply(base, shade3)
             for p, small in enumerate(cv2.split(base)):
                 cv2.resize(small, (d, d), bufs[p], interpolation=cv2.INTER_CUBIC)
+            kept = None if keep is None else keep[i, 0].numpy()
             for j in range(a.shape[1]):
                 aj = a[i, j]
                 if float(aj.max()) < NEGLIGIBLE:
                     continue
-                w = self._weight(aj if shade is None else cv2.multiply(aj, shade),
-                                 None if keep is None else keep[i, 0].numpy())
+                w = self._weight(aj if shade is None else cv2.multiply(aj, shade), kept)
                 if w is None:
                     continue
                 r = self.residual_planes(int(near[i, j]), m, key)

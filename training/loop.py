@@ -26,6 +26,7 @@ from .data import Batches, ImageSet
 from .evaluate import ssim_matrix
 from .presets import TrainConfig
 
+
 def _grey(x: torch.Tensor) -> torch.Tensor:
     """Pictures [N, C, S, S] in [-1, 1] -> their grey in [0, 1], at most 128 px a side."""
     x = (x.float().mean(dim=1, keepdim=True) + 1) / 2
