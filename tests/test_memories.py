@@ -126,3 +126,23 @@ def test_photographs_to_a_model_with_its_detail_and_the_same_command_continues(o
     assert training_main(args) == 0
     assert "continuing" in capsys.readouterr().out and out.exists()
     shutil.rmtree(tmp_path / "mine.run")
+
+
+def test_a_short_run_warms_d_up_for_a_fifth_of_its_steps_at_most(tiny_checkpoint, tmp_path, monkeypatch):
+    """A few minutes on a slow machine are fewer steps than D's usual 100-step warm-up, which would
+    then cover the whole run (refused: G would never move): the warm-up takes a fifth of a short
+    run, all 100 steps of a long one, and a --set d_warmup wins over both."""
+    import training.run
+    from training import memories
+    seen = []
+
+    def train(cfg, *args, **kwargs):
+        seen.append(cfg.d_warmup)
+        raise KeyboardInterrupt          # the config is all this test wants
+    monkeypatch.setattr(training.run, "train", train)
+    photos = _photos(tmp_path / "photos", 3)
+    for steps, sets in ((94, []), (1000, []), (94, ["d_warmup=3"])):
+        with pytest.raises(KeyboardInterrupt):
+            memories.make(photos, tmp_path / "mine.safetensors", 20, tiny_checkpoint, "cpu", steps=steps,
+                          quiet=True, log=lambda *a: None, overrides=sets)
+    assert seen == [18, memories.D_WARMUP, 3]

@@ -30,6 +30,7 @@ AFTER_LOOP_S = {"cpu": 240.0, "cuda": 30.0}   # anchors, pivotal tuning, detail 
 AFTER_LOOP_STEPS = 100      # ... and as long as this many training steps take here (~10 min on a loaded 2-core CPU)
 PROBE_STEPS = 4
 BUNDLE_SNAPSHOTS = 3
+D_WARMUP = 100              # steps in which a warm start's fresh D catches up alone (a fifth of a shorter run)
 
 
 class MemoriesError(ValueError):
@@ -108,8 +109,9 @@ def make(folder: Path, out: Path, minutes: float, init: Path, device_name: str =
     files = check_folder(folder)
     check_disk(out, init)
     device = pick_device(device_name)
-    overrides = ["d_warmup=100", "checkpoint_every=100", "sample_every=100", "recall_share=2", "recall_balance=true",
-                 *overrides]
+    base = [f"d_warmup={D_WARMUP}", "checkpoint_every=100", "sample_every=100", "recall_share=2", "recall_balance=true"]
+    mine = list(overrides)                 # the user's --set: after what is chosen here, so they win
+    overrides = [*base, *mine]
     model = build_config("lapses-memory", overrides).model_config()
     data = load_folder(folder, model.image_size, model.channels, framing="subject")
     if data.skipped:
@@ -121,8 +123,10 @@ def make(folder: Path, out: Path, minutes: float, init: Path, device_name: str =
     after_s = AFTER_LOOP_S.get(device.type, 60.0)
     timed = steps is None                     # --steps: exactly those, however long they take
     if resume:
-        total = json.loads((run_dir / "config.json").read_text())["steps"]
-        cfg = build_config("lapses-memory", overrides, steps=total)
+        saved = json.loads((run_dir / "config.json").read_text())
+        total = saved["steps"]
+        warm = [f"d_warmup={int(saved.get('d_warmup', D_WARMUP))}"]      # as the run began
+        cfg = build_config("lapses-memory", [*base, *warm, *mine], steps=total)
         log(f"continuing {run_dir} from its last checkpoint, for {minutes:g} minutes more (at most to step {total})")
     else:
         if steps is None:                 # what fits the time, measured here (so the bar's ETA is right); the
@@ -133,7 +137,9 @@ def make(folder: Path, out: Path, minutes: float, init: Path, device_name: str =
             steps = max(50, int((began + minutes * 60 - after_s - time.perf_counter()) / per_step))
             log(f"{len(data)} photographs; {per_step:.2f} s a step here: about {steps} steps in {minutes:g} "
                 f"minutes, from {init.name}")
-        cfg = build_config("lapses-memory", overrides, steps=start + steps)
+        # D's warm-up a fifth of a short run at most: a few minutes on a slow machine still move G
+        warm = [f"d_warmup={min(D_WARMUP, steps // 5)}"]
+        cfg = build_config("lapses-memory", [*base, *warm, *mine], steps=start + steps)
     deadline = began + minutes * 60 - after_s if timed else None
     final = train(cfg, data, run_dir, device.type if device.index is None else str(device), resume=resume,
                   quiet=quiet, log=log, init=None if resume else init, data_folder=folder, deadline=deadline)
