@@ -456,12 +456,14 @@ def test_soak_a_simulated_day_keeps_memory_and_frame_time_steady(tiny_checkpoint
     engine.close()
     store.close()
     assert piece.sample().point.cycle >= 1                     # a whole life passed, and a rebirth
+    # the day is two lives of 12 h: the second half of each (the heavy, late course) is compared, so
+    # a frame time that grows over the run shows, and the late course's own cost does not count as growth
     q = frames // 4
-    first, last = statistics.median(times[:q]), statistics.median(times[-q:])
+    first, last = statistics.median(times[q:2 * q]), statistics.median(times[-q:])
     growth_mb = (max(rss[len(rss) // 4:]) - rss[len(rss) // 4]) / 2**20
-    print(f"soak: median frame {first * 1e3:.2f} -> {last * 1e3:.2f} ms, RSS growth {growth_mb:.1f} MB, "
-          f"{guard.faults} stepped-back frames")
-    assert last < 3.0 * first + 0.002, (first, last)
+    print(f"soak: median frame, late course, first life {first * 1e3:.2f} -> second {last * 1e3:.2f} ms, "
+          f"RSS growth {growth_mb:.1f} MB, {guard.faults} stepped-back frames")
+    assert last < 1.5 * first + 0.0005, (first, last)
     assert growth_mb < 40, growth_mb
     assert StateStore(tmp_path / "state.json").read().course.elapsed_s > 0.9 * 86400
 
