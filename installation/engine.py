@@ -8,6 +8,7 @@ threads stay at the edges (app.py, the damage worker).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -214,10 +215,13 @@ class Engine:
         ones = torch.ones(1, 1, self.detail.size, self.detail.size, device=img.device)
         return torch.cat([ones if k is None else k for k in keeps])
 
-    def _screens(self, img: torch.Tensor, states: list[FrameState], form: str = "rgb") -> list[np.ndarray]:
+    def _screens(self, img: torch.Tensor, states: list[FrameState], form: str = "rgb",
+                 lazy: bool = False) -> list[np.ndarray] | Iterator[np.ndarray]:
         """Finished generator images [N, C, S, S], one per state -> the screen's frames (grain changes 24
         times a second, from t alone): RGB [H, W, 3], or for an encoder ("i420") YUV 4:2:0 [H * 3/2, W]
-        (Output.i420). On a GPU the whole chain runs there and the frames come to the host at once."""
+        (Output.i420). On a GPU the whole chain runs there and the frames come to the host at once.
+        `lazy`: on a CPU each frame is made as it is taken (an iterator), so an encoder gets the first
+        while the rest are still to make."""
         if form not in ("rgb", "i420"):
             raise ValueError(f"frame form {form!r}: rgb or i420")
         self.frames_rendered += len(states)
@@ -230,10 +234,12 @@ class Engine:
             # as Output.i420 makes it of the 8-bit picture, within a level, for a third of the traffic
             planes = self.detail.planar_frames(img, self._detail_kept(img, states), RGB_TO_YUV, YUV_OFFSET,
                                                self.output.shade(img.shape[-2], img.shape[-1]), YUV_LIMITS)
-            return [self.output.i420_from_planes(planes(k), i) for k, i in enumerate(grain_at)]
-        picture = self._uint8_pictures(img, states)
-        chain = self.output.i420 if form == "i420" else self.output
-        return [chain(picture(k), i) for k, i in enumerate(grain_at)]
+            frames = (self.output.i420_from_planes(planes(k), i) for k, i in enumerate(grain_at))
+        else:
+            picture = self._uint8_pictures(img, states)
+            chain = self.output.i420 if form == "i420" else self.output
+            frames = (chain(picture(k), i) for k, i in enumerate(grain_at))
+        return frames if lazy else list(frames)
 
     def small_frames(self, z: torch.Tensor, state: FrameState) -> list[np.ndarray]:
         """Frames for given latents [N, L] under this state's damage, at the generator's size."""
@@ -263,11 +269,13 @@ class Engine:
         return self._screens(self.generate(self.latent(state), state, sync=sync, urgent=urgent, event=event),
                              [state], form)[0]
 
-    def render_batch(self, states: list[FrameState], form: str = "rgb") -> list[np.ndarray]:
+    def render_batch(self, states: list[FrameState], form: str = "rgb",
+                     lazy: bool = False) -> list[np.ndarray] | Iterator[np.ndarray]:
         """Frames for several states that share their weight damage (offline rendering): one
         generator call for all of them, far cheaper per image than one call each. Every other
         step is taken per frame, as `render(state)` would, so each frame is that state's alone.
-        `form`: "rgb" (the screen's frames) or "i420" (the same frames as YUV 4:2:0, for an encoder)."""
+        `form`: "rgb" (the screen's frames) or "i420" (the same frames as YUV 4:2:0, for an encoder);
+        `lazy`: the frames as an iterator, each made as it is taken (see _screens)."""
         if len(states) == 1 or self.style is not None or self.guard is not None:
             return [self.render(s, sync=True, form=form) for s in states]
         first = states[0]
@@ -282,7 +290,7 @@ class Engine:
             finally:
                 self.hooks.set_activation(first.intensities, first.t, seed=first.seed)
             return self._screens(torch.cat([self._finished(img[k:k + 1], s) for k, s in enumerate(states)]),
-                                 states, form)
+                                 states, form, lazy)
 
     def resize(self, width: int, height: int) -> None:
         """Frames of another size from now on (the display changed under the live app)."""

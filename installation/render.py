@@ -416,11 +416,10 @@ def generated_frames(engine: Engine, states, form: str = "rgb") -> Iterator[tupl
     are generated together; in `form` (rgb, i420)."""
     group: list[tuple[int, FrameState]] = []
 
-    def flush():
-        frames = engine.render_batch([s for _, s in group], form)
-        out = [(i, s, f) for (i, s), f in zip(group, frames)]
+    def flush():            # each frame made as it is taken: the encoder has the first sooner
+        batch = list(group)
         group.clear()
-        return out
+        yield from ((i, s, f) for (i, s), f in zip(batch, engine.render_batch([s for _, s in batch], form, lazy=True)))
     for i, state in states:
         if group and (i // BLOCK != group[-1][0] // BLOCK or i != group[-1][0] + 1
                       or not engine.weights.same_weights(group[0][1].intensities, state.intensities,
