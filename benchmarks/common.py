@@ -17,6 +17,20 @@ if str(ROOT) not in sys.path:
 BUNDLED = ROOT / "assets" / "memories.safetensors"
 
 
+def run_main(main) -> int:
+    """A benchmark's entry point: main()'s exit code, and a user's mistake — a model, data folder or
+    setting that is missing or unusable — one line naming it and exit code 2, not a traceback."""
+    from installation.settings.loader import SettingsError
+    from models.checkpoint import CheckpointError
+    from models.detail import DetailError
+    from training.data import DataError
+    try:
+        return int(main() or 0)
+    except (CheckpointError, DataError, DetailError, SettingsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 def headless() -> None:
     """No window, no sound card needed: SDL's dummy drivers, unless the caller chose others."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from common import ROOT, headless
+from common import headless, ROOT, run_main
 
 headless()
 
@@ -82,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

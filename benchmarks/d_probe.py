@@ -18,7 +18,7 @@ from dataclasses import replace
 import common  # noqa: F401  (puts the project on sys.path)
 import torch
 
-from common import machine
+from common import machine, run_main
 from models import CheckpointError, load_generator
 from models.dcgan import Discriminator
 from training.augment import diff_augment, parse_policy
@@ -80,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

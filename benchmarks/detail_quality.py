@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 
-from common import BUNDLED, ROOT, headless, machine
+from common import BUNDLED, headless, machine, ROOT, run_main
 
 headless()
 
@@ -32,7 +31,7 @@ from installation.settings import load_settings  # noqa: E402
 from installation.sheet import stills  # noqa: E402
 from installation.state import FrameState  # noqa: E402
 from models.detail import upscale  # noqa: E402
-from training.data import DataError, load_folder  # noqa: E402
+from training.data import load_folder  # noqa: E402
 from training.detail import fine_detail  # noqa: E402
 from training.evaluate import checker_energy, ssim_matrix, ssim_pairs, walk_paths  # noqa: E402
 
@@ -60,11 +59,7 @@ def main() -> int:
         raise SystemExit(f"{args.model} has no detail stage: make one with python -m training detail")
     meta = engine.model.meta
     names = [a.name for a in meta.anchors]
-    try:
-        photos = load_folder(args.data, args.size, meta.channels)
-    except DataError as e:              # a missing or unusable folder: say how to make one, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    photos = load_folder(args.data, args.size, meta.channels)
     order = [photos.names.index(n) for n in names]
     photo01 = ((photos.images[order] + 1) / 2).expand(-1, 3, -1, -1)
     shown = {d: _t01([p for _, p in stills(e, c, 0.0, args.size, seed)]) for d, (e, c, seed) in engines.items()}
@@ -105,4 +100,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -24,7 +24,7 @@ import argparse
 import statistics
 import time
 
-from common import BUNDLED, FrameStats, Figure, headless, machine, print_figures
+from common import BUNDLED, Figure, FrameStats, headless, machine, print_figures, run_main
 
 headless()
 
@@ -270,4 +270,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

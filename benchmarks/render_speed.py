@@ -119,4 +119,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from common import run_main
+    raise SystemExit(run_main(main))

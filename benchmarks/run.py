@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import BUNDLED, Figure, headless, machine, print_figures
+from common import BUNDLED, Figure, headless, machine, print_figures, run_main
 
 headless()
 
@@ -92,4 +92,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -114,4 +114,5 @@ def _row(elapsed_s, frames, times, span_s, piece, guard) -> tuple[float, float, 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from common import run_main
+    raise SystemExit(run_main(main))

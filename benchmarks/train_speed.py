@@ -21,7 +21,7 @@ import common  # noqa: F401  (puts the project on sys.path)
 import torch
 import torch.nn.functional as F
 
-from common import Figure, machine, print_figures
+from common import Figure, machine, print_figures, run_main
 from models import registry
 from training.data import ImageSet
 from training.loop import Trainer
@@ -107,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

@@ -34,4 +34,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from common import run_main
+    raise SystemExit(run_main(main))
