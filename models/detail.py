@@ -311,30 +311,31 @@ class DetailStage:
         shade3 = None if shade is None else cv2.merge([np.asarray(shade, np.float32)] * 3)
 
         def frame(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            bufs = getattr(self._buffers, "planes", None)
-            if bufs is None or bufs.shape != (3, d, d):
-                bufs = self._buffers.planes = np.empty((3, d, d), np.float32)
+            buf = getattr(self._buffers, "plane", None)
+            if buf is None or buf.shape != (d, d):
+                buf = self._buffers.plane = np.empty((d, d), np.float32)
             xi = np.ascontiguousarray(x[i])
             base = cv2.transform(xi, base_m)                                    # [S, S, 3], levels less offset
             if shade3 is not None:
                 base = cv2.multiply(base, shade3)
-            for p, small in enumerate(cv2.split(base)):
-                cv2.resize(small, (d, d), bufs[p], interpolation=cv2.INTER_CUBIC)
             kept = None if keep is None else keep[i, 0].numpy()
+            lent = []                   # (weight [D, D], residual planes [3, D, D]) of each lending memory
             for j in range(a.shape[1]):
                 aj = a[i, j]
                 if float(aj.max()) < NEGLIGIBLE:
                     continue
                 w = self._weight(aj if shade is None else cv2.multiply(aj, shade), kept)
-                if w is None:
-                    continue
-                r = self.residual_planes(int(near[i, j]), m, key)
-                for p in range(3):
-                    cv2.accumulateProduct(w, r[p], bufs[p])                     # plane += w * residual
+                if w is not None:
+                    lent.append((w, self.residual_planes(int(near[i, j]), m, key)))
             finite = bool(np.isfinite(xi).all())
             out = []
-            for p in range(3):
-                plane = bufs[p] if finite else np.nan_to_num(bufs[p], nan=0.0, posinf=255.0, neginf=-255.0)
+            # one plane at a time, start to end, in one buffer (a megabyte at 512 px: it stays in the
+            # core's cache while it is enlarged, lent its detail and converted)
+            for p, small in enumerate(cv2.split(base)):
+                cv2.resize(small, (d, d), buf, interpolation=cv2.INTER_CUBIC)
+                for w, r in lent:
+                    cv2.accumulateProduct(w, r[p], buf)                         # plane += w * residual
+                plane = buf if finite else np.nan_to_num(buf, nan=0.0, posinf=255.0, neginf=-255.0)
                 u8 = cv2.addWeighted(plane, 1.0, plane, 0.0, offset[p], dtype=cv2.CV_8U)   # rounded, saturated
                 lo, hi = limits[p]
                 if lo > 0 or hi < 255:
