@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from common import headless, ROOT, run_main
+from common import ROOT, headless, run_main
 
 headless()
 

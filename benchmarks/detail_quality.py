@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from common import BUNDLED, headless, machine, ROOT, run_main
+from common import BUNDLED, ROOT, headless, machine, run_main
 
 headless()
 

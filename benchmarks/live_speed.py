@@ -24,7 +24,7 @@ import argparse
 import statistics
 import time
 
-from common import BUNDLED, Figure, FrameStats, headless, machine, print_figures, run_main
+from common import BUNDLED, FrameStats, Figure, headless, machine, print_figures, run_main
 
 headless()
 

@@ -151,7 +151,7 @@ def _tanh(x: torch.Tensor) -> torch.Tensor:
     if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled():
         return torch.tanh(x)
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    np.tanh(x.detach().numpy() if x.is_contiguous() else x.detach().contiguous().numpy(), out=out.numpy())
+    np.tanh(x.detach().contiguous().numpy(), out=out.numpy())
     return out
 
 

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ("detail_quality", ["--model", "{missing}"]),
     ("detail_quality", ["--data", "{folder}"]),
     ("controls", ["{missing}"]),
+    ("d_probe", ["--model", "{missing}"]),
 ])
 def test_a_benchmark_names_a_missing_model_or_folder_without_a_traceback(tmp_path, script, args):
     missing, folder = tmp_path / "nope.safetensors", tmp_path / "no-such-folder"
