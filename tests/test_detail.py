@@ -247,7 +247,7 @@ def test_training_detail_makes_a_stage_from_the_data_and_evaluate_measures_it(tm
     # (a random tiny generator's pictures are near-identical, so they share the photographs: the quality
     # itself is measured on the bundled model below)
     assert all(-1.0 <= f["display_ssim"] <= 1.0 and f["detail_share"] > 0 and f["display_size"] == 40
-               for f in figures.values())
+               and f["photo_detail_levels"] > 0 for f in figures.values())
     # mistakes: another data set, a bad size
     other = tmp_path / "other"
     shutil.copytree(image_folder, other)
@@ -255,6 +255,23 @@ def test_training_detail_makes_a_stage_from_the_data_and_evaluate_measures_it(tm
     assert training_main(["detail", str(ckpt), "--data", str(other)]) == 2
     assert "no image for 1 of the model's 6 memories" in capsys.readouterr().err
     assert training_main(["detail", str(ckpt), "--data", str(image_folder), "--size", "8"]) == 2
+
+
+def test_a_nearly_flat_photograph_is_named_apart_from_the_detail_range():
+    """A colour wheel has ~0.2 levels of fine detail: its share (JPEG's and 8-bit rounding's next to
+    nothing over it) is no sign of oversharpening, so evaluate's line keeps it out of the range and
+    names it, with its levels; a figure from before the levels were kept counts as detailed."""
+    from training.evaluate import display_summary
+    figures = {"horse.png": {"display_ssim": 0.99, "detail_share": 1.01, "display_size": 512, "photo_detail_levels": 2.3},
+               "brick.png": {"display_ssim": 0.98, "detail_share": 0.97, "display_size": 512, "photo_detail_levels": 4.5},
+               "wheel.png": {"display_ssim": 0.986, "detail_share": 1.85, "display_size": 512, "photo_detail_levels": 0.18}}
+    line = display_summary(figures)
+    assert "fine detail 0.97..1.01 of the photographs'" in line
+    assert "nearly flat: wheel.png 1.85 (its photograph 0.18 levels of fine detail)" in line
+    assert "SSIM min 0.980 (brick.png)" in line
+    old = {"horse.png": {"display_ssim": 0.99, "detail_share": 1.4, "display_size": 512}}
+    assert "fine detail 1.40..1.40" in display_summary(old) and "flat" not in display_summary(old)
+    assert "of the photographs'" not in display_summary({"wheel.png": figures["wheel.png"]})
 
 
 # ------------------------------------------------------------------ the bundled memories (issue 25's bar)

@@ -92,7 +92,10 @@ def _quantised01(x: torch.Tensor) -> torch.Tensor:
 def display_figures(generator: torch.nn.Module, meta, folder: Path) -> dict[str, dict[str, float]]:
     """For each memory, at display size (the detail stage's, or 4x the generator's without one): the
     SSIM of its healthy picture (through the detail stage, when there is one) against its photograph,
-    and its fine detail as a share of the photograph's (1 = as sharp; below, softer; above, oversharpened)."""
+    and its fine detail as a share of the photograph's (1 = as sharp; below, softer; above, oversharpened),
+    with the photograph's own fine detail in 8-bit levels (`photo_detail_levels`: below evaluate.FLAT_LEVELS the
+    share is a ratio of next to nothing — a colour wheel's 0.2 levels against 0.3 is "1.6" — and
+    evaluate's summary names it apart)."""
     size = meta.detail.size if meta.detail is not None else min(MAX_SIZE, MAX_FACTOR * meta.image_size)
     data = load_folder(folder, size, meta.channels, framing=framing_of(meta))
     index = {n: k for k, n in enumerate(data.names)}
@@ -109,6 +112,8 @@ def display_figures(generator: torch.nn.Module, meta, folder: Path) -> dict[str,
     photos = (data.images[[index[a.name] for a in anchors]] + 1) / 2
     shown01 = _quantised01(shown)
     ssim = ssim_pairs(shown01, photos)
-    share = fine_detail(shown01) / fine_detail(photos).clamp_min(1e-6)
-    return {a.name: {"display_ssim": float(s), "detail_share": float(d), "display_size": size}
-            for a, s, d in zip(anchors, ssim.tolist(), share.tolist())}
+    photo_detail = fine_detail(photos)
+    share = fine_detail(shown01) / photo_detail.clamp_min(1e-6)
+    return {a.name: {"display_ssim": float(s), "detail_share": float(d), "display_size": size,
+                     "photo_detail_levels": float(p) * 255.0}
+            for a, s, d, p in zip(anchors, ssim.tolist(), share.tolist(), photo_detail.tolist())}

@@ -84,16 +84,28 @@ def checker_energy(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x.float(), k, groups=c).abs().mean(dim=(1, 2, 3))
 
 
+FLAT_LEVELS = 1.0       # a photograph with less fine detail than this (mean, 8-bit levels) is nearly flat
+
+
 def display_summary(figures: dict[str, dict[str, float]]) -> str:
     """One line of detail.display_figures' figures (Evaluation.display): SSIM and fine detail at display size."""
     if not figures:
         return ""
     ssim = np.array([f["display_ssim"] for f in figures.values()])
-    share = np.array([f["detail_share"] for f in figures.values()])
     worst = min(figures, key=lambda n: figures[n]["display_ssim"])
     size = next(iter(figures.values()))["display_size"]
-    return (f"at display size ({size} px) against the photographs: SSIM min {ssim.min():.3f} ({worst}) median "
-            f"{np.median(ssim):.3f}; fine detail {share.min():.2f}..{share.max():.2f} of the photographs'")
+    line = (f"at display size ({size} px) against the photographs: SSIM min {ssim.min():.3f} ({worst}) median "
+            f"{np.median(ssim):.3f}")
+    # a nearly flat photograph's share is a ratio of next to nothing: named apart, with its levels
+    flat = {n for n, f in figures.items() if f.get("photo_detail_levels", FLAT_LEVELS) < FLAT_LEVELS}
+    share = np.array([f["detail_share"] for n, f in figures.items() if n not in flat])
+    if len(share):
+        line += f"; fine detail {share.min():.2f}..{share.max():.2f} of the photographs'"
+    if flat:
+        line += "; nearly flat: " + ", ".join(
+            f"{n} {figures[n]['detail_share']:.2f} (its photograph {figures[n]['photo_detail_levels']:.2f} levels "
+            f"of fine detail)" for n in sorted(flat))
+    return line
 
 
 @dataclass
