@@ -31,7 +31,7 @@ from installation.settings import load_settings  # noqa: E402
 from installation.sheet import stills  # noqa: E402
 from installation.state import FrameState  # noqa: E402
 from models.detail import upscale  # noqa: E402
-from training.data import load_folder  # noqa: E402
+from training.data import framing_of, load_folder  # noqa: E402
 from training.detail import fine_detail  # noqa: E402
 from training.evaluate import checker_energy, ssim_matrix, ssim_pairs, walk_paths  # noqa: E402
 
@@ -59,7 +59,7 @@ def main() -> int:
         raise SystemExit(f"{args.model} has no detail stage: make one with python -m training detail")
     meta = engine.model.meta
     names = [a.name for a in meta.anchors]
-    photos = load_folder(args.data, args.size, meta.channels)
+    photos = load_folder(args.data, args.size, meta.channels, framing=framing_of(meta))    # cropped as training cropped them
     order = [photos.names.index(n) for n in names]
     photo01 = ((photos.images[order] + 1) / 2).expand(-1, 3, -1, -1)
     shown = {d: _t01([p for _, p in stills(e, c, 0.0, args.size, seed)]) for d, (e, c, seed) in engines.items()}
@@ -86,8 +86,13 @@ def main() -> int:
         frames = _t01(e.pictures(half, FrameState(seed=seed)))
         frames = torch.nn.functional.interpolate(frames, size=args.size, mode="bicubic", align_corners=False)
         nearest = ssim_matrix(frames, photo01).argmax(dim=1)
-        ratio = checker_energy(frames) / checker_energy(photo01)[nearest].clamp_min(1e-6)
-        print(f"  {'with' if detail else 'without'} detail stage: {float(torch.quantile(ratio, 0.9)):.2f}")
+        energy, theirs = checker_energy(frames), checker_energy(photo01)[nearest]
+        ratio = energy / theirs.clamp_min(1e-6)
+        # in 8-bit levels too: against a nearly flat photograph (a colour wheel's 0.04 levels) the ratio
+        # is large for a checkerboard no one can see
+        print(f"  {'with' if detail else 'without'} detail stage: {float(torch.quantile(ratio, 0.9)):.2f} "
+              f"(its energy p90 {float(torch.quantile(energy, 0.9)) * 255:.3f} levels; the nearest photographs' "
+              f"median {float(theirs.median()) * 255:.3f})")
     if args.png:
         pick = np.linspace(0, len(names) - 1, 3).round().astype(int)
         tiles = [np.concatenate([(x[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
