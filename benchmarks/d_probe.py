@@ -22,7 +22,7 @@ from common import machine, run_main
 from models import CheckpointError, load_generator
 from models.dcgan import Discriminator
 from training.augment import diff_augment, parse_policy
-from training.data import load_folder
+from training.data import framing_of, load_folder
 from training.loop import d_loss_fn
 
 # (label, D normalisation, DiffAugment policy, D learning rate)
@@ -64,7 +64,7 @@ def main() -> None:
     G, meta = load_generator(args.model, device="cpu")       # a bad model or folder: run_main says so, exit 2
     if meta.architecture != "dcgan":
         raise CheckpointError(f"{args.model}: a {meta.architecture} generator; this probe builds DCGAN discriminators")
-    images = load_folder(args.data, G.cfg.image_size, G.cfg.channels).images
+    images = load_folder(args.data, G.cfg.image_size, G.cfg.channels, framing=framing_of(meta)).images   # as trained
     G.eval()
     print(f"{machine()}; {args.model} (step {meta.step}) against {len(images)} images of {args.data}; "
           f"{args.steps} D steps per row, G frozen, D width {G.cfg.d_width}")
