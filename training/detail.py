@@ -94,7 +94,7 @@ def display_figures(generator: torch.nn.Module, meta, folder: Path) -> dict[str,
     SSIM of its healthy picture (through the detail stage, when there is one) against its photograph,
     and its fine detail as a share of the photograph's (1 = as sharp; below, softer; above, oversharpened),
     with the photograph's own fine detail in 8-bit levels (`photo_detail_levels`: below evaluate.FLAT_LEVELS the
-    share is a ratio of next to nothing — a colour wheel's 0.2 levels against 0.3 is "1.6" — and
+    share is a ratio of next to nothing — a colour wheel's 0.15 levels read "1.85" — and
     evaluate's summary names it apart)."""
     size = meta.detail.size if meta.detail is not None else min(MAX_SIZE, MAX_FACTOR * meta.image_size)
     data = load_folder(folder, size, meta.channels, framing=framing_of(meta))
