@@ -204,3 +204,12 @@ def run_main(package: str, *args, cwd=None) -> subprocess.CompletedProcess:
         os.chdir(where)
         root.setLevel(level)
     return subprocess.CompletedProcess([sys.executable, "-m", package, *argv], code or 0, out.getvalue(), err.getvalue())
+
+
+def run_benchmark(script: str, *args, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python benchmarks/SCRIPT.py ARGS` in a process of its own, as a person runs it from a bare
+    shell (no display, no sound card, only the system PATH): its exit code and what it printed."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([sys.executable, os.path.join(root, "benchmarks", f"{script}.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env={"PATH": "/usr/bin:/bin", "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})

@@ -2,14 +2,11 @@
 command `python -m training memories` (training/memories.py), its time budget, its continuation and
 the mistakes a person will make."""
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import OWN_MEMORIES
+from conftest import OWN_MEMORIES, run_benchmark
 
 from models import load_generator
 from models.faces import FaceDetector
@@ -17,8 +14,6 @@ from training.cli import main as training_main
 from training.data import DataError, load_folder
 from training.framing import crop_box, subject_centre
 from training.memories import MAX_PHOTOS
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _astronaut_portrait() -> np.ndarray:
@@ -131,10 +126,7 @@ def test_photographs_to_a_model_with_its_detail_and_the_same_command_continues(o
     # its SSIM at the detail size is evaluate's, not that of the middle square
     from training.detail import display_figures
     figures = display_figures(g, meta, photos)
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "detail_quality.py"), "--model", str(out),
-                        "--data", str(photos), "--size", str(meta.detail.size)], capture_output=True, text=True,
-                       timeout=300, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "SDL_VIDEODRIVER": "dummy",
-                                                       "SDL_AUDIODRIVER": "dummy"})
+    r = run_benchmark("detail_quality", "--model", out, "--data", photos, "--size", meta.detail.size, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     row = next(line for line in r.stdout.splitlines() if line.startswith("portrait.png"))
     assert abs(float(row.split()[-2]) - figures["portrait.png"]["display_ssim"]) < 0.02, (row, figures)
